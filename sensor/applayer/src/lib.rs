@@ -1,0 +1,276 @@
+//! Khiên application layer: protocol detection and parsers over in-order bytes.
+//!
+//! A pure library: it does no I/O and knows nothing of packets, flows, TCP reassembly or
+//! output files. The sensor (`khien-sensor`) feeds it reassembled stream bytes (or whole UDP
+//! datagrams) per direction and turns the [`AppEvent`]s it gets back into EVE records.
+//!
+//! Invariants:
+//! - no parser panics on hostile bytes: no unchecked indexing or slicing of input;
+//! - every loop and every buffered length is bounded by [`AppConfig`];
+//! - parsers are incremental: any split of a TCP stream yields the same events.
+
+// Removed once the HTTP and SMTP parsers (next commits) use the file and buffer helpers.
+#![allow(dead_code, reason = "helpers for the HTTP/SMTP parsers landing next")]
+
+mod dns;
+mod file;
+mod ftp;
+mod http;
+mod probe;
+mod smtp;
+mod ssh;
+mod tls;
+mod util;
+
+pub use dns::{DnsQuery, DnsRData, DnsRecord, DnsTx};
+pub use file::{FileRecord, FileState};
+pub use ftp::FtpTx;
+pub use http::{HttpTx, HttpVersion};
+pub use probe::probe;
+pub use smtp::{SmtpAttachment, SmtpTx};
+pub use ssh::{SshEndpoint, SshTx};
+pub use tls::{TlsCert, TlsTx};
+
+use serde_json::Value;
+
+/// Application protocols, with Suricata's `app_proto` names via [`AppProto::as_str`].
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AppProto {
+    Http,
+    Dns,
+    Tls,
+    Ssh,
+    Smtp,
+    Ftp,
+    FtpData,
+    /// Detection ran and found nothing (Suricata's `"failed"`).
+    Failed,
+}
+
+impl AppProto {
+    /// Suricata's `app_proto` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppProto::Http => "http",
+            AppProto::Dns => "dns",
+            AppProto::Tls => "tls",
+            AppProto::Ssh => "ssh",
+            AppProto::Smtp => "smtp",
+            AppProto::Ftp => "ftp",
+            AppProto::FtpData => "ftp-data",
+            AppProto::Failed => "failed",
+        }
+    }
+}
+
+/// Direction of a chunk of bytes relative to the flow's client and server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    ToServer,
+    ToClient,
+}
+
+impl Direction {
+    /// The index of this direction in per-direction arrays (to server 0, to client 1).
+    pub(crate) fn idx(self) -> usize {
+        match self {
+            Direction::ToServer => 0,
+            Direction::ToClient => 1,
+        }
+    }
+}
+
+/// Transport the bytes came over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+/// Result of [`probe`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Probe {
+    Match(AppProto),
+    /// Not enough bytes to decide; call again with more.
+    NeedMore,
+    NoMatch,
+}
+
+/// Limits that bound memory and work against hostile input. Every field has a default.
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    /// Bytes a stream parser may buffer per direction while waiting for a complete unit
+    /// (an HTTP header block, a TLS handshake message, a DNS-over-TCP message, a line).
+    pub max_buffer: usize,
+    /// HTTP: most header fields kept per message; further ones are counted, not kept.
+    pub http_max_headers: usize,
+    /// HTTP: longest request/status line or header line.
+    pub http_max_line: usize,
+    /// HTTP request body bytes kept on the transaction for inspection.
+    pub http_request_body_depth: usize,
+    /// HTTP response body bytes kept on the transaction for inspection.
+    pub http_response_body_depth: usize,
+    /// Most bytes produced by gzip/deflate decompression of one body.
+    pub decompress_limit: usize,
+    /// Most decompressed bytes per compressed byte before decompression gives up.
+    pub decompress_max_ratio: usize,
+    /// Transactions waiting for their other half (HTTP responses, FTP replies).
+    pub max_tx_in_flight: usize,
+    /// File bytes kept in [`FileRecord::data`] (for YARA); 0 keeps none.
+    pub file_data_limit: usize,
+    /// DNS: most resource records parsed per section, and most queries.
+    pub dns_max_records: usize,
+    /// DNS: most compression pointers followed while reading one name.
+    pub dns_max_pointers: usize,
+    /// TLS: most certificates kept from a chain.
+    pub tls_max_certs: usize,
+    /// SMTP/FTP: longest command or reply line, SMTP: most recipients kept.
+    pub line_max: usize,
+    pub smtp_max_rcpt: usize,
+    /// SMTP: most MIME parts tracked per message (and nesting depth of multipart).
+    pub smtp_max_parts: usize,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            max_buffer: 256 * 1024,
+            http_max_headers: 512,
+            http_max_line: 18_000,
+            http_request_body_depth: 100 * 1024,
+            http_response_body_depth: 100 * 1024,
+            decompress_limit: 4 * 1024 * 1024,
+            decompress_max_ratio: 2048,
+            max_tx_in_flight: 512,
+            file_data_limit: 0,
+            dns_max_records: 256,
+            dns_max_pointers: 32,
+            tls_max_certs: 16,
+            line_max: 8192,
+            smtp_max_rcpt: 256,
+            smtp_max_parts: 64,
+        }
+    }
+}
+
+/// A new parser for `proto`, or `None` when the protocol has no parser here (e.g. `Failed`).
+pub fn new_parser(proto: AppProto, cfg: &AppConfig) -> Option<Box<dyn Parser>> {
+    let p: Box<dyn Parser> = match proto {
+        AppProto::Dns => Box::new(dns::DnsParser::new(cfg)),
+        AppProto::Ssh => Box::new(ssh::SshParser::new(cfg)),
+        // Parsers still being written.
+        AppProto::Http | AppProto::Tls | AppProto::Ftp | AppProto::Smtp => return None,
+        AppProto::FtpData | AppProto::Failed => return None,
+    };
+    Some(p)
+}
+
+/// Like [`new_parser`], telling the parser which transport carries the flow. DNS needs it
+/// to tell length-prefixed TCP from UDP datagrams for sure ([`new_parser`] infers it from
+/// the first bytes); other protocols ignore it.
+pub fn new_parser_for(proto: AppProto, t: Transport, cfg: &AppConfig) -> Option<Box<dyn Parser>> {
+    match proto {
+        AppProto::Dns => Some(Box::new(dns::DnsParser::with_transport(cfg, t))),
+        _ => new_parser(proto, cfg),
+    }
+}
+
+/// An incremental application-layer parser for one flow.
+pub trait Parser: Send {
+    fn proto(&self) -> AppProto;
+    /// In-order stream bytes (TCP, any split) or one whole datagram (UDP), in `dir`.
+    /// `ts` is the packet timestamp in microseconds since the Unix epoch.
+    fn parse(&mut self, dir: Direction, data: &[u8], ts: i64, out: &mut Vec<AppEvent>);
+    /// `len` bytes are missing in `dir` (a reassembly gap): resync or give up gracefully.
+    fn gap(&mut self, dir: Direction, len: u64, out: &mut Vec<AppEvent>);
+    /// End of flow: flush incomplete transactions and files (Suricata logs them too).
+    fn close(&mut self, ts: i64, out: &mut Vec<AppEvent>);
+}
+
+/// What a parser emits. The sensor wraps each in an EVE record with the common fields.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub enum AppEvent {
+    /// A completed (or flushed) transaction.
+    Tx(Transaction),
+    /// A file seen in a transaction (HTTP body either direction, SMTP attachment).
+    File(FileRecord),
+    /// An app-layer anomaly with Suricata's app-layer event name.
+    Anomaly {
+        proto: AppProto,
+        event: &'static str,
+    },
+}
+
+/// A typed transaction, readable by the detection engine and serialisable to EVE.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub enum Transaction {
+    Http(HttpTx),
+    Dns(DnsTx),
+    Tls(TlsTx),
+    Ssh(SshTx),
+    Smtp(SmtpTx),
+    Ftp(FtpTx),
+}
+
+impl Transaction {
+    /// The protocol of this transaction.
+    pub fn proto(&self) -> AppProto {
+        match self {
+            Transaction::Http(_) => AppProto::Http,
+            Transaction::Dns(_) => AppProto::Dns,
+            Transaction::Tls(_) => AppProto::Tls,
+            Transaction::Ssh(_) => AppProto::Ssh,
+            Transaction::Smtp(_) => AppProto::Smtp,
+            Transaction::Ftp(_) => AppProto::Ftp,
+        }
+    }
+
+    /// The per-flow transaction number (Suricata's top-level EVE `tx_id`).
+    pub fn tx_id(&self) -> u64 {
+        match self {
+            Transaction::Http(t) => t.tx_id,
+            Transaction::Dns(t) => t.tx_id,
+            Transaction::Tls(t) => t.tx_id,
+            Transaction::Ssh(t) => t.tx_id,
+            Transaction::Smtp(t) => t.tx_id,
+            Transaction::Ftp(t) => t.tx_id,
+        }
+    }
+
+    /// The direction of the packet that completed the transaction (Suricata logs the EVE
+    /// record with that packet's addresses: a DNS answer goes server → client).
+    pub fn direction(&self) -> Direction {
+        match self {
+            Transaction::Dns(t) if t.is_response => Direction::ToClient,
+            Transaction::Dns(_) => Direction::ToServer,
+            _ => Direction::ToServer,
+        }
+    }
+
+    /// EVE records this transaction produces: (event_type, key, value). Usually one, e.g.
+    /// ("http", "http", {"hostname":...,"url":...}); key is the JSON key of the protocol
+    /// section inside the EVE record. A DNS query message yields one record per question
+    /// (Suricata 7 dns v2 format). Values use Suricata 7's field names and formats.
+    pub fn eve(&self) -> Vec<(&'static str, &'static str, Value)> {
+        match self {
+            Transaction::Http(t) => vec![("http", "http", t.eve())],
+            Transaction::Dns(t) => t.eve().into_iter().map(|v| ("dns", "dns", v)).collect(),
+            Transaction::Tls(t) => vec![("tls", "tls", t.eve())],
+            Transaction::Ssh(t) => vec![("ssh", "ssh", t.eve())],
+            Transaction::Smtp(t) => vec![("smtp", "smtp", t.eve())],
+            Transaction::Ftp(t) => vec![("ftp", "ftp", t.eve())],
+        }
+    }
+
+    /// Further sections Suricata writes into the same EVE record beside the main one:
+    /// SMTP records carry `"email": {...}` next to `"smtp"`. Empty for other protocols.
+    pub fn eve_extra(&self) -> Vec<(&'static str, Value)> {
+        match self {
+            Transaction::Smtp(t) => vec![("email", t.eve_email())],
+            _ => Vec::new(),
+        }
+    }
+}
