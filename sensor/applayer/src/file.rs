@@ -94,6 +94,7 @@ pub(crate) struct FileTracker {
     data: Vec<u8>,
     data_limit: usize,
     gaps: bool,
+    truncated: bool,
 }
 
 impl std::fmt::Debug for FileTracker {
@@ -117,6 +118,7 @@ impl FileTracker {
             data: Vec::new(),
             data_limit,
             gaps: false,
+            truncated: false,
         }
     }
 
@@ -137,6 +139,11 @@ impl FileTracker {
 
     pub(crate) fn set_gap(&mut self) {
         self.gaps = true;
+    }
+
+    /// The rest of the file will not be seen (a decoding limit): it ends TRUNCATED.
+    pub(crate) fn set_truncated(&mut self) {
+        self.truncated = true;
     }
 
     pub(crate) fn finish(

@@ -1,9 +1,14 @@
 //! HTTP/1.x: request and response lines, headers, bodies (Content-Length, chunked,
 //! close-delimited), gzip/deflate decoding, pipelining, files.
 
+use std::collections::VecDeque;
+use std::io::Write;
+
 use serde_json::{json, Map, Value};
 
-use crate::util::json_str;
+use crate::file::{FileRecord, FileState, FileTracker};
+use crate::util::{find, json_str, trim};
+use crate::{AppConfig, AppEvent, AppProto, Direction, Parser, Transaction};
 
 /// HTTP version of a message line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,4 +111,1585 @@ fn header<'a>(h: &'a [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
     h.iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
         .map(|(_, v)| v.as_slice())
+}
+
+// ---------------------------------------------------------------------------------------
+// Pure helpers over one line / one header value.
+
+/// A parsed request line.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct RequestLine<'a> {
+    pub(crate) method: &'a [u8],
+    pub(crate) uri: &'a [u8],
+    /// Empty for HTTP/0.9.
+    pub(crate) protocol: &'a [u8],
+}
+
+/// Split `METHOD SP URI [SP PROTOCOL]` (spaces and tabs, any number). `None` if empty.
+pub(crate) fn parse_request_line(line: &[u8]) -> Option<RequestLine<'_>> {
+    let line = trim(line);
+    let is_ws = |c: &u8| *c == b' ' || *c == b'\t';
+    let m_end = line.iter().position(is_ws).unwrap_or(line.len());
+    let method = &line[..m_end];
+    if method.is_empty() {
+        return None;
+    }
+    let rest = trim(&line[m_end..]);
+    // The protocol is the last word if it starts with "HTTP/"; URIs may contain spaces.
+    let (uri, protocol) = match rest.iter().rposition(is_ws) {
+        Some(i)
+            if rest[i + 1..].len() >= 5 && rest[i + 1..i + 6].eq_ignore_ascii_case(b"HTTP/") =>
+        {
+            (trim(&rest[..i]), &rest[i + 1..])
+        }
+        _ => (rest, &rest[rest.len()..]),
+    };
+    Some(RequestLine {
+        method,
+        uri,
+        protocol,
+    })
+}
+
+/// A parsed status line: protocol, status code (if 3 digits), message.
+pub(crate) fn parse_status_line(line: &[u8]) -> Option<(&[u8], Option<u16>, &[u8])> {
+    let line = trim(line);
+    if line.len() < 5 || !line[..5].eq_ignore_ascii_case(b"HTTP/") {
+        return None;
+    }
+    let is_ws = |c: &u8| *c == b' ' || *c == b'\t';
+    let p_end = line.iter().position(is_ws).unwrap_or(line.len());
+    let rest = trim(&line[p_end..]);
+    let c_end = rest.iter().position(is_ws).unwrap_or(rest.len());
+    let code = &rest[..c_end];
+    let status = if code.len() == 3 && code.iter().all(u8::is_ascii_digit) {
+        std::str::from_utf8(code).ok().and_then(|s| s.parse().ok())
+    } else {
+        None
+    };
+    Some((&line[..p_end], status, trim(&rest[c_end..])))
+}
+
+/// Host and explicit port from a Host header or URI authority ("Example.com:8080",
+/// "[::1]:80", "user@host"). The host is lower-cased.
+pub(crate) fn parse_authority(a: &[u8]) -> (Vec<u8>, Option<u16>) {
+    let a = trim(a);
+    let a = match a.iter().rposition(|&c| c == b'@') {
+        Some(i) => &a[i + 1..],
+        None => a,
+    };
+    let (host, port) = if a.first() == Some(&b'[') {
+        match a.iter().position(|&c| c == b']') {
+            Some(e) => (&a[..=e], a[e + 1..].strip_prefix(b":")),
+            None => (a, None),
+        }
+    } else {
+        match a.iter().rposition(|&c| c == b':') {
+            Some(i) => (&a[..i], Some(&a[i + 1..])),
+            None => (a, None),
+        }
+    };
+    let port = port
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .and_then(|p| p.parse::<u16>().ok())
+        .filter(|&p| p > 0);
+    (host.to_ascii_lowercase(), port)
+}
+
+/// For an absolute URI ("http://host:port/path?q"): the authority and the rest.
+fn split_absolute(uri: &[u8]) -> Option<(&[u8], &[u8])> {
+    let i = find(uri, b"://")?;
+    let scheme = &uri[..i];
+    if scheme.is_empty()
+        || !scheme
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(c))
+    {
+        return None;
+    }
+    let rest = &uri[i + 3..];
+    let a_end = rest
+        .iter()
+        .position(|&c| c == b'/' || c == b'?' || c == b'#')
+        .unwrap_or(rest.len());
+    Some((&rest[..a_end], &rest[a_end..]))
+}
+
+fn unhex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while let Some(&c) = s.get(i) {
+        if c == b'%' {
+            if let (Some(h), Some(l)) = (
+                s.get(i + 1).and_then(|&c| unhex(c)),
+                s.get(i + 2).and_then(|&c| unhex(c)),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+/// RFC 3986 section 5.2.4 on an already decoded path.
+fn remove_dot_segments(path: &[u8]) -> Vec<u8> {
+    let mut segs: Vec<&[u8]> = Vec::new();
+    let absolute = path.first() == Some(&b'/');
+    let parts: Vec<&[u8]> = path.split(|&c| c == b'/').collect();
+    let last = parts.len().saturating_sub(1);
+    let mut trailing = false;
+    for (i, p) in parts.iter().enumerate() {
+        match *p {
+            b"." => trailing = i == last,
+            b".." => {
+                if segs.len() > usize::from(absolute) {
+                    segs.pop();
+                }
+                trailing = i == last;
+            }
+            _ => {
+                segs.push(p);
+                trailing = false;
+            }
+        }
+    }
+    let mut out = segs.join(&b'/');
+    if trailing {
+        out.push(b'/');
+    }
+    if absolute && out.first() != Some(&b'/') {
+        out.insert(0, b'/');
+    }
+    out
+}
+
+/// Suricata-style normalised URI for detection: path (with absolute-URI authority removed)
+/// percent-decoded and without dot segments, then the query as sent.
+pub(crate) fn normalize_uri(raw: &[u8]) -> Vec<u8> {
+    let rest = split_absolute(raw).map_or(raw, |(_, r)| r);
+    let (path, query) = match rest.iter().position(|&c| c == b'?') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, &rest[rest.len()..]),
+    };
+    let mut out = remove_dot_segments(&percent_decode(path));
+    out.extend_from_slice(query);
+    out
+}
+
+/// The path of a URI for file names (no query, decoded, dot segments removed).
+fn uri_path(raw: &[u8]) -> Vec<u8> {
+    let n = normalize_uri(raw);
+    let q = n.iter().position(|&c| c == b'?').unwrap_or(n.len());
+    n[..q].to_vec()
+}
+
+/// `filename=` (or `filename*=`) of a Content-Disposition value.
+pub(crate) fn disposition_filename(v: &[u8]) -> Option<Vec<u8>> {
+    for part in v.split(|&c| c == b';') {
+        let part = trim(part);
+        let Some(eq) = part.iter().position(|&c| c == b'=') else {
+            continue;
+        };
+        let key = trim(&part[..eq]);
+        let val = trim(&part[eq + 1..]);
+        if key.eq_ignore_ascii_case(b"filename") {
+            let val = val.strip_prefix(b"\"").unwrap_or(val);
+            let val = val.strip_suffix(b"\"").unwrap_or(val);
+            return Some(val.to_vec());
+        }
+        if key.eq_ignore_ascii_case(b"filename*") {
+            // RFC 5987: charset'lang'value
+            let v = val.splitn(3, |&c| c == b'\'').nth(2).unwrap_or(val);
+            return Some(percent_decode(v));
+        }
+    }
+    None
+}
+
+/// A parameter (`boundary=...`) of a header value such as Content-Type.
+fn header_param<'a>(v: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    v.split(|&c| c == b';').skip(1).find_map(|p| {
+        let p = trim(p);
+        let eq = p.iter().position(|&c| c == b'=')?;
+        if !trim(&p[..eq]).eq_ignore_ascii_case(name) {
+            return None;
+        }
+        let val = trim(&p[eq + 1..]);
+        let val = val.strip_prefix(b"\"").unwrap_or(val);
+        Some(val.strip_suffix(b"\"").unwrap_or(val))
+    })
+}
+
+/// Whether a comma-separated header value lists `token` (case-insensitive).
+fn has_token(v: &[u8], token: &[u8]) -> bool {
+    v.split(|&c| c == b',')
+        .any(|t| trim(t).eq_ignore_ascii_case(token))
+}
+
+fn parse_content_length(v: &[u8]) -> Option<u64> {
+    let v = trim(v);
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// A chunk-size line: hex digits, optional extension after ';'.
+fn parse_chunk_size(line: &[u8]) -> Option<u64> {
+    let line = trim(line);
+    let end = line
+        .iter()
+        .position(|&c| c == b';' || c == b' ' || c == b'\t')
+        .unwrap_or(line.len());
+    let hex = &line[..end];
+    if hex.is_empty() || hex.len() > 16 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in hex {
+        n = n.checked_mul(16)?.checked_add(u64::from(unhex(c)?))?;
+    }
+    Some(n)
+}
+
+// ---------------------------------------------------------------------------------------
+// Content decoding (gzip / deflate), bounded.
+
+/// Compressed bytes fed to the decoder per step, so one step's output stays small.
+const DECODE_STEP: usize = 512;
+
+enum Inflate {
+    Gzip(flate2::write::GzDecoder<Vec<u8>>),
+    Zlib(flate2::write::ZlibDecoder<Vec<u8>>),
+    Raw(flate2::write::DeflateDecoder<Vec<u8>>),
+}
+
+/// A streaming, bounded content decoder.
+struct Decoder {
+    inner: Option<Inflate>,
+    /// "deflate" bodies are zlib-wrapped or raw; decided on the first byte.
+    deflate_pending: bool,
+    fed: u64,
+    produced: u64,
+    limit: u64,
+    ratio: u64,
+}
+
+impl Decoder {
+    fn new(encoding: &[u8], cfg: &AppConfig) -> Option<Decoder> {
+        let enc = trim(encoding);
+        let (inner, deflate_pending) =
+            if enc.eq_ignore_ascii_case(b"gzip") || enc.eq_ignore_ascii_case(b"x-gzip") {
+                (
+                    Some(Inflate::Gzip(flate2::write::GzDecoder::new(Vec::new()))),
+                    false,
+                )
+            } else if enc.eq_ignore_ascii_case(b"deflate") {
+                (None, true)
+            } else {
+                return None;
+            };
+        Some(Decoder {
+            inner,
+            deflate_pending,
+            fed: 0,
+            produced: 0,
+            limit: cfg.decompress_limit as u64,
+            ratio: cfg.decompress_max_ratio as u64,
+        })
+    }
+
+    /// A decoder that has given up: it produces nothing more.
+    fn stopped() -> Decoder {
+        Decoder {
+            inner: None,
+            deflate_pending: false,
+            fed: 0,
+            produced: 0,
+            limit: 0,
+            ratio: 0,
+        }
+    }
+
+    /// Decode `data`: the bytes produced, and Suricata's event name if decoding stopped
+    /// (failed or hit a limit; what was decoded before is still returned).
+    fn feed(&mut self, data: &[u8]) -> (Vec<u8>, Option<&'static str>) {
+        if self.deflate_pending {
+            let Some(&first) = data.first() else {
+                return (Vec::new(), None);
+            };
+            self.deflate_pending = false;
+            // A zlib header: CM = 8 and a check value that divides by 31.
+            let zlib = first & 0x0f == 8
+                && data
+                    .get(1)
+                    .is_none_or(|&b| (u16::from(first) << 8 | u16::from(b)) % 31 == 0);
+            self.inner = Some(if zlib {
+                Inflate::Zlib(flate2::write::ZlibDecoder::new(Vec::new()))
+            } else {
+                Inflate::Raw(flate2::write::DeflateDecoder::new(Vec::new()))
+            });
+        }
+        let mut out = Vec::new();
+        for step in data.chunks(DECODE_STEP) {
+            let Some(inner) = self.inner.as_mut() else {
+                break;
+            };
+            self.fed += step.len() as u64;
+            let (res, buf) = match inner {
+                // flush() hands over everything decoded so far.
+                Inflate::Gzip(d) => (d.write_all(step).and_then(|()| d.flush()), d.get_mut()),
+                Inflate::Zlib(d) => (d.write_all(step).and_then(|()| d.flush()), d.get_mut()),
+                Inflate::Raw(d) => (d.write_all(step).and_then(|()| d.flush()), d.get_mut()),
+            };
+            self.produced += buf.len() as u64;
+            out.append(buf);
+            if res.is_err() {
+                self.inner = None;
+                return (out, Some("GZIP_DECOMPRESSION_FAILED"));
+            }
+            if self.produced > self.limit
+                || self.produced > self.fed.saturating_mul(self.ratio).max(64 * 1024)
+            {
+                self.inner = None;
+                let keep = out
+                    .len()
+                    .saturating_sub((self.produced.saturating_sub(self.limit)) as usize);
+                out.truncate(keep);
+                return (out, Some("COMPRESSION_BOMB"));
+            }
+        }
+        (out, None)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The per-flow state machine.
+
+/// What a direction is waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// A request or status line (blank lines before it are skipped).
+    Line,
+    Headers,
+    /// Body bytes: `remaining` of a Content-Length body or of a chunk.
+    Body(u64),
+    /// Body until the end of the stream (responses without length).
+    BodyUntilClose,
+    ChunkSize,
+    /// The CRLF after a chunk's data.
+    ChunkEnd,
+    Trailers,
+    /// CONNECT / Upgrade: the rest is not HTTP.
+    Tunnel,
+    /// Lost sync (a gap, an invalid chunk size): ignore the rest of the direction.
+    Broken,
+}
+
+/// A transaction being built.
+struct Pending {
+    tx: HttpTx,
+    req_done: bool,
+    resp_done: bool,
+    /// The request had no HTTP version (0.9): the response has no status line.
+    v09: bool,
+    files: Vec<FileRecord>,
+}
+
+/// Per-direction parsing state.
+struct Side {
+    state: State,
+    line: Vec<u8>,
+    line_overflow: bool,
+    /// Header lines seen for the current message (kept or not).
+    header_count: usize,
+    /// Blank lines skipped before a message line.
+    blank_lines: usize,
+    chunked: bool,
+    decoder: Option<Decoder>,
+    file: Option<FileTracker>,
+    /// The transaction this direction is working on.
+    cur: Option<u64>,
+    /// Multipart/form-data request: the boundary, and the body kept to split it at the end.
+    multipart: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Side {
+    fn new() -> Self {
+        Side {
+            state: State::Line,
+            line: Vec::new(),
+            line_overflow: false,
+            header_count: 0,
+            blank_lines: 0,
+            chunked: false,
+            decoder: None,
+            file: None,
+            cur: None,
+            multipart: None,
+        }
+    }
+}
+
+/// HTTP/1.x parser for one flow.
+pub(crate) struct HttpParser {
+    cfg: AppConfig,
+    sides: [Side; 2],
+    txs: VecDeque<Pending>,
+    next_tx: u64,
+}
+
+/// Most blank lines skipped between messages.
+const MAX_BLANK_LINES: usize = 64;
+
+fn anomaly(event: &'static str) -> AppEvent {
+    AppEvent::Anomaly {
+        proto: AppProto::Http,
+        event,
+    }
+}
+
+impl HttpParser {
+    pub(crate) fn new(cfg: &AppConfig) -> Self {
+        HttpParser {
+            cfg: cfg.clone(),
+            sides: [Side::new(), Side::new()],
+            txs: VecDeque::new(),
+            next_tx: 0,
+        }
+    }
+
+    fn pending(&mut self, id: Option<u64>) -> Option<&mut Pending> {
+        let id = id?;
+        self.txs.iter_mut().find(|p| p.tx.tx_id == id)
+    }
+
+    fn new_tx(&mut self, out: &mut Vec<AppEvent>) -> u64 {
+        if self.txs.len() >= self.cfg.max_tx_in_flight {
+            // Too many unanswered requests: log the oldest as it is.
+            if let Some(p) = self.txs.pop_front() {
+                emit(p, out);
+            }
+        }
+        let id = self.next_tx;
+        self.next_tx += 1;
+        self.txs.push_back(Pending {
+            tx: HttpTx {
+                tx_id: id,
+                ..HttpTx::default()
+            },
+            req_done: false,
+            resp_done: false,
+            v09: false,
+            files: Vec::new(),
+        });
+        id
+    }
+
+    /// Log finished transactions in order.
+    fn flush_done(&mut self, out: &mut Vec<AppEvent>) {
+        while self.txs.front().is_some_and(|p| p.req_done && p.resp_done) {
+            if let Some(p) = self.txs.pop_front() {
+                emit(p, out);
+            }
+        }
+    }
+
+    fn parse_dir(&mut self, dir: Direction, mut data: &[u8], out: &mut Vec<AppEvent>) {
+        let d = dir.idx();
+        while !data.is_empty() {
+            match self.sides[d].state {
+                State::Tunnel | State::Broken => return,
+                State::Body(remaining) => {
+                    let n = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(data.len());
+                    let (chunk, rest) = data.split_at(n);
+                    data = rest;
+                    self.body_data(dir, chunk, out);
+                    let left = remaining - n as u64;
+                    self.sides[d].state = State::Body(left);
+                    if left == 0 {
+                        if self.sides[d].chunked {
+                            self.sides[d].state = State::ChunkEnd;
+                        } else {
+                            self.message_done(dir, out);
+                        }
+                    }
+                }
+                State::BodyUntilClose => {
+                    self.body_data(dir, data, out);
+                    return;
+                }
+                State::Line if dir == Direction::ToClient && self.next_response_is_v09() => {
+                    // The answer to an HTTP/0.9 request is all body, without a status line.
+                    let id = self.txs.iter().find(|p| !p.resp_done).map(|p| p.tx.tx_id);
+                    let s = &mut self.sides[d];
+                    s.cur = id;
+                    s.chunked = false;
+                    s.decoder = None;
+                    s.file = None;
+                    s.state = State::BodyUntilClose;
+                }
+                _ => {
+                    // Line-oriented states.
+                    let max = self.cfg.http_max_line;
+                    let side = &mut self.sides[d];
+                    let nl = data.iter().position(|&c| c == b'\n');
+                    let take = nl.map_or(data.len(), |i| i + 1);
+                    let room = max.saturating_sub(side.line.len()).min(take);
+                    side.line.extend_from_slice(&data[..room]);
+                    if room < take {
+                        side.line_overflow = true;
+                    }
+                    data = &data[take..];
+                    if nl.is_none() {
+                        return;
+                    }
+                    let mut line = std::mem::take(&mut side.line);
+                    let overflow = std::mem::replace(&mut side.line_overflow, false);
+                    if overflow {
+                        out.push(anomaly(match dir {
+                            Direction::ToServer => "REQUEST_FIELD_TOO_LONG",
+                            Direction::ToClient => "RESPONSE_FIELD_TOO_LONG",
+                        }));
+                    }
+                    while matches!(line.last(), Some(b'\n' | b'\r')) {
+                        line.pop();
+                    }
+                    self.on_line(dir, &line, out);
+                    // Give the line buffer's capacity back unless it grew large.
+                    if line.capacity() <= 4096 {
+                        line.clear();
+                        self.sides[d].line = line;
+                    }
+                }
+            }
+        }
+    }
+
+    fn next_response_is_v09(&self) -> bool {
+        self.txs
+            .iter()
+            .find(|p| !p.resp_done)
+            .is_some_and(|p| p.v09)
+    }
+
+    fn on_line(&mut self, dir: Direction, line: &[u8], out: &mut Vec<AppEvent>) {
+        let d = dir.idx();
+        match self.sides[d].state {
+            State::Line => {
+                if trim(line).is_empty() {
+                    self.sides[d].blank_lines += 1;
+                    if self.sides[d].blank_lines > MAX_BLANK_LINES {
+                        self.sides[d].state = State::Broken;
+                    }
+                    return;
+                }
+                self.sides[d].blank_lines = 0;
+                match dir {
+                    Direction::ToServer => self.request_line(line, out),
+                    Direction::ToClient => self.status_line(line, out),
+                }
+            }
+            State::Headers => {
+                if line.is_empty() {
+                    self.headers_done(dir, out);
+                } else {
+                    self.header_line(dir, line, out);
+                }
+            }
+            State::ChunkSize => match parse_chunk_size(line) {
+                Some(0) => self.sides[d].state = State::Trailers,
+                Some(n) => self.sides[d].state = State::Body(n),
+                None if trim(line).is_empty() => {}
+                None => {
+                    out.push(anomaly(match dir {
+                        Direction::ToServer => "INVALID_REQUEST_CHUNK_LEN",
+                        Direction::ToClient => "INVALID_RESPONSE_CHUNK_LEN",
+                    }));
+                    self.message_done(dir, out);
+                    self.sides[d].state = State::Broken;
+                }
+            },
+            State::ChunkEnd => {
+                self.sides[d].state = State::ChunkSize;
+                if !trim(line).is_empty() {
+                    // Data longer than announced: treat this line as the next size line.
+                    self.on_line(dir, line, out);
+                }
+            }
+            State::Trailers if line.is_empty() => self.message_done(dir, out),
+            _ => {}
+        }
+    }
+
+    fn request_line(&mut self, line: &[u8], out: &mut Vec<AppEvent>) {
+        let Some(rl) = parse_request_line(line) else {
+            return;
+        };
+        let id = self.new_tx(out);
+        let s = &mut self.sides[0];
+        s.cur = Some(id);
+        s.header_count = 0;
+        s.chunked = false;
+        s.decoder = None;
+        s.file = None;
+        s.multipart = None;
+        let v09 = rl.protocol.is_empty();
+        s.state = if v09 { State::Line } else { State::Headers };
+        let uri = rl.uri.to_vec();
+        let (method, protocol) = (rl.method.to_vec(), rl.protocol.to_vec());
+        if v09 {
+            out.push(anomaly("REQUEST_LINE_MISSING_PROTOCOL"));
+        }
+        if let Some(p) = self.pending(Some(id)) {
+            p.tx.uri_normalized = normalize_uri(&uri);
+            if let Some((auth, _)) = split_absolute(&uri) {
+                let (h, port) = parse_authority(auth);
+                p.tx.host = Some(h);
+                p.tx.port = port;
+            }
+            p.tx.uri_raw = uri;
+            p.tx.method = method;
+            p.tx.protocol = protocol;
+            p.v09 = v09;
+            if v09 {
+                p.req_done = true;
+            }
+        }
+    }
+
+    fn status_line(&mut self, line: &[u8], out: &mut Vec<AppEvent>) {
+        // The response belongs to the oldest transaction without one.
+        let target = self
+            .txs
+            .iter()
+            .find(|p| !p.resp_done)
+            .map(|p| (p.tx.tx_id, p.v09));
+        let id = match target {
+            Some((id, _)) => id,
+            None => {
+                out.push(anomaly("UNABLE_TO_MATCH_RESPONSE_TO_REQUEST"));
+                let id = self.new_tx(out);
+                if let Some(p) = self.pending(Some(id)) {
+                    p.req_done = true;
+                }
+                id
+            }
+        };
+        let s = &mut self.sides[1];
+        s.cur = Some(id);
+        s.header_count = 0;
+        s.chunked = false;
+        s.decoder = None;
+        s.file = None;
+        let parsed = parse_status_line(line);
+        let v09 = target.is_some_and(|(_, v)| v);
+        match parsed {
+            Some((proto, status, msg)) if !v09 => {
+                s.state = State::Headers;
+                if status.is_none() {
+                    out.push(anomaly("RESPONSE_INVALID_STATUS"));
+                }
+                let (proto, msg) = (proto.to_vec(), msg.to_vec());
+                if let Some(p) = self.pending(Some(id)) {
+                    p.tx.response_protocol = proto;
+                    p.tx.status = status;
+                    p.tx.status_msg = msg;
+                }
+            }
+            _ => {
+                // No status line: an HTTP/0.9 response, all body until the stream closes.
+                if !v09 {
+                    out.push(anomaly("RESPONSE_INVALID_PROTOCOL"));
+                }
+                s.state = State::BodyUntilClose;
+                let mut body = line.to_vec();
+                body.extend_from_slice(b"\r\n");
+                self.body_data(Direction::ToClient, &body, out);
+            }
+        }
+    }
+
+    fn header_line(&mut self, dir: Direction, line: &[u8], out: &mut Vec<AppEvent>) {
+        let d = dir.idx();
+        let max = self.cfg.http_max_headers;
+        let max_line = self.cfg.http_max_line;
+        let cur = self.sides[d].cur;
+        self.sides[d].header_count += 1;
+        let count = self.sides[d].header_count;
+        let Some(p) = self.pending(cur) else { return };
+        let headers = match dir {
+            Direction::ToServer => &mut p.tx.request_headers,
+            Direction::ToClient => &mut p.tx.response_headers,
+        };
+        // Folded continuation line.
+        if matches!(line.first(), Some(b' ' | b'\t')) {
+            if let Some((_, v)) = headers.last_mut() {
+                if v.len() + line.len() < max_line {
+                    v.push(b' ');
+                    v.extend_from_slice(trim(line));
+                }
+            }
+            return;
+        }
+        if count > max {
+            if count == max + 1 {
+                out.push(anomaly(match dir {
+                    Direction::ToServer => "REQUEST_TOO_MANY_HEADERS",
+                    Direction::ToClient => "RESPONSE_TOO_MANY_HEADERS",
+                }));
+            }
+            return;
+        }
+        match line.iter().position(|&c| c == b':') {
+            Some(i) => headers.push((trim(&line[..i]).to_vec(), trim(&line[i + 1..]).to_vec())),
+            None => out.push(anomaly(match dir {
+                Direction::ToServer => "REQUEST_FIELD_MISSING_COLON",
+                Direction::ToClient => "RESPONSE_FIELD_MISSING_COLON",
+            })),
+        }
+    }
+
+    fn headers_done(&mut self, dir: Direction, out: &mut Vec<AppEvent>) {
+        let d = dir.idx();
+        let cur = self.sides[d].cur;
+        let cfg = self.cfg.clone();
+        let Some(p) = self.pending(cur) else {
+            self.sides[d].state = State::Broken;
+            return;
+        };
+        let tx = &mut p.tx;
+        let (hdrs, is_req) = match dir {
+            Direction::ToServer => (&tx.request_headers, true),
+            Direction::ToClient => (&tx.response_headers, false),
+        };
+        let get = |n: &str| header(hdrs, n).map(<[u8]>::to_vec);
+        let te = get("transfer-encoding");
+        let cl_count = hdrs
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
+            .count();
+        let cl = get("content-length");
+        let ce = get("content-encoding");
+        let disposition = get("content-disposition");
+        let mut events = Vec::new();
+        if is_req {
+            if tx.host.is_none() {
+                match get("host") {
+                    Some(h) => {
+                        let (h, port) = parse_authority(&h);
+                        tx.host = Some(h);
+                        tx.port = port;
+                    }
+                    None if tx.protocol.eq_ignore_ascii_case(b"HTTP/1.1") => {
+                        events.push("MISSING_HOST_HEADER")
+                    }
+                    None => {}
+                }
+            }
+            tx.user_agent = get("user-agent");
+            tx.referer = get("referer");
+            tx.cookie = get("cookie");
+        } else {
+            tx.content_type = get("content-type").map(|v| {
+                let end = v.iter().position(|&c| c == b';').unwrap_or(v.len());
+                trim(&v[..end]).to_vec()
+            });
+            tx.location = get("location");
+        }
+        let status = tx.status.unwrap_or(0);
+        let method = tx.method.clone();
+        let connect_ok = method.eq_ignore_ascii_case(b"CONNECT") && (200..300).contains(&status);
+        let content_type = header(&tx.request_headers, "content-type").map(<[u8]>::to_vec);
+        let path = uri_path(&tx.uri_raw);
+        let resp_filename = disposition.as_deref().and_then(disposition_filename);
+        let side = &mut self.sides[d];
+        side.chunked = false;
+        side.decoder = ce.as_deref().and_then(|e| Decoder::new(e, &cfg));
+        if cl_count > 1 {
+            events.push(if is_req {
+                "DUPLICATE_CONTENT_LENGTH_FIELD_IN_REQUEST"
+            } else {
+                "DUPLICATE_CONTENT_LENGTH_FIELD_IN_RESPONSE"
+            });
+        }
+        // Which messages have no body at all.
+        let no_body = !is_req
+            && ((100..200).contains(&status)
+                || status == 204
+                || status == 304
+                || method.eq_ignore_ascii_case(b"HEAD"));
+        let next = if !is_req && (status == 101 || connect_ok) {
+            State::Tunnel
+        } else if !is_req && (100..200).contains(&status) {
+            // 100 Continue: the real response follows.
+            State::Line
+        } else if no_body {
+            State::Line
+        } else if let Some(te) = te.as_deref().filter(|te| has_token(te, b"chunked")) {
+            let _ = te;
+            side.chunked = true;
+            State::ChunkSize
+        } else if let Some(cl) = cl {
+            match parse_content_length(&cl) {
+                Some(0) => State::Line,
+                Some(n) => State::Body(n),
+                None => {
+                    events.push(if is_req {
+                        "INVALID_CONTENT_LENGTH_FIELD_IN_REQUEST"
+                    } else {
+                        "INVALID_CONTENT_LENGTH_FIELD_IN_RESPONSE"
+                    });
+                    if is_req {
+                        State::Line
+                    } else {
+                        State::BodyUntilClose
+                    }
+                }
+            }
+        } else if is_req {
+            State::Line
+        } else {
+            State::BodyUntilClose
+        };
+        // Files: every response body; request bodies of POST/PUT; multipart parts.
+        let multipart_boundary = content_type
+            .as_deref()
+            .filter(|ct| {
+                trim(ct).len() >= 19 && trim(ct)[..19].eq_ignore_ascii_case(b"multipart/form-data")
+            })
+            .and_then(|ct| header_param(ct, b"boundary"))
+            .map(<[u8]>::to_vec);
+        side.multipart = None;
+        if is_req {
+            if let Some(b) = multipart_boundary {
+                side.multipart = Some((b, Vec::new()));
+            } else if method.eq_ignore_ascii_case(b"POST") || method.eq_ignore_ascii_case(b"PUT") {
+                side.file = Some(FileTracker::new(path, cfg.file_data_limit));
+            }
+        } else {
+            side.file = Some(FileTracker::new(
+                resp_filename.unwrap_or(path),
+                cfg.file_data_limit,
+            ));
+        }
+        side.state = next;
+        out.extend(events.into_iter().map(anomaly));
+        match next {
+            State::Line if is_req || !(100..200).contains(&status) => self.message_done(dir, out),
+            State::Tunnel => {
+                self.message_done(dir, out);
+                self.sides[0].state = State::Tunnel;
+                self.sides[1].state = State::Tunnel;
+            }
+            _ => {}
+        }
+    }
+
+    /// Transfer-decoded body bytes of the current message in `dir`.
+    fn body_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<AppEvent>) {
+        if data.is_empty() {
+            return;
+        }
+        let d = dir.idx();
+        let cur = self.sides[d].cur;
+        let depth = match dir {
+            Direction::ToServer => self.cfg.http_request_body_depth,
+            Direction::ToClient => self.cfg.http_response_body_depth,
+        };
+        let mp_limit = self.cfg.max_buffer;
+        let side = &mut self.sides[d];
+        let decoded = match side.decoder.as_mut().map(|dec| dec.feed(data)) {
+            None => std::borrow::Cow::Borrowed(data),
+            Some((v, None)) => std::borrow::Cow::Owned(v),
+            Some((v, Some(ev))) => {
+                // Decoding stopped: the rest of this body is not inspected or hashed.
+                out.push(anomaly(ev));
+                side.decoder = Some(Decoder::stopped());
+                if let Some(f) = side.file.as_mut() {
+                    f.set_truncated();
+                }
+                std::borrow::Cow::Owned(v)
+            }
+        };
+        if let Some(f) = side.file.as_mut() {
+            f.write(&decoded);
+        }
+        if let Some((_, buf)) = side.multipart.as_mut() {
+            let room = mp_limit.saturating_sub(buf.len()).min(decoded.len());
+            buf.extend_from_slice(&decoded[..room]);
+        }
+        let Some(p) = self.pending(cur) else { return };
+        let (body, len) = match dir {
+            Direction::ToServer => (&mut p.tx.request_body, &mut p.tx.request_body_len),
+            Direction::ToClient => (&mut p.tx.response_body, &mut p.tx.response_len),
+        };
+        *len += data.len() as u64;
+        let room = depth.saturating_sub(body.len()).min(decoded.len());
+        body.extend_from_slice(&decoded[..room]);
+    }
+
+    /// The message in `dir` is complete.
+    fn message_done(&mut self, dir: Direction, out: &mut Vec<AppEvent>) {
+        let d = dir.idx();
+        let cur = self.sides[d].cur.take();
+        let file = self.sides[d].file.take();
+        let multipart = self.sides[d].multipart.take();
+        self.sides[d].decoder = None;
+        if self.sides[d].state != State::Tunnel && self.sides[d].state != State::Broken {
+            self.sides[d].state = State::Line;
+        }
+        let data_limit = self.cfg.file_data_limit;
+        let max_parts = self.cfg.smtp_max_parts;
+        let Some(p) = self.pending(cur) else { return };
+        let tx_id = p.tx.tx_id;
+        if let Some(f) = file.filter(|f| f.size() > 0) {
+            p.files
+                .push(f.finish(AppProto::Http, tx_id, dir, FileState::Closed, None));
+        }
+        if let Some((boundary, body)) = multipart {
+            for (name, content) in multipart_files(&body, &boundary, max_parts) {
+                let mut f = FileTracker::new(name, data_limit);
+                f.write(content);
+                p.files
+                    .push(f.finish(AppProto::Http, tx_id, dir, FileState::Closed, None));
+            }
+        }
+        match dir {
+            Direction::ToServer => p.req_done = true,
+            Direction::ToClient => p.resp_done = true,
+        }
+        self.flush_done(out);
+    }
+}
+
+/// Files of a multipart/form-data body: (filename, content) of each part with a filename.
+fn multipart_files<'a>(
+    body: &'a [u8],
+    boundary: &[u8],
+    max_parts: usize,
+) -> Vec<(Vec<u8>, &'a [u8])> {
+    let mut delim = b"--".to_vec();
+    delim.extend_from_slice(boundary);
+    let mut files = Vec::new();
+    let mut rest = body;
+    let Some(first) = find(rest, &delim) else {
+        return files;
+    };
+    rest = &rest[first + delim.len()..];
+    for _ in 0..max_parts {
+        if rest.starts_with(b"--") {
+            break;
+        }
+        let Some(hend) = find(rest, b"\r\n\r\n") else {
+            break;
+        };
+        let head = &rest[..hend];
+        let content_start = hend + 4;
+        let (content, next) = match find(&rest[content_start..], &delim) {
+            Some(i) => {
+                let c = &rest[content_start..content_start + i];
+                (
+                    c.strip_suffix(b"\r\n").unwrap_or(c),
+                    Some(content_start + i + delim.len()),
+                )
+            }
+            None => (&rest[content_start..], None),
+        };
+        let filename = head.split(|&c| c == b'\n').find_map(|l| {
+            let l = trim(l);
+            let colon = l.iter().position(|&c| c == b':')?;
+            if !trim(&l[..colon]).eq_ignore_ascii_case(b"content-disposition") {
+                return None;
+            }
+            disposition_filename(&l[colon + 1..])
+        });
+        if let Some(f) = filename {
+            files.push((f, content));
+        }
+        match next {
+            Some(n) => rest = &rest[n..],
+            None => break,
+        }
+    }
+    files
+}
+
+fn emit(p: Pending, out: &mut Vec<AppEvent>) {
+    let section = p.tx.eve();
+    for mut f in p.files {
+        f.section = Some(("http", section.clone()));
+        out.push(AppEvent::File(f));
+    }
+    out.push(AppEvent::Tx(Transaction::Http(p.tx)));
+}
+
+impl Parser for HttpParser {
+    fn proto(&self) -> AppProto {
+        AppProto::Http
+    }
+
+    fn parse(&mut self, dir: Direction, data: &[u8], _ts: i64, out: &mut Vec<AppEvent>) {
+        self.parse_dir(dir, data, out);
+    }
+
+    fn gap(&mut self, dir: Direction, len: u64, out: &mut Vec<AppEvent>) {
+        let d = dir.idx();
+        let side = &mut self.sides[d];
+        if let Some(f) = side.file.as_mut() {
+            f.set_gap();
+        }
+        // A content-decoder cannot continue after lost bytes.
+        side.decoder = None;
+        match side.state {
+            State::Body(rem) if !side.chunked || len < rem => {
+                let left = rem.saturating_sub(len);
+                side.state = State::Body(left);
+                if let Some(p) = self.pending(self.sides[d].cur) {
+                    match dir {
+                        Direction::ToServer => p.tx.request_body_len += len.min(rem),
+                        Direction::ToClient => p.tx.response_len += len.min(rem),
+                    }
+                }
+                if left == 0 {
+                    if self.sides[d].chunked {
+                        self.sides[d].state = State::ChunkEnd;
+                    } else {
+                        self.message_done(dir, out);
+                    }
+                }
+            }
+            State::BodyUntilClose | State::Tunnel | State::Broken => {}
+            _ => {
+                // Lost inside framing: finish what we have and stop this direction.
+                if self.sides[d].cur.is_some() {
+                    self.message_done(dir, out);
+                }
+                self.sides[d].state = State::Broken;
+            }
+        }
+    }
+
+    fn close(&mut self, _ts: i64, out: &mut Vec<AppEvent>) {
+        for dir in [Direction::ToServer, Direction::ToClient] {
+            let d = dir.idx();
+            let until_close = self.sides[d].state == State::BodyUntilClose;
+            let cur = self.sides[d].cur;
+            if cur.is_none() {
+                continue;
+            }
+            // A body that ends with the stream is complete; anything else is truncated.
+            if !until_close {
+                if let Some(f) = self.sides[d].file.take() {
+                    let rec = f.finish(
+                        AppProto::Http,
+                        cur.unwrap_or(0),
+                        dir,
+                        FileState::Truncated,
+                        None,
+                    );
+                    if rec.size > 0 {
+                        if let Some(p) = self.pending(cur) {
+                            p.files.push(rec);
+                        }
+                    }
+                }
+            }
+            self.message_done(dir, out);
+        }
+        while let Some(p) = self.txs.pop_front() {
+            emit(p, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request of suricata-verify http-all-headers (the classic ethereal http.cap).
+    const REQ: &[u8] = b"GET /download.html HTTP/1.1\r\n\
+Host: www.ethereal.com\r\n\
+User-Agent: Mozilla/5.0 (Windows; U; Windows NT 5.1; en-US; rv:1.6) Gecko/20040113\r\n\
+Accept: text/xml,application/xml,application/xhtml+xml,text/html;q=0.9,text/plain;q=0.8,image/png,image/jpeg,image/gif;q=0.2,*/*;q=0.1\r\n\
+Accept-Language: en-us,en;q=0.5\r\n\
+Accept-Encoding: gzip,deflate\r\n\
+Accept-Charset: ISO-8859-1,utf-8;q=0.7,*;q=0.7\r\n\
+Keep-Alive: 300\r\n\
+Connection: keep-alive\r\n\
+Referer: http://www.ethereal.com/development.html\r\n\r\n";
+
+    /// Its response headers; the 18070-byte body is generated.
+    const RESP_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
+Date: Thu, 13 May 2004 10:17:12 GMT\r\n\
+Server: Apache\r\n\
+Last-Modified: Tue, 20 Apr 2004 13:17:00 GMT\r\n\
+ETag: \"9a01a-4696-7e354b00\"\r\n\
+Accept-Ranges: bytes\r\n\
+Content-Length: 18070\r\n\
+Keep-Alive: timeout=15, max=100\r\n\
+Connection: Keep-Alive\r\n\
+Content-Type: text/html; charset=ISO-8859-1\r\n\r\n";
+
+    fn body(n: usize) -> Vec<u8> {
+        let mut b = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n".to_vec();
+        b.resize(n, b'x');
+        b
+    }
+
+    fn run(cfg: &AppConfig, chunks: &[(Direction, &[u8])]) -> Vec<AppEvent> {
+        let mut p = HttpParser::new(cfg);
+        let mut out = Vec::new();
+        for (d, c) in chunks {
+            p.parse(*d, c, 0, &mut out);
+        }
+        p.close(0, &mut out);
+        out
+    }
+
+    fn txs(ev: &[AppEvent]) -> Vec<&HttpTx> {
+        ev.iter()
+            .filter_map(|e| match e {
+                AppEvent::Tx(Transaction::Http(t)) => Some(t),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn files(ev: &[AppEvent]) -> Vec<&FileRecord> {
+        ev.iter()
+            .filter_map(|e| match e {
+                AppEvent::File(f) => Some(f),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn anomalies(ev: &[AppEvent]) -> Vec<&'static str> {
+        ev.iter()
+            .filter_map(|e| match e {
+                AppEvent::Anomaly { event, .. } => Some(*event),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn get_with_content_length_matches_suricata_eve() {
+        let mut resp = RESP_HEAD.to_vec();
+        resp.extend_from_slice(&body(18070));
+        let ev = run(
+            &AppConfig::default(),
+            &[(Direction::ToServer, REQ), (Direction::ToClient, &resp)],
+        );
+        let t = txs(&ev);
+        assert_eq!(t.len(), 1);
+        // Suricata 7.0.10 on http-all-headers/input.pcap, event_type http.
+        let want: Value = serde_json::from_str(r#"{"hostname":"www.ethereal.com","url":"/download.html","http_user_agent":"Mozilla/5.0 (Windows; U; Windows NT 5.1; en-US; rv:1.6) Gecko/20040113","http_content_type":"text/html","http_refer":"http://www.ethereal.com/development.html","http_method":"GET","protocol":"HTTP/1.1","status":200,"length":18070}"#).unwrap();
+        assert_eq!(t[0].eve(), want);
+        assert_eq!(t[0].request_headers.len(), 9);
+        assert_eq!(
+            t[0].request_header("accept-encoding"),
+            Some(&b"gzip,deflate"[..])
+        );
+        assert_eq!(t[0].response_body.len(), 18070);
+        let f = files(&ev);
+        assert_eq!(f.len(), 1);
+        let (fi, section) = f[0].eve();
+        assert_eq!(fi["filename"], "/download.html");
+        assert_eq!(fi["size"], 18070);
+        assert_eq!(fi["state"], "CLOSED");
+        assert_eq!(fi["magic"], "XML 1.0 document, ASCII text");
+        assert_eq!(section, Some(("http", want)));
+        assert_eq!(f[0].direction, Direction::ToClient);
+        assert!(anomalies(&ev).is_empty());
+    }
+
+    #[test]
+    fn every_split_gives_the_same_result() {
+        // Two pipelined requests, the second a POST with a body; two responses, the first
+        // chunked.
+        let req = b"GET /a?x=1 HTTP/1.1\r\nHost: h:8080\r\n\r\n\
+POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello";
+        let resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\n\
+HTTP/1.1 201 Created\r\nContent-Length: 2\r\nLocation: /up/1\r\n\r\nok";
+        let base = run(
+            &AppConfig::default(),
+            &[(Direction::ToServer, req), (Direction::ToClient, resp)],
+        );
+        let bt = txs(&base);
+        assert_eq!(bt.len(), 2);
+        assert_eq!(bt[0].eve()["hostname"], "h");
+        assert_eq!(bt[0].eve()["http_port"], 8080);
+        assert_eq!(bt[0].response_body, b"abcde");
+        assert_eq!(bt[0].response_len, 5);
+        assert_eq!(bt[1].request_body, b"hello");
+        assert_eq!(bt[1].status, Some(201));
+        assert_eq!(bt[1].eve()["redirect"], "/up/1");
+        let bf = files(&base);
+        // Response a (5 bytes), request body "hello", response "ok".
+        assert_eq!(bf.len(), 3);
+        for split in 0..req.len().max(resp.len()) {
+            let (r1, r2) = req.split_at(split.min(req.len()));
+            let (s1, s2) = resp.split_at(split.min(resp.len()));
+            let ev = run(
+                &AppConfig::default(),
+                &[
+                    (Direction::ToServer, r1),
+                    (Direction::ToServer, r2),
+                    (Direction::ToClient, s1),
+                    (Direction::ToClient, s2),
+                ],
+            );
+            let t = txs(&ev);
+            assert_eq!(t.len(), 2, "split {split}");
+            for (a, b) in t.iter().zip(&bt) {
+                assert_eq!(a.eve(), b.eve(), "split {split}");
+                assert_eq!(a.response_body, b.response_body, "split {split}");
+            }
+            let f: Vec<_> = files(&ev)
+                .iter()
+                .map(|f| (f.sha256.clone(), f.size))
+                .collect();
+            let g: Vec<_> = bf.iter().map(|f| (f.sha256.clone(), f.size)).collect();
+            assert_eq!(f, g, "split {split}");
+        }
+    }
+
+    #[test]
+    fn gzip_chunked_response_is_decoded() {
+        let plain = b"%PDF-1.4 hello hello hello hello hello".repeat(100);
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&plain).unwrap();
+        let gz = enc.finish().unwrap();
+        let mut resp =
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\
+Content-Disposition: attachment; filename=\"doc.pdf\"\r\n\r\n"
+                .to_vec();
+        for c in gz.chunks(100) {
+            resp.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+            resp.extend_from_slice(c);
+            resp.extend_from_slice(b"\r\n");
+        }
+        resp.extend_from_slice(b"0\r\n\r\n");
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n"),
+                (Direction::ToClient, &resp),
+            ],
+        );
+        let t = txs(&ev);
+        assert_eq!(t[0].response_body, plain);
+        assert_eq!(
+            t[0].response_len,
+            gz.len() as u64,
+            "length counts transfer-decoded bytes"
+        );
+        let f = files(&ev);
+        assert_eq!(f[0].filename, b"doc.pdf");
+        assert_eq!(f[0].size, plain.len() as u64);
+        assert_eq!(f[0].magic, Some("PDF document"));
+        assert_eq!(f[0].sha256, {
+            use sha2::Digest;
+            crate::util::hex(&sha2::Sha256::digest(&plain))
+        });
+    }
+
+    #[test]
+    fn deflate_raw_and_zlib_and_bomb() {
+        for raw in [true, false] {
+            let plain = b"deflated body ".repeat(50);
+            let z = if raw {
+                let mut e =
+                    flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+                e.write_all(&plain).unwrap();
+                e.finish().unwrap()
+            } else {
+                let mut e =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+                e.write_all(&plain).unwrap();
+                e.finish().unwrap()
+            };
+            let mut resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: {}\r\n\r\n",
+                z.len()
+            )
+            .into_bytes();
+            resp.extend_from_slice(&z);
+            let ev = run(
+                &AppConfig::default(),
+                &[
+                    (Direction::ToServer, b"GET / HTTP/1.1\r\n\r\n"),
+                    (Direction::ToClient, &resp),
+                ],
+            );
+            assert_eq!(txs(&ev)[0].response_body, plain, "raw deflate: {raw}");
+        }
+        // 64 MiB of zeros gzip to ~64 KiB: stopped at the limit, flagged.
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            e.write_all(&zeros).unwrap();
+        }
+        let gz = e.finish().unwrap();
+        let mut resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            gz.len()
+        )
+        .into_bytes();
+        resp.extend_from_slice(&gz);
+        let cfg = AppConfig {
+            decompress_limit: 1 << 20,
+            ..AppConfig::default()
+        };
+        let ev = run(
+            &cfg,
+            &[
+                (Direction::ToServer, b"GET / HTTP/1.1\r\n\r\n"),
+                (Direction::ToClient, &resp),
+            ],
+        );
+        assert!(anomalies(&ev).contains(&"COMPRESSION_BOMB"));
+        assert!(files(&ev)[0].size <= 1 << 20);
+        // Corrupt gzip: failure event, no panic.
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 10\r\n\r\n\x1f\x8bXXXXXXXX";
+        let ev = run(
+            &cfg,
+            &[
+                (Direction::ToServer, b"GET / HTTP/1.1\r\n\r\n"),
+                (Direction::ToClient, resp),
+            ],
+        );
+        assert!(anomalies(&ev).contains(&"GZIP_DECOMPRESSION_FAILED"));
+    }
+
+    #[test]
+    fn multipart_upload_and_continue_and_head() {
+        let body =
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"evil.exe\"\r\n\
+Content-Type: application/octet-stream\r\n\r\nMZ\x90\x00payload\r\n--XyZ\r\n\
+Content-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n--XyZ--\r\n";
+        let mut req = format!("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        req.extend_from_slice(body);
+        req.extend_from_slice(b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n");
+        let resp = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n\
+HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
+        let ev = run(
+            &AppConfig::default(),
+            &[(Direction::ToServer, &req), (Direction::ToClient, resp)],
+        );
+        let t = txs(&ev);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].status, Some(200));
+        assert_eq!(t[1].method, b"HEAD");
+        assert_eq!(t[1].response_len, 0);
+        let f = files(&ev);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].filename, b"evil.exe");
+        assert_eq!(f[0].size, 11);
+        assert_eq!(f[0].magic, Some("MS-DOS executable"));
+        assert_eq!(f[0].direction, Direction::ToServer);
+    }
+
+    #[test]
+    fn unmatched_response_and_http09_and_close_delimited() {
+        let ev = run(
+            &AppConfig::default(),
+            &[(
+                Direction::ToClient,
+                b"HTTP/1.0 200 OK\r\n\r\nbody until close",
+            )],
+        );
+        assert!(anomalies(&ev).contains(&"UNABLE_TO_MATCH_RESPONSE_TO_REQUEST"));
+        let t = txs(&ev);
+        assert_eq!(t[0].response_len, 16);
+        assert_eq!(files(&ev)[0].state, FileState::Closed);
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, b"GET /\r\n"),
+                (Direction::ToClient, b"<html>raw</html>"),
+            ],
+        );
+        let t = txs(&ev);
+        assert_eq!(t[0].uri_raw, b"/");
+        assert!(t[0].protocol.is_empty());
+        assert_eq!(t[0].response_body, b"<html>raw</html>");
+    }
+
+    #[test]
+    fn hostile_headers_are_bounded() {
+        // 100k header lines: at most http_max_headers kept, one anomaly.
+        let mut req = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..100_000 {
+            req.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+        }
+        req.extend_from_slice(b"\r\n");
+        let cfg = AppConfig::default();
+        let ev = run(&cfg, &[(Direction::ToServer, &req)]);
+        assert_eq!(txs(&ev)[0].request_headers.len(), cfg.http_max_headers);
+        assert_eq!(
+            anomalies(&ev)
+                .iter()
+                .filter(|e| **e == "REQUEST_TOO_MANY_HEADERS")
+                .count(),
+            1
+        );
+        // A 10 MB header line: truncated to http_max_line, anomaly, parsing continues.
+        let mut req = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
+        req.resize(10_000_000, b'a');
+        req.extend_from_slice(b"\r\nHost: ok\r\n\r\n");
+        let mut p = HttpParser::new(&cfg);
+        let mut out = Vec::new();
+        for c in req.chunks(65536) {
+            p.parse(Direction::ToServer, c, 0, &mut out);
+            assert!(p.sides[0].line.len() <= cfg.http_max_line);
+        }
+        p.close(0, &mut out);
+        assert!(anomalies(&out).contains(&"REQUEST_FIELD_TOO_LONG"));
+        assert_eq!(txs(&out)[0].host.as_deref(), Some(&b"ok"[..]));
+        // Invalid chunk size: anomaly, direction stops, no panic.
+        let ev = run(
+            &cfg,
+            &[
+                (Direction::ToServer, b"GET / HTTP/1.1\r\n\r\n"),
+                (
+                    Direction::ToClient,
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                ),
+            ],
+        );
+        assert!(anomalies(&ev).contains(&"INVALID_RESPONSE_CHUNK_LEN"));
+        // Chunk size overflowing u64.
+        assert_eq!(parse_chunk_size(b"ffffffffffffffffff"), None);
+        assert_eq!(parse_chunk_size(b"1A;name=v"), Some(26));
+        // Truncated everywhere: every prefix of a valid exchange parses without panic.
+        let full = b"POST /p HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        for n in 0..full.len() {
+            run(&cfg, &[(Direction::ToServer, &full[..n])]);
+        }
+    }
+
+    #[test]
+    fn big_chunked_body_streams_in_bounded_memory() {
+        let cfg = AppConfig::default();
+        let mut p = HttpParser::new(&cfg);
+        let mut out = Vec::new();
+        p.parse(
+            Direction::ToServer,
+            b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n",
+            0,
+            &mut out,
+        );
+        p.parse(
+            Direction::ToClient,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            0,
+            &mut out,
+        );
+        let chunk = vec![b'z'; 1 << 16];
+        let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+        framed.extend_from_slice(&chunk);
+        framed.extend_from_slice(b"\r\n");
+        // 64 MiB in 64 KiB chunks.
+        for _ in 0..1024 {
+            p.parse(Direction::ToClient, &framed, 0, &mut out);
+            let pend = p.txs.front().unwrap();
+            assert!(pend.tx.response_body.len() <= cfg.http_response_body_depth);
+            assert!(p.sides[1].line.capacity() <= 4096);
+        }
+        p.parse(Direction::ToClient, b"0\r\n\r\n", 0, &mut out);
+        let f = files(&out);
+        assert_eq!(f[0].size, 64 << 20);
+        assert_eq!(txs(&out)[0].response_len, 64 << 20);
+    }
+
+    #[test]
+    fn gaps() {
+        let cfg = AppConfig::default();
+        let mut p = HttpParser::new(&cfg);
+        let mut out = Vec::new();
+        p.parse(
+            Direction::ToServer,
+            b"GET /g HTTP/1.1\r\n\r\nGET /h HTTP/1.1\r\n\r\n",
+            0,
+            &mut out,
+        );
+        p.parse(
+            Direction::ToClient,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+            0,
+            &mut out,
+        );
+        p.gap(Direction::ToClient, 5, &mut out);
+        p.parse(Direction::ToClient, b"ij", 0, &mut out);
+        p.parse(
+            Direction::ToClient,
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+            0,
+            &mut out,
+        );
+        let t = txs(&out);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].response_len, 10);
+        assert_eq!(t[1].status, Some(404));
+        let f = files(&out);
+        assert_eq!(f[0].state, FileState::Truncated);
+        assert!(f[0].gaps);
+        // A gap inside headers: that message is finished, the direction stops.
+        let mut p = HttpParser::new(&cfg);
+        let mut out = Vec::new();
+        p.parse(Direction::ToServer, b"GET /x HTTP/1.1\r\nHo", 0, &mut out);
+        p.gap(Direction::ToServer, 100, &mut out);
+        p.parse(Direction::ToServer, b"garbage\r\n\r\n", 0, &mut out);
+        p.close(0, &mut out);
+        assert_eq!(txs(&out).len(), 1);
+    }
+
+    #[test]
+    fn uri_and_header_helpers() {
+        assert_eq!(normalize_uri(b"/a/./b/../c%2Fd?q=%41"), b"/a/c/d?q=%41");
+        assert_eq!(normalize_uri(b"http://Host:81/x/../y"), b"/y");
+        assert_eq!(normalize_uri(b"/../../etc/passwd"), b"/etc/passwd");
+        assert_eq!(
+            parse_authority(b"Example.COM:8080"),
+            (b"example.com".to_vec(), Some(8080))
+        );
+        assert_eq!(
+            parse_authority(b"[::1]:8065"),
+            (b"[::1]".to_vec(), Some(8065))
+        );
+        assert_eq!(parse_authority(b"host:abc"), (b"host".to_vec(), None));
+        assert_eq!(
+            disposition_filename(b"attachment; filename=\"a b.exe\""),
+            Some(b"a b.exe".to_vec())
+        );
+        assert_eq!(
+            disposition_filename(b"attachment; filename*=UTF-8''%e2%82%ac.txt"),
+            Some("€.txt".as_bytes().to_vec())
+        );
+        let rl = parse_request_line(b"GET /a b HTTP/1.1").unwrap();
+        assert_eq!((rl.uri, rl.protocol), (&b"/a b"[..], &b"HTTP/1.1"[..]));
+        assert_eq!(
+            parse_status_line(b"HTTP/1.1 2x0 Bad"),
+            Some((&b"HTTP/1.1"[..], None, &b"Bad"[..]))
+        );
+    }
 }

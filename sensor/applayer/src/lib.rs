@@ -9,9 +9,6 @@
 //! - every loop and every buffered length is bounded by [`AppConfig`];
 //! - parsers are incremental: any split of a TCP stream yields the same events.
 
-// Removed once the HTTP and SMTP parsers (next commits) use the file and buffer helpers.
-#![allow(dead_code, reason = "helpers for the HTTP/SMTP parsers landing next")]
-
 mod dns;
 mod file;
 mod ftp;
@@ -160,7 +157,8 @@ pub fn new_parser(proto: AppProto, cfg: &AppConfig) -> Option<Box<dyn Parser>> {
         AppProto::Dns => Box::new(dns::DnsParser::new(cfg)),
         AppProto::Ssh => Box::new(ssh::SshParser::new(cfg)),
         // Parsers still being written.
-        AppProto::Http | AppProto::Tls | AppProto::Ftp | AppProto::Smtp => return None,
+        AppProto::Http => Box::new(http::HttpParser::new(cfg)),
+        AppProto::Tls | AppProto::Ftp | AppProto::Smtp => return None,
         AppProto::FtpData | AppProto::Failed => return None,
     };
     Some(p)

@@ -49,51 +49,12 @@ impl StreamBuf {
         true
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        &self.buf
-    }
-
-    /// Drop the first `n` bytes (all if `n` is larger).
-    pub(crate) fn consume(&mut self, n: usize) {
-        let n = n.min(self.buf.len());
-        self.buf.drain(..n);
-    }
-
     pub(crate) fn clear(&mut self) {
         self.buf.clear();
     }
 
     pub(crate) fn take(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.buf)
-    }
-}
-
-/// Run `f` over the bytes waiting in `buf` followed by `data` without copying when nothing
-/// is waiting. `f` returns how many bytes it consumed; what is left is kept (bounded by
-/// `limit`). Returns `false` when the leftover overflowed `limit` and was dropped.
-pub(crate) fn with_buffered<F>(buf: &mut StreamBuf, data: &[u8], limit: usize, f: F) -> bool
-where
-    F: FnOnce(&[u8]) -> usize,
-{
-    if buf.is_empty() {
-        let used = f(data).min(data.len());
-        let rest = data.get(used..).unwrap_or_default();
-        if rest.is_empty() {
-            return true;
-        }
-        buf.push(rest, limit)
-    } else {
-        if !buf.push(data, limit) {
-            return false;
-        }
-        let all = buf.take();
-        let used = f(&all).min(all.len());
-        let rest = all.get(used..).unwrap_or_default();
-        buf.push(rest, limit)
     }
 }
 
@@ -133,20 +94,6 @@ mod tests {
         assert_eq!(json_str(b"abc"), "abc");
         assert_eq!(json_str("héllo".as_bytes()), "héllo");
         assert_eq!(json_str(b"a\xffb"), "a\\xffb");
-    }
-
-    #[test]
-    fn buffered_keeps_leftover_and_bounds_it() {
-        let mut b = StreamBuf::default();
-        assert!(with_buffered(&mut b, b"abcdef", 10, |d| d.len() - 2));
-        assert_eq!(b.as_slice(), b"ef");
-        assert!(with_buffered(&mut b, b"gh", 10, |d| {
-            assert_eq!(d, b"efgh");
-            4
-        }));
-        assert!(b.is_empty());
-        assert!(!with_buffered(&mut b, b"0123456789abc", 10, |_| 0));
-        assert!(b.is_empty());
     }
 
     #[test]
