@@ -158,7 +158,8 @@ pub fn new_parser(proto: AppProto, cfg: &AppConfig) -> Option<Box<dyn Parser>> {
         AppProto::Ssh => Box::new(ssh::SshParser::new(cfg)),
         // Parsers still being written.
         AppProto::Http => Box::new(http::HttpParser::new(cfg)),
-        AppProto::Tls | AppProto::Ftp | AppProto::Smtp => return None,
+        AppProto::Tls => Box::new(tls::TlsParser::new(cfg)),
+        AppProto::Ftp | AppProto::Smtp => return None,
         AppProto::FtpData | AppProto::Failed => return None,
     };
     Some(p)
