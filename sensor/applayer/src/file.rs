@@ -60,6 +60,8 @@ pub struct FileRecord {
     pub data_complete: bool,
     /// The protocol section Suricata writes beside `fileinfo` ("http" or "email"...).
     pub section: Option<(&'static str, Value)>,
+    /// Further sections beside `fileinfo`: SMTP files carry `"email"` after `"smtp"`.
+    pub extra_sections: Vec<(&'static str, Value)>,
 }
 
 impl FileRecord {
@@ -80,6 +82,12 @@ impl FileRecord {
         m.insert("size".into(), json!(self.size));
         m.insert("tx_id".into(), json!(self.tx_id));
         (Value::Object(m), self.section.clone())
+    }
+
+    /// Sections Suricata writes beside `fileinfo` after the one [`FileRecord::eve`] returns
+    /// (SMTP: `"email"`). Empty for HTTP.
+    pub fn eve_extra(&self) -> Vec<(&'static str, Value)> {
+        self.extra_sections.clone()
     }
 }
 
@@ -174,6 +182,7 @@ impl FileTracker {
             data_complete: self.data.len() as u64 == self.size,
             data: self.data,
             section,
+            extra_sections: Vec::new(),
         }
     }
 }

@@ -159,7 +159,8 @@ pub fn new_parser(proto: AppProto, cfg: &AppConfig) -> Option<Box<dyn Parser>> {
         // Parsers still being written.
         AppProto::Http => Box::new(http::HttpParser::new(cfg)),
         AppProto::Tls => Box::new(tls::TlsParser::new(cfg)),
-        AppProto::Ftp | AppProto::Smtp => return None,
+        AppProto::Smtp => Box::new(smtp::SmtpParser::new(cfg)),
+        AppProto::Ftp => return None,
         AppProto::FtpData | AppProto::Failed => return None,
     };
     Some(p)

@@ -58,6 +58,46 @@ impl StreamBuf {
     }
 }
 
+/// Splits a stream into lines, bounded: a line longer than the limit comes out in pieces.
+#[derive(Debug, Default)]
+pub(crate) struct Lines {
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    /// The next line of `data` (advancing it) without its CR LF, and whether it was a whole
+    /// line (`false`: `max` bytes without a line end, more of the same line follows).
+    /// `None` when `data` is used up without completing a line (it is kept for later).
+    pub(crate) fn next_line(&mut self, data: &mut &[u8], max: usize) -> Option<(Vec<u8>, bool)> {
+        let max = max.max(1);
+        let nl = data.iter().position(|&c| c == b'\n');
+        let take = nl.map_or(data.len(), |i| i + 1);
+        let room = max.saturating_sub(self.buf.len());
+        if take > room {
+            self.buf.extend_from_slice(&data[..room]);
+            *data = &data[room..];
+            return Some((std::mem::take(&mut self.buf), false));
+        }
+        self.buf.extend_from_slice(&data[..take]);
+        *data = &data[take..];
+        nl?;
+        let mut line = std::mem::take(&mut self.buf);
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        Some((line, true))
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
 /// Find `needle` in `hay`.
 pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() {
@@ -94,6 +134,22 @@ mod tests {
         assert_eq!(json_str(b"abc"), "abc");
         assert_eq!(json_str("héllo".as_bytes()), "héllo");
         assert_eq!(json_str(b"a\xffb"), "a\\xffb");
+    }
+
+    #[test]
+    fn lines_bounded_and_split_anywhere() {
+        let mut l = Lines::default();
+        let mut d: &[u8] = b"ab\r\ncd";
+        assert_eq!(l.next_line(&mut d, 10), Some((b"ab".to_vec(), true)));
+        assert_eq!(l.next_line(&mut d, 10), None);
+        assert_eq!(l.pending(), b"cd");
+        let mut d: &[u8] = b"ef\n";
+        assert_eq!(l.next_line(&mut d, 10), Some((b"cdef".to_vec(), true)));
+        let mut d: &[u8] = b"0123456789abc\n";
+        assert_eq!(l.next_line(&mut d, 4), Some((b"0123".to_vec(), false)));
+        assert_eq!(d.len(), 10);
+        l.clear();
+        assert!(l.pending().is_empty());
     }
 
     #[test]
