@@ -156,11 +156,10 @@ pub fn new_parser(proto: AppProto, cfg: &AppConfig) -> Option<Box<dyn Parser>> {
     let p: Box<dyn Parser> = match proto {
         AppProto::Dns => Box::new(dns::DnsParser::new(cfg)),
         AppProto::Ssh => Box::new(ssh::SshParser::new(cfg)),
-        // Parsers still being written.
         AppProto::Http => Box::new(http::HttpParser::new(cfg)),
         AppProto::Tls => Box::new(tls::TlsParser::new(cfg)),
         AppProto::Smtp => Box::new(smtp::SmtpParser::new(cfg)),
-        AppProto::Ftp => return None,
+        AppProto::Ftp => Box::new(ftp::FtpParser::new(cfg)),
         AppProto::FtpData | AppProto::Failed => return None,
     };
     Some(p)

@@ -420,6 +420,8 @@ pub(crate) struct SmtpParser {
     starttls: bool,
     /// A pending over-long data line piece (no line end seen yet).
     long_line: bool,
+    /// Dropping the rest of an over-long command or reply line, per direction.
+    skipping: [bool; 2],
 }
 
 impl SmtpParser {
@@ -434,6 +436,7 @@ impl SmtpParser {
             next_tx: 0,
             starttls: false,
             long_line: false,
+            skipping: [false; 2],
         }
     }
 
@@ -629,8 +632,13 @@ impl SmtpParser {
     fn server(&mut self, mut data: &[u8], out: &mut Vec<AppEvent>) {
         let max = self.cfg.line_max;
         while let Some((line, whole)) = self.lines[1].next_line(&mut data, max) {
+            if self.skipping[1] {
+                self.skipping[1] = !whole;
+                continue;
+            }
             if !whole {
                 out.push(anomaly("MAX_REPLY_LINE_LEN_EXCEEDED"));
+                self.skipping[1] = true;
                 continue;
             }
             let code = line.get(..3).filter(|c| c.iter().all(u8::is_ascii_digit));
@@ -670,6 +678,7 @@ impl Parser for SmtpParser {
 
     fn gap(&mut self, dir: Direction, _len: u64, out: &mut Vec<AppEvent>) {
         self.lines[dir.idx()].clear();
+        self.skipping[dir.idx()] = false;
         if dir == Direction::ToServer {
             // Lost client bytes: the message cannot be decoded further.
             if self.mode != Mode::Command {
@@ -859,12 +868,14 @@ Content-Type: application/pdf; name=\"r.pdf\"\r\nContent-Transfer-Encoding: base
             &mut out,
         );
         assert_eq!(p.mode, Mode::Done);
-        // A 1 MB command line: bounded, anomaly, no panic.
+        // A 1 MB command line in pieces: bounded, anomaly, no panic.
         let long = vec![b'A'; 1 << 20];
-        let ev = run(&[
-            (Direction::ToServer, &long),
-            (Direction::ToServer, b"\r\nHELO ok\r\n"),
-        ]);
+        let mut chunks: Vec<(Direction, &[u8])> = long
+            .chunks(1000)
+            .map(|c| (Direction::ToServer, c))
+            .collect();
+        chunks.push((Direction::ToServer, b"\r\nHELO ok\r\n"));
+        let ev = run(&chunks);
         assert!(ev.iter().any(|e| matches!(
             e,
             AppEvent::Anomaly {
