@@ -201,10 +201,6 @@ struct Part {
     enc: Enc,
     file: Option<FileTracker>,
     b64: Vec<u8>,
-    /// A line break is owed before the next content line (it belongs to the content only if
-    /// more content follows: the last one before a boundary is the boundary's).
-    crlf_pending: bool,
-    started: bool,
 }
 
 impl Part {
@@ -219,25 +215,23 @@ impl Part {
                     events.push("MIME_INVALID_BASE64");
                 }
             }
+            // Like Suricata, every whole line keeps its line break, the last one too.
             Enc::QuotedPrintable => {
-                if self.crlf_pending {
-                    out.extend_from_slice(b"\r\n");
-                }
                 let (soft, ok) = qp_decode(line, &mut out);
                 if !ok && !events.contains(&"MIME_INVALID_QP") {
                     events.push("MIME_INVALID_QP");
                 }
-                self.crlf_pending = whole && !soft;
-            }
-            Enc::Plain => {
-                if self.crlf_pending {
+                if whole && !soft {
                     out.extend_from_slice(b"\r\n");
                 }
+            }
+            Enc::Plain => {
                 out.extend_from_slice(line);
-                self.crlf_pending = whole;
+                if whole {
+                    out.extend_from_slice(b"\r\n");
+                }
             }
         }
-        self.started = true;
         f.write(&out);
     }
 
@@ -338,8 +332,6 @@ impl Mime {
             enc,
             file,
             b64: Vec::new(),
-            crlf_pending: false,
-            started: false,
         });
     }
 
@@ -778,7 +770,7 @@ QUIT\r\n";
 
     #[test]
     fn session_like_suricata_any_split() {
-        let attachment = b"Version 4.9.9.1 = softbreak\r\n.leading dot";
+        let attachment = b"Version 4.9.9.1 = softbreak\r\n.leading dot\r\n";
         for split in 0..CLIENT.len() {
             let (a, b) = CLIENT.split_at(split);
             let ev = run(&[
