@@ -103,6 +103,8 @@ pub(crate) struct FileTracker {
     data_limit: usize,
     gaps: bool,
     truncated: bool,
+    /// Most bytes tracked; more makes the file TRUNCATED (0: no limit).
+    limit: u64,
 }
 
 impl std::fmt::Debug for FileTracker {
@@ -127,10 +129,24 @@ impl FileTracker {
             data_limit,
             gaps: false,
             truncated: false,
+            limit: 0,
         }
     }
 
+    /// Track at most `limit` bytes (0: no limit); the file is TRUNCATED past it.
+    pub(crate) fn with_limit(mut self, limit: u64) -> Self {
+        self.limit = limit;
+        self
+    }
+
     pub(crate) fn write(&mut self, b: &[u8]) {
+        let b = if self.limit > 0 && self.size.saturating_add(b.len() as u64) > self.limit {
+            self.truncated = true;
+            let room = usize::try_from(self.limit.saturating_sub(self.size)).unwrap_or(usize::MAX);
+            &b[..room.min(b.len())]
+        } else {
+            b
+        };
         self.size = self.size.saturating_add(b.len() as u64);
         self.md5.update(b);
         self.sha1.update(b);
@@ -162,7 +178,7 @@ impl FileTracker {
         state: FileState,
         section: Option<(&'static str, Value)>,
     ) -> FileRecord {
-        let state = if self.gaps && state == FileState::Closed {
+        let state = if (self.gaps || self.truncated) && state == FileState::Closed {
             FileState::Truncated
         } else {
             state

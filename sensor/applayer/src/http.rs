@@ -162,11 +162,11 @@ pub(crate) fn parse_status_line(line: &[u8]) -> Option<(&[u8], Option<u16>, &[u8
     let rest = trim(&line[p_end..]);
     let c_end = rest.iter().position(is_ws).unwrap_or(rest.len());
     let code = &rest[..c_end];
-    let status = if code.len() == 3 && code.iter().all(u8::is_ascii_digit) {
-        std::str::from_utf8(code).ok().and_then(|s| s.parse().ok())
-    } else {
-        None
-    };
+    // Like libhtp: the leading digits are the status ("2xx" is 2); none means invalid.
+    let digits = code.iter().take_while(|c| c.is_ascii_digit()).count();
+    let status = std::str::from_utf8(&code[..digits.min(5)])
+        .ok()
+        .and_then(|s| s.parse().ok());
     Some((&line[..p_end], status, trim(&rest[c_end..])))
 }
 
@@ -758,7 +758,15 @@ impl HttpParser {
         }
         if let Some(p) = self.pending(Some(id)) {
             p.tx.uri_normalized = normalize_uri(&uri);
-            if let Some((auth, _)) = split_absolute(&uri) {
+            let authority = match split_absolute(&uri) {
+                Some((auth, _)) => Some(auth),
+                // CONNECT's authority form: "host:port".
+                None if method.eq_ignore_ascii_case(b"CONNECT") && uri.first() != Some(&b'/') => {
+                    Some(&uri[..])
+                }
+                None => None,
+            };
+            if let Some(auth) = authority {
                 let (h, port) = parse_authority(auth);
                 p.tx.host = Some(h);
                 p.tx.port = port;
@@ -787,6 +795,9 @@ impl HttpParser {
                 let id = self.new_tx(out);
                 if let Some(p) = self.pending(Some(id)) {
                     p.req_done = true;
+                    // What Suricata (libhtp) logs as the URL of a response without request.
+                    p.tx.uri_raw = b"/libhtp::request_uri_not_seen".to_vec();
+                    p.tx.uri_normalized = p.tx.uri_raw.clone();
                 }
                 id
             }
@@ -802,7 +813,7 @@ impl HttpParser {
         match parsed {
             Some((proto, status, msg)) if !v09 => {
                 s.state = State::Headers;
-                if status.is_none() {
+                if !status.is_some_and(|s: u16| (100..=599).contains(&s)) {
                     out.push(anomaly("RESPONSE_INVALID_STATUS"));
                 }
                 let (proto, msg) = (proto.to_vec(), msg.to_vec());
@@ -980,13 +991,15 @@ impl HttpParser {
             if let Some(b) = multipart_boundary {
                 side.multipart = Some((b, Vec::new()));
             } else if method.eq_ignore_ascii_case(b"POST") || method.eq_ignore_ascii_case(b"PUT") {
-                side.file = Some(FileTracker::new(path, cfg.file_data_limit));
+                side.file = Some(
+                    FileTracker::new(path, cfg.file_data_limit).with_limit(cfg.http_file_limit),
+                );
             }
         } else {
-            side.file = Some(FileTracker::new(
-                resp_filename.unwrap_or(path),
-                cfg.file_data_limit,
-            ));
+            side.file = Some(
+                FileTracker::new(resp_filename.unwrap_or(path), cfg.file_data_limit)
+                    .with_limit(cfg.http_file_limit),
+            );
         }
         side.state = next;
         out.extend(events.into_iter().map(anomaly));
@@ -1055,6 +1068,7 @@ impl HttpParser {
             self.sides[d].state = State::Line;
         }
         let data_limit = self.cfg.file_data_limit;
+        let file_limit = self.cfg.http_file_limit;
         let max_parts = self.cfg.smtp_max_parts;
         let Some(p) = self.pending(cur) else { return };
         let tx_id = p.tx.tx_id;
@@ -1064,7 +1078,7 @@ impl HttpParser {
         }
         if let Some((boundary, body)) = multipart {
             for (name, content) in multipart_files(&body, &boundary, max_parts) {
-                let mut f = FileTracker::new(name, data_limit);
+                let mut f = FileTracker::new(name, data_limit).with_limit(file_limit);
                 f.write(content);
                 p.files
                     .push(f.finish(AppProto::Http, tx_id, dir, FileState::Closed, None));
@@ -1589,7 +1603,11 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
 
     #[test]
     fn big_chunked_body_streams_in_bounded_memory() {
-        let cfg = AppConfig::default();
+        // Whole-file tracking (no limit): 64 MiB hashed, memory stays bounded.
+        let cfg = AppConfig {
+            http_file_limit: 0,
+            ..AppConfig::default()
+        };
         let mut p = HttpParser::new(&cfg);
         let mut out = Vec::new();
         p.parse(
@@ -1619,6 +1637,22 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
         let f = files(&out);
         assert_eq!(f[0].size, 64 << 20);
         assert_eq!(txs(&out)[0].response_len, 64 << 20);
+    }
+
+    #[test]
+    fn file_truncated_at_limit_like_suricata() {
+        let mut resp = b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n".to_vec();
+        resp.resize(resp.len() + 300_000, b'a');
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, b"GET /big.bin HTTP/1.1\r\n\r\n"),
+                (Direction::ToClient, &resp),
+            ],
+        );
+        let f = files(&ev);
+        assert_eq!((f[0].size, f[0].state), (102_400, FileState::Truncated));
+        assert_eq!(txs(&ev)[0].response_len, 300_000);
     }
 
     #[test]
@@ -1687,9 +1721,14 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
         );
         let rl = parse_request_line(b"GET /a b HTTP/1.1").unwrap();
         assert_eq!((rl.uri, rl.protocol), (&b"/a b"[..], &b"HTTP/1.1"[..]));
+        // libhtp keeps the leading digits: evader's "2x0" is logged as status 2.
         assert_eq!(
             parse_status_line(b"HTTP/1.1 2x0 Bad"),
-            Some((&b"HTTP/1.1"[..], None, &b"Bad"[..]))
+            Some((&b"HTTP/1.1"[..], Some(2), &b"Bad"[..]))
+        );
+        assert_eq!(
+            parse_status_line(b"HTTP/1.1 OK"),
+            Some((&b"HTTP/1.1"[..], None, &b""[..]))
         );
     }
 }

@@ -145,12 +145,16 @@ struct Reasm {
 
 impl Reasm {
     fn push(&mut self, seq: u32, syn: bool, data: &[u8]) -> Vec<u8> {
-        let next = *self
-            .next
-            .get_or_insert(if syn { seq.wrapping_add(1) } else { seq });
+        // A SYN (re)starts the sequence space; otherwise the first segment with data does
+        // (bare RSTs and ACKs may carry any sequence number).
+        if syn {
+            self.next = Some(seq.wrapping_add(1));
+            self.ooo.clear();
+        }
         if data.is_empty() {
             return Vec::new();
         }
+        let next = *self.next.get_or_insert(seq);
         let mut out = Vec::new();
         let mut next = next;
         let mut seg = Some((seq, data.to_vec()));
