@@ -105,6 +105,17 @@ fn starts_with_ci(v: &[u8], p: &[u8]) -> bool {
     v.len() >= p.len() && v[..p.len()].eq_ignore_ascii_case(p)
 }
 
+/// The `<path>` of a MAIL FROM / RCPT TO argument, without ESMTP parameters
+/// ("<a@b> SIZE=525" gives "<a@b>"), as Suricata logs it.
+fn path_of(v: &[u8]) -> &[u8] {
+    let end = if v.first() == Some(&b'<') {
+        v.iter().position(|&c| c == b'>').map_or(v.len(), |i| i + 1)
+    } else {
+        v.iter().position(|&c| c == b' ').unwrap_or(v.len())
+    };
+    &v[..end]
+}
+
 /// Split an address list header ("a@x, b@y") into trimmed entries.
 fn split_addrs(v: &[u8]) -> Vec<Vec<u8>> {
     v.split(|&c| c == b',')
@@ -394,6 +405,8 @@ impl Mime {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     Command,
+    /// DATA was sent: client bytes are held until the server accepts (354) or refuses it.
+    AwaitData,
     Data,
     /// BDAT chunk bytes still to read, and whether it is the LAST one.
     Bdat(u64, bool),
@@ -414,6 +427,13 @@ pub(crate) struct SmtpParser {
     long_line: bool,
     /// Dropping the rest of an over-long command or reply line, per direction.
     skipping: [bool; 2],
+    /// Commands sent (the greeting counts as the first) and final replies seen, to pair
+    /// the server's answer with DATA under pipelining.
+    cmds_sent: u64,
+    replies_seen: u64,
+    data_cmd: Option<u64>,
+    /// Client bytes sent after DATA before its reply (bounded by `max_buffer`).
+    held: Vec<u8>,
 }
 
 impl SmtpParser {
@@ -429,6 +449,10 @@ impl SmtpParser {
             starttls: false,
             long_line: false,
             skipping: [false; 2],
+            cmds_sent: 1,
+            replies_seen: 0,
+            data_cmd: None,
+            held: Vec::new(),
         }
     }
 
@@ -479,6 +503,7 @@ impl SmtpParser {
         let verb = line[..verb_end].to_ascii_uppercase();
         let arg = trim(&line[verb_end..]);
         let max_rcpt = self.cfg.smtp_max_rcpt;
+        self.cmds_sent += 1;
         match verb.as_slice() {
             b"HELO" | b"EHLO" => {
                 self.helo = Some(arg.to_vec());
@@ -490,7 +515,7 @@ impl SmtpParser {
                     .filter(|_| starts_with_ci(arg, b"FROM:"))
                     .map(trim)
                     .unwrap_or(arg);
-                self.tx().mail_from = Some(v.to_vec());
+                self.tx().mail_from = Some(path_of(v).to_vec());
             }
             b"RCPT" => {
                 let v = arg
@@ -500,13 +525,13 @@ impl SmtpParser {
                     .unwrap_or(arg);
                 let tx = self.tx();
                 if tx.rcpt_to.len() < max_rcpt {
-                    tx.rcpt_to.push(v.to_vec());
+                    tx.rcpt_to.push(path_of(v).to_vec());
                 }
             }
             b"DATA" => {
                 self.tx();
-                self.mode = Mode::Data;
-                self.mime = Some(Mime::new(&self.cfg));
+                self.mode = Mode::AwaitData;
+                self.data_cmd = Some(self.cmds_sent - 1);
             }
             b"BDAT" => {
                 let mut words = arg.split(|&c| c == b' ').filter(|w| !w.is_empty());
@@ -546,6 +571,13 @@ impl SmtpParser {
         }
     }
 
+    /// The server accepted DATA: message lines follow.
+    fn start_data(&mut self) {
+        self.mode = Mode::Data;
+        self.long_line = false;
+        self.mime = Some(Mime::new(&self.cfg));
+    }
+
     /// A line of message data in DATA mode.
     fn data_line(&mut self, line: &[u8], whole: bool, out: &mut Vec<AppEvent>) {
         let at_line_start = !self.long_line;
@@ -580,6 +612,16 @@ impl SmtpParser {
         while !data.is_empty() {
             match self.mode {
                 Mode::Done => return,
+                Mode::AwaitData => {
+                    if self.held.len() + data.len() <= self.cfg.max_buffer {
+                        self.held.extend_from_slice(data);
+                        return;
+                    }
+                    // No reply in sight: assume the server accepted DATA.
+                    self.start_data();
+                    let held = std::mem::take(&mut self.held);
+                    self.client(&held, out);
+                }
                 Mode::Bdat(left, last) => {
                     // BDAT chunks are raw message bytes: split them into lines for MIME.
                     let n = usize::try_from(left).unwrap_or(usize::MAX).min(data.len());
@@ -639,6 +681,22 @@ impl SmtpParser {
                 continue;
             }
             let last = line.get(3) != Some(&b'-');
+            if last && code.is_some() {
+                let idx = self.replies_seen;
+                self.replies_seen += 1;
+                let is_354 = code == Some(b"354");
+                if self.mode == Mode::AwaitData && (self.data_cmd == Some(idx) || is_354) {
+                    self.data_cmd = None;
+                    if is_354 {
+                        self.start_data();
+                    } else {
+                        out.push(anomaly("DATA_COMMAND_REJECTED"));
+                        self.mode = Mode::Command;
+                    }
+                    let held = std::mem::take(&mut self.held);
+                    self.client(&held, out);
+                }
+            }
             if self.starttls && last {
                 self.starttls = false;
                 if code == Some(b"220") {
@@ -681,6 +739,12 @@ impl Parser for SmtpParser {
     }
 
     fn close(&mut self, _ts: i64, out: &mut Vec<AppEvent>) {
+        if self.mode == Mode::AwaitData && !self.held.is_empty() {
+            // The reply to DATA was never seen: read what followed as the message.
+            self.start_data();
+            let held = std::mem::take(&mut self.held);
+            self.client(&held, out);
+        }
         let complete = self.mode == Mode::Command || self.mode == Mode::Done;
         self.end_tx(complete, out);
     }
@@ -893,6 +957,63 @@ Content-Type: application/pdf; name=\"r.pdf\"\r\nContent-Transfer-Encoding: base
         }
         let ev = run(&[(Direction::ToServer, &CLIENT[..CLIENT.len() - 40])]);
         assert_eq!(txs(&ev)[0].status, "PARSE_ERROR");
+    }
+
+    #[test]
+    fn rejected_data_is_not_a_message() {
+        // Postfix refusing DATA before MAIL/RCPT (sv-corpus): the next commands are commands.
+        let ev = run(&[
+            (
+                Direction::ToClient,
+                b"220 mail.example.com ESMTP Postfix\r\n",
+            ),
+            (Direction::ToServer, b"helo client.example.com\r\n"),
+            (Direction::ToClient, b"250 mail.example.com\r\n"),
+            (Direction::ToServer, b"rcpt to:<bob@example.com>\r\n"),
+            (
+                Direction::ToClient,
+                b"503 5.5.1 Error: need MAIL command\r\n",
+            ),
+            (Direction::ToServer, b"data\r\n"),
+            (
+                Direction::ToClient,
+                b"503 5.5.1 Error: need RCPT command\r\n",
+            ),
+            (
+                Direction::ToServer,
+                b"mail from:<alice@example.com> SIZE=10\r\n",
+            ),
+            (Direction::ToClient, b"250 2.1.0 Ok\r\n"),
+            (
+                Direction::ToServer,
+                b"rcpt to:<bob@example.com> NOTIFY=NEVER\r\n",
+            ),
+            (Direction::ToClient, b"250 2.1.5 Ok\r\n"),
+            (Direction::ToServer, b"data\r\n"),
+            (
+                Direction::ToClient,
+                b"354 End data with <CR><LF>.<CR><LF>\r\n",
+            ),
+            (
+                Direction::ToServer,
+                b"From: alice@example.com\r\nSubject: x\r\n\r\nhi\r\n.\r\n",
+            ),
+            (Direction::ToClient, b"250 2.0.0 Ok: queued\r\n"),
+        ]);
+        let t = txs(&ev);
+        // As Suricata 7.0.10 logs this session.
+        assert_eq!(
+            t[0].eve(),
+            serde_json::json!({"helo":"client.example.com","mail_from":"<alice@example.com>","rcpt_to":["<bob@example.com>","<bob@example.com>"]})
+        );
+        assert!(ev.iter().any(|e| matches!(
+            e,
+            AppEvent::Anomaly {
+                event: "DATA_COMMAND_REJECTED",
+                ..
+            }
+        )));
+        assert_eq!(t[0].from.as_deref(), Some(&b"alice@example.com"[..]));
     }
 
     #[test]
