@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Parity harness: run Suricata 7 and `khien sensor` on the same pcap and compare their EVE.
+
+Usage: scripts/parity.py [--khien BIN] [--suricata BIN] [--out DIR] [--show N] PCAP...
+
+For each pcap, runs
+  suricata -r PCAP -l OUT/suricata -k none --runmode single -c scripts/parity/suricata.yaml -S /dev/null
+  khien sensor -r PCAP -l OUT/khien -k none
+and compares records per event type by key (a multiset match):
+  flow      (proto, endpoints)                   endpoints = the two ip:port, sorted
+  http      (flow, method, hostname, url, status)
+  dns       (flow, type, rrname, rrtype, rcode)
+  tls       (flow, sni, version, ja3 hash)
+  fileinfo  (flow, sha256)
+  ssh/smtp/ftp  (flow) counts only
+Prints per type: Suricata count, khien count, matched, match rate (matched / Suricata) and
+extra rate ((khien - matched) / Suricata), then the first mismatches both ways.
+Exit status 0 always (a report, not a test); --json writes the numbers for tests/benches.
+"""
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SURI_CONF = os.path.join(ROOT, "scripts", "parity", "suricata.yaml")
+
+
+def flow_of(e):
+    """Direction-independent flow identity of a record."""
+    a = (e.get("src_ip"), e.get("src_port", 0))
+    b = (e.get("dest_ip"), e.get("dest_port", 0))
+    lo, hi = sorted([a, b], key=lambda x: (str(x[0]), x[1] or 0))
+    return (e.get("proto"), lo, hi)
+
+
+def key(e):
+    t = e.get("event_type")
+    f = flow_of(e)
+    if t == "flow":
+        return f
+    if t == "http":
+        h = e.get("http", {})
+        return (f, h.get("http_method"), h.get("hostname"), h.get("url"), h.get("status"))
+    if t == "dns":
+        d = e.get("dns", {})
+        return (f, d.get("type"), d.get("rrname"), d.get("rrtype"), d.get("rcode"))
+    if t == "tls":
+        s = e.get("tls", {})
+        return (f, s.get("sni"), s.get("version"), (s.get("ja3") or {}).get("hash"))
+    if t == "fileinfo":
+        return (f, e.get("fileinfo", {}).get("sha256"))
+    return f
+
+
+TYPES = ["flow", "http", "dns", "tls", "fileinfo", "ssh", "smtp", "ftp", "anomaly"]
+
+
+def load(path):
+    by = collections.defaultdict(collections.Counter)
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            t = e.get("event_type")
+            if t in TYPES:
+                by[t][key(e) if t != "anomaly" else (e.get("anomaly", {}).get("event"),)] += 1
+    return by
+
+
+def run(cmd, cwd=None):
+    t0 = time.time()
+    p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if p.returncode != 0:
+        sys.exit(f"command failed ({p.returncode}): {' '.join(cmd)}\n{p.stdout}")
+    elapsed = None
+    for line in p.stdout.splitlines():
+        if "time elapsed" in line:
+            elapsed = float(line.rsplit(" ", 1)[-1].rstrip("s"))
+    return elapsed, time.time() - t0
+
+
+def compare(s, k, show):
+    rows = {}
+    for t in TYPES:
+        cs, ck = s.get(t, collections.Counter()), k.get(t, collections.Counter())
+        ns, nk = sum(cs.values()), sum(ck.values())
+        matched = sum(min(n, ck.get(x, 0)) for x, n in cs.items())
+        rate = matched / ns if ns else 1.0
+        extra = (nk - matched) / ns if ns else (1.0 if nk else 0.0)
+        rows[t] = dict(suricata=ns, khien=nk, matched=matched, match_rate=rate, extra_rate=extra)
+        print(f"  {t:9} suricata {ns:6}  khien {nk:6}  matched {matched:6}  "
+              f"match {100*rate:6.2f}%  extra {100*extra:6.2f}%")
+        if show and t != "anomaly":
+            miss = [x for x, n in cs.items() if ck.get(x, 0) < n][:show]
+            more = [x for x, n in ck.items() if cs.get(x, 0) < n][:show]
+            for x in miss:
+                print(f"      only suricata: {x}")
+            for x in more:
+                print(f"      only khien:    {x}")
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("pcaps", nargs="+")
+    ap.add_argument("--khien", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "/var/tmp/khien-target"), "release", "khien"))
+    ap.add_argument("--suricata", default="suricata")
+    ap.add_argument("--out", default="/tmp/khien-parity")
+    ap.add_argument("--show", type=int, default=3, help="mismatches to print per type and side")
+    ap.add_argument("--json", help="write the numbers here")
+    ap.add_argument("--reuse-suricata", action="store_true", help="reuse OUT/…/suricata/eve.json if present")
+    a = ap.parse_args()
+    report = {}
+    for pcap in a.pcaps:
+        name = os.path.basename(pcap).rsplit(".", 1)[0]
+        sdir, kdir = os.path.join(a.out, name, "suricata"), os.path.join(a.out, name, "khien")
+        os.makedirs(sdir, exist_ok=True)
+        os.makedirs(kdir, exist_ok=True)
+        seve = os.path.join(sdir, "eve.json")
+        if not (a.reuse_suricata and os.path.exists(seve)):
+            if os.path.exists(seve):
+                os.remove(seve)
+            st, _ = run([a.suricata, "-r", pcap, "-l", sdir, "-k", "none", "--runmode", "single",
+                         "-c", SURI_CONF, "-S", "/dev/null"])
+        else:
+            st = None
+        kt, _ = run([a.khien, "sensor", "-r", pcap, "-l", kdir, "-k", "none"] if not a.khien.endswith("sws")
+                    else [a.khien, "-r", pcap, "-l", kdir, "-k", "none"])
+        print(f"{pcap}: suricata time elapsed {st}s, khien time elapsed {kt}s")
+        report[name] = compare(load(seve), load(os.path.join(kdir, "eve.json")), a.show)
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump(report, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

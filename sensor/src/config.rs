@@ -1,0 +1,368 @@
+//! Sensor configuration: a documented YAML file (`khien.yaml`), every field defaulted, so
+//! no file is needed for a pcap run. Validated once at start-up with line-precise errors.
+//! `--set key=value` overrides one dotted key.
+//!
+//! ```yaml
+//! checksum: none            # none | all (Suricata's -k)
+//! workers: 1                # worker threads owning flow shards
+//! flow:
+//!   memcap: 128mb           # flow state; emergency eviction past it
+//!   timeouts:               # seconds, per protocol: new / established / closed
+//!     tcp: { new: 30, established: 300, closed: 10 }
+//! stream:
+//!   midstream: false        # pick up TCP sessions without a handshake
+//!   reassembly: { depth: 1mb, memcap: 256mb }
+//! defrag: { memcap: 32mb, timeout: 60, max-trackers: 65535 }
+//! eve:
+//!   filename: eve.json
+//!   types: [flow, anomaly, http, dns, tls, ssh, smtp, ftp, fileinfo, stats]
+//! stats: { interval: 8 }    # seconds between EVE stats records; 0 disables
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {msg}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        msg: String,
+    },
+    #[error("{path}: {msg}")]
+    Invalid { path: PathBuf, msg: String },
+    #[error("--set {arg}: {msg}")]
+    Set { arg: String, msg: String },
+}
+
+/// A byte size: an integer or a string with a unit ("32mb", "1gb", "512kb").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => parse_size(&s).map(ByteSize).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "invalid size {s:?} (e.g. 1048576, 512kb, 32mb, 1gb)"
+                ))
+            }),
+        }
+    }
+}
+
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, mul) = if let Some(n) = s.strip_suffix("gb") {
+        (n, 1u64 << 30)
+    } else if let Some(n) = s.strip_suffix("mb") {
+        (n, 1 << 20)
+    } else if let Some(n) = s.strip_suffix("kb") {
+        (n, 1 << 10)
+    } else {
+        (s.as_str(), 1)
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mul)
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct SensorConfig {
+    /// Checksum validation: "none" or "all".
+    pub checksum: String,
+    /// Worker threads (flow shards by symmetric hash).
+    pub workers: usize,
+    pub flow: FlowSection,
+    pub stream: StreamSection,
+    pub defrag: DefragSection,
+    pub eve: EveSection,
+    pub stats: StatsSection,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        SensorConfig {
+            checksum: "none".into(),
+            workers: 1,
+            flow: FlowSection::default(),
+            stream: StreamSection::default(),
+            defrag: DefragSection::default(),
+            eve: EveSection::default(),
+            stats: StatsSection::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct FlowSection {
+    pub memcap: ByteSize,
+    pub timeouts: TimeoutsSection,
+}
+
+impl Default for FlowSection {
+    fn default() -> Self {
+        FlowSection {
+            memcap: ByteSize(128 << 20),
+            timeouts: TimeoutsSection::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsSection {
+    pub default: Option<ProtoTimeouts>,
+    pub tcp: Option<ProtoTimeouts>,
+    pub udp: Option<ProtoTimeouts>,
+    pub icmp: Option<ProtoTimeouts>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtoTimeouts {
+    pub new: Option<i64>,
+    pub established: Option<i64>,
+    pub closed: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct StreamSection {
+    pub midstream: bool,
+    pub reassembly: ReassemblySection,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ReassemblySection {
+    pub depth: ByteSize,
+    pub memcap: ByteSize,
+}
+
+impl Default for ReassemblySection {
+    fn default() -> Self {
+        ReassemblySection {
+            depth: ByteSize(1 << 20),
+            memcap: ByteSize(256 << 20),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct DefragSection {
+    pub memcap: ByteSize,
+    pub timeout: i64,
+    pub max_trackers: usize,
+}
+
+impl Default for DefragSection {
+    fn default() -> Self {
+        DefragSection {
+            memcap: ByteSize(32 << 20),
+            timeout: 60,
+            max_trackers: 65_535,
+        }
+    }
+}
+
+/// EVE event types the sensor can write.
+pub const EVE_TYPES: &[&str] = &[
+    "flow", "anomaly", "http", "dns", "tls", "ssh", "smtp", "ftp", "fileinfo", "stats",
+];
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct EveSection {
+    pub filename: String,
+    pub types: Vec<String>,
+}
+
+impl Default for EveSection {
+    fn default() -> Self {
+        EveSection {
+            filename: "eve.json".into(),
+            types: EVE_TYPES.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct StatsSection {
+    /// Seconds of packet time between EVE `stats` records (0: only at the end).
+    pub interval: u64,
+}
+
+impl Default for StatsSection {
+    fn default() -> Self {
+        StatsSection { interval: 8 }
+    }
+}
+
+impl SensorConfig {
+    /// Loads `path` (or defaults when None), applies `--set` overrides and validates.
+    pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Self, ConfigError> {
+        let shown = path.map_or_else(|| PathBuf::from("<defaults>"), Path::to_path_buf);
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.into(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        let perr = |e: serde_yaml::Error| {
+            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+            ConfigError::Parse {
+                path: shown.clone(),
+                line,
+                column,
+                msg: e.to_string(),
+            }
+        };
+        let cfg: SensorConfig = if sets.is_empty() {
+            if text.trim().is_empty() {
+                SensorConfig::default()
+            } else {
+                serde_yaml::from_str(&text).map_err(perr)?
+            }
+        } else {
+            let mut v: serde_yaml::Value = if text.trim().is_empty() {
+                serde_yaml::Value::Mapping(Default::default())
+            } else {
+                serde_yaml::from_str(&text).map_err(perr)?
+            };
+            for s in sets {
+                apply_set(&mut v, s)?;
+            }
+            serde_yaml::from_value(v).map_err(|e| ConfigError::Set {
+                arg: sets.join(" "),
+                msg: e.to_string(),
+            })?
+        };
+        cfg.validate(&shown)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |msg: String| {
+            Err(ConfigError::Invalid {
+                path: path.into(),
+                msg,
+            })
+        };
+        if !matches!(self.checksum.as_str(), "none" | "all") {
+            return bad(format!("checksum: {:?} is not none or all", self.checksum));
+        }
+        if self.workers == 0 || self.workers > 256 {
+            return bad(format!("workers: {} is not in 1..=256", self.workers));
+        }
+        for t in &self.eve.types {
+            if !EVE_TYPES.contains(&t.as_str()) {
+                return bad(format!(
+                    "eve.types: unknown type {t:?} (known: {})",
+                    EVE_TYPES.join(", ")
+                ));
+            }
+        }
+        if self.flow.memcap.0 < 1 << 20 {
+            return bad("flow.memcap: must be at least 1mb".into());
+        }
+        Ok(())
+    }
+
+    pub fn eve_enabled(&self, t: &str) -> bool {
+        self.eve.types.iter().any(|x| x == t)
+    }
+}
+
+/// Applies one `key.sub=value` override to a YAML tree.
+fn apply_set(root: &mut serde_yaml::Value, arg: &str) -> Result<(), ConfigError> {
+    let err = |msg: &str| ConfigError::Set {
+        arg: arg.into(),
+        msg: msg.into(),
+    };
+    let (key, val) = arg
+        .split_once('=')
+        .ok_or_else(|| err("expected key=value"))?;
+    let val: serde_yaml::Value = serde_yaml::from_str(val).map_err(|e| err(&e.to_string()))?;
+    let mut cur = root;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, p) in parts.iter().enumerate() {
+        if p.is_empty() {
+            return Err(err("empty key component"));
+        }
+        let map = match cur {
+            serde_yaml::Value::Mapping(m) => m,
+            other => {
+                *other = serde_yaml::Value::Mapping(Default::default());
+                match other {
+                    serde_yaml::Value::Mapping(m) => m,
+                    _ => return Err(err("not a mapping")),
+                }
+            }
+        };
+        let k = serde_yaml::Value::String((*p).to_string());
+        if i + 1 == parts.len() {
+            map.insert(k, val);
+            return Ok(());
+        }
+        cur = map
+            .entry(k)
+            .or_insert(serde_yaml::Value::Mapping(Default::default()));
+    }
+    Err(err("empty key"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_sets() {
+        let c = SensorConfig::load(None, &[]).unwrap();
+        assert_eq!(c.flow.memcap, ByteSize(128 << 20));
+        let c = SensorConfig::load(
+            None,
+            &["stream.midstream=true".into(), "flow.memcap=64mb".into()],
+        )
+        .unwrap();
+        assert!(c.stream.midstream);
+        assert_eq!(c.flow.memcap, ByteSize(64 << 20));
+        let e = SensorConfig::load(None, &["flow.memcap=lots".into()]).unwrap_err();
+        assert!(e.to_string().contains("invalid size"), "{e}");
+        assert!(SensorConfig::load(None, &["checksum=some".into()]).is_err());
+    }
+
+    #[test]
+    fn file_errors_name_line_and_column() {
+        let dir = std::env::temp_dir().join(format!("khien-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("khien.yaml");
+        std::fs::write(&p, "workers: 1\nflow:\n  memcapp: 1mb\n").unwrap();
+        let e = SensorConfig::load(Some(&p), &[]).unwrap_err().to_string();
+        assert!(e.contains("khien.yaml:3:"), "{e}");
+        assert!(e.contains("memcapp"), "{e}");
+        std::fs::write(&p, "eve:\n  types: [flow, alert]\n").unwrap();
+        let e = SensorConfig::load(Some(&p), &[]).unwrap_err().to_string();
+        assert!(e.contains("alert"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

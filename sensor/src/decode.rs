@@ -1,0 +1,807 @@
+//! Packet decoding: link layer → IP → transport, into a [`Decoded`] summary that borrows
+//! the packet. No allocation per packet; fragments go to [`crate::defrag`] and a completed
+//! datagram is decoded from the defragmenter's buffer by [`Decoder::decode_reassembled`].
+
+use crate::defrag::{Defrag, DefragConfig, FragKey};
+use crate::event::{DecodeEvent, Events};
+use crate::wire::ethernet::{self, EtherType, EthernetFrame, VlanTag};
+use crate::wire::ipv4::{self, Ipv4Packet};
+use crate::wire::ipv6::{self, Ipv6Packet};
+use crate::wire::tcp::{self, TcpOpts, TcpPacket};
+use crate::wire::udp::UdpPacket;
+use crate::wire::{checksum_add, checksum_fold, icmp, pseudo_v4, pseudo_v6};
+
+/// Link types (pcap DLT values) the decoder understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkType {
+    Ethernet,
+    /// DLT_RAW / LINKTYPE_RAW: IPv4 or IPv6 by the version nibble.
+    Raw,
+    /// BSD loopback: a 4-byte address family (DLT_NULL host order, DLT_LOOP network order).
+    Null,
+    LinuxSll,
+    LinuxSll2,
+    Ipv4,
+    Ipv6,
+}
+
+impl LinkType {
+    /// Maps a pcap DLT/LINKTYPE number.
+    pub fn from_dlt(dlt: i32) -> Option<Self> {
+        Some(match dlt {
+            1 => LinkType::Ethernet,
+            12 | 14 | 101 => LinkType::Raw,
+            0 | 108 => LinkType::Null,
+            113 => LinkType::LinuxSll,
+            276 => LinkType::LinuxSll2,
+            228 => LinkType::Ipv4,
+            229 => LinkType::Ipv6,
+            _ => return None,
+        })
+    }
+}
+
+/// Source and destination addresses. IPv4 addresses are stored in the first 4 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Addrs {
+    pub v6: bool,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+}
+
+impl Addrs {
+    pub fn v4(src: [u8; 4], dst: [u8; 4]) -> Self {
+        let mut a = Addrs {
+            v6: false,
+            src: [0; 16],
+            dst: [0; 16],
+        };
+        a.src[..4].copy_from_slice(&src);
+        a.dst[..4].copy_from_slice(&dst);
+        a
+    }
+    pub fn v6(src: [u8; 16], dst: [u8; 16]) -> Self {
+        Addrs { v6: true, src, dst }
+    }
+}
+
+/// Transport-layer details of a decoded packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L4 {
+    /// Not decoded to a transport (non-IP, IP fragment, or an invalid transport header).
+    None,
+    Tcp(TcpInfo),
+    Udp,
+    Icmp {
+        ty: u8,
+        code: u8,
+    },
+    /// Another IP protocol (SCTP ports are filled in; others have port 0).
+    Other,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpInfo {
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub win: u16,
+    pub opts: TcpOpts,
+}
+
+/// The summary of one decoded packet. Borrows the packet (or the reassembly buffer).
+#[derive(Clone, Debug)]
+pub struct Decoded<'a> {
+    /// Outer and inner VLAN ids (0 when absent).
+    pub vlan: [u16; 2],
+    pub addrs: Option<Addrs>,
+    /// IP protocol number (0 when there is no IP layer).
+    pub proto: u8,
+    pub sp: u16,
+    pub dp: u16,
+    pub l4: L4,
+    /// Transport payload (TCP/UDP data).
+    pub payload: &'a [u8],
+    /// Suricata's decoder events raised by this packet.
+    pub events: Events,
+    /// False when checksum validation is on and an IP/TCP/UDP/ICMP checksum is wrong.
+    pub csum_ok: bool,
+    /// The packet is an IP fragment (its transport is decoded only after reassembly).
+    pub fragment: bool,
+    /// For an ICMPv4 destination-unreachable: the embedded packet's tuple, which selects
+    /// the flow of the original packet.
+    pub icmp_embedded: Option<icmp::Embedded4>,
+}
+
+impl Decoded<'_> {
+    fn empty() -> Self {
+        Decoded {
+            vlan: [0; 2],
+            addrs: None,
+            proto: 0,
+            sp: 0,
+            dp: 0,
+            l4: L4::None,
+            payload: &[],
+            events: Events::default(),
+            csum_ok: true,
+            fragment: false,
+            icmp_embedded: None,
+        }
+    }
+}
+
+/// Decoder counters.
+#[derive(Clone, Debug, Default)]
+pub struct DecodeStats {
+    pub pkts: u64,
+    pub bytes: u64,
+    pub ipv4: u64,
+    pub ipv6: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub icmpv4: u64,
+    pub icmpv6: u64,
+    pub vlan: u64,
+    pub tunnels: u64,
+    pub other_link: u64,
+    pub invalid: u64,
+    pub invalid_checksum: u64,
+    /// Per event counts, indexed by `DecodeEvent as usize`.
+    pub events: Vec<u64>,
+}
+
+/// Checksum validation mode (Suricata's `-k`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChecksumMode {
+    None,
+    All,
+}
+
+/// Stateful decoder: owns the IP defragmenter and its output buffer.
+pub struct Decoder {
+    pub checksum: ChecksumMode,
+    defrag: Defrag,
+    /// Reassembled datagram waiting for `decode_reassembled` (valid when `pending`).
+    pending: bool,
+    pending_vlan: [u16; 2],
+    /// Tunnel nesting of the packet being decoded.
+    depth: u8,
+    pub stats: DecodeStats,
+}
+
+/// Most VLAN tags decoded (Suricata's limit); the first two are part of the flow key.
+const MAX_VLAN_LAYERS: usize = 3;
+
+/// Most tunnel layers decoded inside one packet.
+const MAX_TUNNEL_DEPTH: u8 = 3;
+
+impl Decoder {
+    pub fn new(checksum: ChecksumMode, defrag: DefragConfig) -> Self {
+        Decoder {
+            checksum,
+            defrag: Defrag::new(defrag),
+            pending: false,
+            pending_vlan: [0; 2],
+            depth: 0,
+            stats: DecodeStats {
+                events: vec![0; DecodeEvent::ALL.len()],
+                ..Default::default()
+            },
+        }
+    }
+
+    pub fn defrag_stats(&self) -> &crate::defrag::DefragStats {
+        &self.defrag.stats
+    }
+
+    /// Decodes one captured packet. `ts` (µs) drives fragment timeouts.
+    pub fn decode<'a>(&mut self, link: LinkType, pkt: &'a [u8], ts: i64) -> Decoded<'a> {
+        self.pending = false;
+        self.depth = 0;
+        self.stats.pkts += 1;
+        self.stats.bytes += pkt.len() as u64;
+        let mut d = Decoded::empty();
+        match link {
+            LinkType::Ethernet => match EthernetFrame::new_checked(pkt) {
+                Some(eth) => {
+                    let (et, payload) = (eth.ethertype(), eth.payload());
+                    self.ether(et, payload, &mut d, ts, 0);
+                }
+                None => d.events.push(DecodeEvent::EthernetPktTooSmall),
+            },
+            LinkType::LinuxSll => match ethernet::sll(pkt) {
+                Some((et, payload)) => self.ether(et, payload, &mut d, ts, 0),
+                None => d.events.push(DecodeEvent::SllPktTooSmall),
+            },
+            LinkType::LinuxSll2 => match ethernet::sll2(pkt) {
+                Some((et, payload)) => self.ether(et, payload, &mut d, ts, 0),
+                None => d.events.push(DecodeEvent::SllPktTooSmall),
+            },
+            LinkType::Null => {
+                if pkt.len() < 4 {
+                    d.events.push(DecodeEvent::LtnullPktTooSmall);
+                } else {
+                    match ethernet::null_family(pkt) {
+                        Some((4, p)) => self.ipv4(p, &mut d, ts),
+                        Some((_, p)) => self.ipv6(p, &mut d, ts),
+                        None => d.events.push(DecodeEvent::LtnullUnsupportedType),
+                    }
+                }
+            }
+            LinkType::Raw => match pkt.first().map(|b| b >> 4) {
+                Some(4) => self.ipv4(pkt, &mut d, ts),
+                Some(6) => self.ipv6(pkt, &mut d, ts),
+                _ => d.events.push(DecodeEvent::IprawInvalidIpVersion),
+            },
+            LinkType::Ipv4 => self.ipv4(pkt, &mut d, ts),
+            LinkType::Ipv6 => self.ipv6(pkt, &mut d, ts),
+        }
+        if self.pending {
+            self.pending_vlan = d.vlan;
+        }
+        self.count(&d);
+        d
+    }
+
+    /// True when the last `decode` completed an IP datagram from fragments.
+    pub fn has_reassembled(&self) -> bool {
+        self.pending
+    }
+
+    /// Decodes the datagram completed by the last `decode` call (call once, after
+    /// `has_reassembled`). Its transport layer is decoded like any packet's.
+    pub fn decode_reassembled(&mut self) -> Decoded<'_> {
+        self.pending = false;
+        let mut d = Decoded::empty();
+        d.vlan = self.pending_vlan;
+        let checksum = self.checksum;
+        let buf = self.defrag.output();
+        let mut ev = Events::default();
+        match buf.first().map(|b| b >> 4) {
+            Some(4) => {
+                if let Ok(ip) = Ipv4Packet::new_checked(buf) {
+                    let addrs = Addrs::v4(ip.src(), ip.dst());
+                    d.addrs = Some(addrs);
+                    d.proto = ip.protocol();
+                    let (proto, payload) = (ip.protocol(), ip.payload());
+                    transport(&mut d, checksum, proto, payload, 255, &mut ev);
+                }
+            }
+            Some(6) => {
+                if let Ok(ip) = Ipv6Packet::new_checked(buf) {
+                    d.addrs = Some(Addrs::v6(ip.src(), ip.dst()));
+                    d.proto = ip.next_header();
+                    let (proto, payload, hl) = (ip.next_header(), ip.payload(), ip.hop_limit());
+                    transport(&mut d, checksum, proto, payload, hl, &mut ev);
+                }
+            }
+            _ => {}
+        }
+        d.events = ev;
+        for e in d.events.iter() {
+            if let Some(c) = self.stats.events.get_mut(e as usize) {
+                *c += 1;
+            }
+        }
+        d
+    }
+
+    /// Expires fragment trackers older than the timeout at `now` (µs).
+    pub fn expire(&mut self, now: i64) {
+        self.defrag.expire(now);
+    }
+
+    fn count(&mut self, d: &Decoded) {
+        for e in d.events.iter() {
+            if let Some(c) = self.stats.events.get_mut(e as usize) {
+                *c += 1;
+            }
+        }
+        if !d.events.is_empty() && d.l4 == L4::None && !d.fragment {
+            self.stats.invalid += 1;
+        }
+        if !d.csum_ok {
+            self.stats.invalid_checksum += 1;
+        }
+        match d.l4 {
+            L4::Tcp(_) => self.stats.tcp += 1,
+            L4::Udp => self.stats.udp += 1,
+            L4::Icmp { .. } if d.proto == 1 => self.stats.icmpv4 += 1,
+            L4::Icmp { .. } => self.stats.icmpv6 += 1,
+            _ => {}
+        }
+    }
+
+    fn ether<'a>(
+        &mut self,
+        mut et: EtherType,
+        mut payload: &'a [u8],
+        d: &mut Decoded<'a>,
+        ts: i64,
+        _depth: u8,
+    ) {
+        let mut layers = 0usize;
+        loop {
+            match et {
+                EtherType::Ipv4 => return self.ipv4(payload, d, ts),
+                EtherType::Ipv6 => return self.ipv6(payload, d, ts),
+                EtherType::Vlan => {
+                    self.stats.vlan += 1;
+                    let Some(tag) = VlanTag::new_checked(payload) else {
+                        d.events.push(DecodeEvent::VlanHeaderTooSmall);
+                        return;
+                    };
+                    if layers >= MAX_VLAN_LAYERS {
+                        d.events.push(DecodeEvent::VlanTooManyLayers);
+                        return;
+                    }
+                    if let Some(v) = d.vlan.get_mut(layers) {
+                        *v = tag.vid();
+                    }
+                    layers += 1;
+                    et = tag.ethertype();
+                    payload = tag.payload();
+                }
+                EtherType::PppoeSession => return self.pppoe(payload, d, ts),
+                EtherType::Arp | EtherType::Unknown(_) => {
+                    self.stats.other_link += 1;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Decodes IP-in-IP (4, 41) and GRE (47) tunnels: the inner packet replaces the outer
+    /// one in `d` (Suricata tracks the inner flow). Returns false when `proto` is not a
+    /// tunnel or the nesting is too deep.
+    fn tunnel<'a>(&mut self, proto: u8, b: &'a [u8], d: &mut Decoded<'a>, ts: i64) -> bool {
+        if !matches!(proto, 4 | 41 | 47) || self.depth >= MAX_TUNNEL_DEPTH {
+            return false;
+        }
+        self.depth += 1;
+        self.stats.tunnels += 1;
+        d.addrs = None;
+        d.proto = 0;
+        match proto {
+            4 => self.ipv4(b, d, ts),
+            41 => self.ipv6(b, d, ts),
+            _ => self.gre(b, d, ts),
+        }
+        self.depth -= 1;
+        true
+    }
+
+    /// GRE (RFC 2784/2890) version 0 and the PPTP version 1 (RFC 2637).
+    fn gre<'a>(&mut self, b: &'a [u8], d: &mut Decoded<'a>, ts: i64) {
+        if b.len() < 4 {
+            return;
+        }
+        let flags = u16::from_be_bytes([b[0], b[1]]);
+        let proto = u16::from_be_bytes([b[2], b[3]]);
+        let version = flags & 0x7;
+        let mut off = 4;
+        if flags & 0x8000 != 0 {
+            off += 4; // checksum + reserved
+        }
+        if flags & 0x2000 != 0 {
+            off += 4; // key (PPTP: payload length + call id)
+        }
+        if flags & 0x1000 != 0 {
+            off += 4; // sequence number
+        }
+        if version == 1 && flags & 0x0080 != 0 {
+            off += 4; // PPTP acknowledgment number
+        }
+        let Some(inner) = b.get(off..) else { return };
+        match (version, proto) {
+            (0, 0x0800) => self.ipv4(inner, d, ts),
+            (0, 0x86dd) => self.ipv6(inner, d, ts),
+            (0, 0x6558) => {
+                if let Some(eth) = EthernetFrame::new_checked(inner) {
+                    let (et, p) = (eth.ethertype(), eth.payload());
+                    self.ether(et, p, d, ts, 0);
+                }
+            }
+            (1, 0x880b) => {
+                // PPP, optionally with address/control bytes ff 03.
+                let ppp = match inner {
+                    [0xff, 0x03, rest @ ..] => rest,
+                    other => other,
+                };
+                let (p, rest) = match ppp {
+                    [a, rest @ ..] if a & 1 == 1 => (u16::from(*a), rest),
+                    [a, b2, rest @ ..] => (u16::from_be_bytes([*a, *b2]), rest),
+                    _ => return d.events.push(DecodeEvent::PppPktTooSmall),
+                };
+                match p {
+                    0x0021 => self.ipv4(rest, d, ts),
+                    0x0057 => self.ipv6(rest, d, ts),
+                    _ => d.events.push(DecodeEvent::PppUnsupProto),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// PPPoE session (RFC 2516): ver/type(1) code(1) session(2) length(2), then PPP.
+    fn pppoe<'a>(&mut self, b: &'a [u8], d: &mut Decoded<'a>, ts: i64) {
+        if b.len() < 6 {
+            d.events.push(DecodeEvent::PppoePktTooSmall);
+            return;
+        }
+        if b[1] != 0 {
+            d.events.push(DecodeEvent::PppoeWrongCode);
+            return;
+        }
+        let ppp = &b[6..];
+        if ppp.len() < 2 {
+            d.events.push(DecodeEvent::PppPktTooSmall);
+            return;
+        }
+        let proto = u16::from_be_bytes([ppp[0], ppp[1]]);
+        match proto {
+            0x0021 => self.ipv4(&ppp[2..], d, ts),
+            0x0057 => self.ipv6(&ppp[2..], d, ts),
+            // LCP, PAP, CHAP, IPCP and other protocols carry no IP payload.
+            _ => d.events.push(DecodeEvent::PppUnsupProto),
+        }
+    }
+
+    fn ipv4<'a>(&mut self, b: &'a [u8], d: &mut Decoded<'a>, ts: i64) {
+        let ip = match Ipv4Packet::new_checked(b) {
+            Ok(ip) => ip,
+            Err(e) => return d.events.push(e),
+        };
+        self.stats.ipv4 += 1;
+        d.addrs = Some(Addrs::v4(ip.src(), ip.dst()));
+        d.proto = ip.protocol();
+        ipv4::check_options(ip.options(), &mut d.events);
+        if self.checksum == ChecksumMode::All && !ip.verify_checksum() {
+            d.csum_ok = false;
+        }
+        if ip.is_fragment() {
+            d.fragment = true;
+            let key = FragKey {
+                addrs: Addrs::v4(ip.src(), ip.dst()),
+                id: u32::from(ip.ident()),
+                proto: ip.protocol(),
+                vlan: d.vlan,
+            };
+            let hdr = &b[..ip.header_len()];
+            let r = self.defrag.insert_v4(
+                key,
+                hdr,
+                ip.frag_offset(),
+                ip.more_frags(),
+                ip.payload(),
+                ts,
+            );
+            if r.overlap {
+                d.events.push(DecodeEvent::Ipv4FragOverlap);
+            }
+            if r.too_large {
+                d.events.push(DecodeEvent::Ipv4FragPktTooLarge);
+            }
+            self.pending = r.complete;
+            return;
+        }
+        if ip.protocol() == 58 {
+            d.events.push(DecodeEvent::Ipv4Icmpv6);
+        }
+        let (proto, payload) = (ip.protocol(), ip.payload());
+        if self.tunnel(proto, payload, d, ts) {
+            return;
+        }
+        let mut ev = std::mem::take(&mut d.events);
+        transport(d, self.checksum, proto, payload, ip.ttl(), &mut ev);
+        d.events = ev;
+    }
+
+    fn ipv6<'a>(&mut self, b: &'a [u8], d: &mut Decoded<'a>, ts: i64) {
+        let ip = match Ipv6Packet::new_checked(b) {
+            Ok(ip) => ip,
+            Err(e) => return d.events.push(e),
+        };
+        self.stats.ipv6 += 1;
+        d.addrs = Some(Addrs::v6(ip.src(), ip.dst()));
+        let payload = &b[ipv6::IPV6_HEADER_LEN..ipv6::IPV6_HEADER_LEN + ip.payload_len()];
+        let w = ipv6::walk_ext(ip.next_header(), payload, &mut d.events);
+        d.proto = w.proto;
+        if let Some(f) = w.frag {
+            d.fragment = true;
+            let data = payload.get(f.hdr_off + 8..).unwrap_or(&[]);
+            let key = FragKey {
+                addrs: Addrs::v6(ip.src(), ip.dst()),
+                id: f.id,
+                proto: f.next,
+                vlan: d.vlan,
+            };
+            let r = self.defrag.insert_v6(
+                key,
+                &b[..ipv6::IPV6_HEADER_LEN],
+                f.next,
+                f.offset,
+                f.more,
+                data,
+                ts,
+            );
+            if r.overlap {
+                d.events.push(DecodeEvent::Ipv6FragOverlap);
+            }
+            if r.too_large {
+                d.events.push(DecodeEvent::Ipv6FragPktTooLarge);
+            }
+            self.pending = r.complete;
+            return;
+        }
+        if !w.ok {
+            return;
+        }
+        let l4 = payload.get(w.l4_off..).unwrap_or(&[]);
+        if self.tunnel(w.proto, l4, d, ts) {
+            return;
+        }
+        let mut ev = std::mem::take(&mut d.events);
+        match w.proto {
+            1 => ev.push(DecodeEvent::Ipv6Icmpv4),
+            6 | 17 | 58 | 132 | 50 | 51 | 59 | 4 | 41 | 47 => {}
+            _ => ev.push(DecodeEvent::Ipv6UnknownNextHeader),
+        }
+        transport(d, self.checksum, w.proto, l4, ip.hop_limit(), &mut ev);
+        d.events = ev;
+    }
+}
+
+/// Decodes the transport header in `b` (an IP payload) into `d`.
+fn transport<'a>(
+    d: &mut Decoded<'a>,
+    ck: ChecksumMode,
+    proto: u8,
+    b: &'a [u8],
+    hop: u8,
+    ev: &mut Events,
+) {
+    let Some(addrs) = d.addrs else { return };
+    let pseudo = |len: usize| {
+        if addrs.v6 {
+            pseudo_v6(addrs.src, addrs.dst, proto, len)
+        } else {
+            let (mut s, mut t) = ([0u8; 4], [0u8; 4]);
+            s.copy_from_slice(&addrs.src[..4]);
+            t.copy_from_slice(&addrs.dst[..4]);
+            pseudo_v4(s, t, proto, len)
+        }
+    };
+    let verify = ck == ChecksumMode::All && !cfg!(feature = "fuzzing");
+    match proto {
+        6 => match TcpPacket::new_checked(b) {
+            Ok(t) => {
+                let opts = tcp::parse_options(t.options(), ev);
+                d.sp = t.src_port();
+                d.dp = t.dst_port();
+                d.l4 = L4::Tcp(TcpInfo {
+                    seq: t.seq(),
+                    ack: t.ack(),
+                    flags: t.flags(),
+                    win: t.window(),
+                    opts,
+                });
+                d.payload = t.payload();
+                if verify && checksum_fold(checksum_add(pseudo(b.len()), b)) != 0 {
+                    d.csum_ok = false;
+                }
+            }
+            Err(e) => ev.push(e),
+        },
+        17 => match UdpPacket::new_checked(b) {
+            Ok(u) => {
+                d.sp = u.src_port();
+                d.dp = u.dst_port();
+                d.l4 = L4::Udp;
+                d.payload = u.payload();
+                let dg = u.datagram();
+                if verify
+                    && (u.checksum() != 0 || addrs.v6)
+                    && checksum_fold(checksum_add(pseudo(dg.len()), dg)) != 0
+                {
+                    d.csum_ok = false;
+                }
+            }
+            Err(e) => ev.push(e),
+        },
+        1 => match icmp::check_v4(b, ev) {
+            Ok((ty, code, emb)) => {
+                d.l4 = L4::Icmp { ty, code };
+                d.icmp_embedded = emb;
+                if verify && checksum_fold(checksum_add(0, b)) != 0 {
+                    d.csum_ok = false;
+                }
+            }
+            Err(e) => ev.push(e),
+        },
+        58 => match icmp::check_v6(b, hop, ev) {
+            Ok((ty, code)) => {
+                d.l4 = L4::Icmp { ty, code };
+                if verify && checksum_fold(checksum_add(pseudo(b.len()), b)) != 0 {
+                    d.csum_ok = false;
+                }
+            }
+            Err(e) => ev.push(e),
+        },
+        // SCTP common header: sport(2) dport(2) vtag(4) checksum(4).
+        132 if b.len() >= 12 => {
+            d.sp = u16::from_be_bytes([b[0], b[1]]);
+            d.dp = u16::from_be_bytes([b[2], b[3]]);
+            d.l4 = L4::Other;
+        }
+        // ESP gets a flow (Suricata tracks it); other protocols are decoded to IP only.
+        50 => d.l4 = L4::Other,
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::tcp::{ACK, PSH};
+
+    /// Ethernet + IPv4 + TCP "GET" built field by field, checksums filled in.
+    pub(crate) fn eth_ipv4_tcp(payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, // dst, src MAC
+            0x08, 0x00, // IPv4
+        ];
+        let total = 20 + 20 + payload.len();
+        p.extend_from_slice(&[0x45, 0]); // version/ihl, tos
+        p.extend_from_slice(&(total as u16).to_be_bytes()); // total length
+        p.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0]); // id, DF, ttl, TCP, csum
+        p.extend_from_slice(&[192, 168, 1, 1, 192, 168, 1, 2]); // src, dst
+        let c = checksum_fold(checksum_add(0, &p[14..34]));
+        p[24..26].copy_from_slice(&c.to_be_bytes());
+        let tcp_start = p.len();
+        p.extend_from_slice(&[0xc0, 0x00, 0x00, 0x50]); // sport 49152, dport 80
+        p.extend_from_slice(&[0, 0, 0, 100, 0, 0, 0, 200]); // seq 100, ack 200
+        p.extend_from_slice(&[0x50, PSH | ACK, 0x10, 0, 0, 0, 0, 0]); // off 5, flags, win
+        p.extend_from_slice(payload);
+        let s = pseudo_v4([192, 168, 1, 1], [192, 168, 1, 2], 6, 20 + payload.len());
+        let c = checksum_fold(checksum_add(s, &p[tcp_start..]));
+        p[tcp_start + 16..tcp_start + 18].copy_from_slice(&c.to_be_bytes());
+        p
+    }
+
+    fn decoder() -> Decoder {
+        Decoder::new(ChecksumMode::All, DefragConfig::default())
+    }
+
+    #[test]
+    fn ethernet_ipv4_tcp() {
+        let p = eth_ipv4_tcp(b"GET");
+        let mut dec = decoder();
+        let d = dec.decode(LinkType::Ethernet, &p, 0);
+        assert!(d.events.is_empty(), "{:?}", d.events);
+        assert!(d.csum_ok);
+        assert_eq!((d.sp, d.dp, d.proto), (49152, 80, 6));
+        assert_eq!(d.payload, b"GET");
+        match d.l4 {
+            L4::Tcp(t) => assert_eq!((t.seq, t.ack, t.flags), (100, 200, PSH | ACK)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_checksum_detected_only_with_k_all() {
+        let mut p = eth_ipv4_tcp(b"GET");
+        let last = p.len() - 1;
+        p[last] ^= 0xff; // corrupt payload
+        assert!(!decoder().decode(LinkType::Ethernet, &p, 0).csum_ok);
+        let mut none = Decoder::new(ChecksumMode::None, DefragConfig::default());
+        assert!(none.decode(LinkType::Ethernet, &p, 0).csum_ok);
+    }
+
+    #[test]
+    fn every_truncation_is_safe_and_flagged() {
+        // Cutting the frame at every length never panics; short cuts raise events.
+        let p = eth_ipv4_tcp(b"GET");
+        let mut dec = decoder();
+        for n in 0..p.len() {
+            let d = dec.decode(LinkType::Ethernet, &p[..n], 0);
+            if n < 14 + 20 + 20 {
+                assert!(!d.events.is_empty(), "no event at {n}");
+                assert_eq!(d.l4, L4::None);
+            }
+        }
+        assert_eq!(
+            dec.decode(LinkType::Ethernet, &p[..10], 0)
+                .events
+                .iter()
+                .next(),
+            Some(DecodeEvent::EthernetPktTooSmall)
+        );
+        assert_eq!(
+            dec.decode(LinkType::Ethernet, &p[..30], 0)
+                .events
+                .iter()
+                .next(),
+            Some(DecodeEvent::Ipv4PktTooSmall)
+        );
+        assert_eq!(
+            dec.decode(LinkType::Ethernet, &p[..40], 0)
+                .events
+                .iter()
+                .next(),
+            Some(DecodeEvent::Ipv4TruncPkt)
+        );
+    }
+
+    #[test]
+    fn qinq_and_sll_and_raw() {
+        let p = eth_ipv4_tcp(b"");
+        // Insert two VLAN tags (802.1ad 100, 802.1Q 200) after the MACs.
+        let mut q = p[..12].to_vec();
+        q.extend_from_slice(&[0x88, 0xa8, 0x00, 100, 0x81, 0x00, 0x00, 200]);
+        q.extend_from_slice(&p[12..]);
+        let mut dec = decoder();
+        let d = dec.decode(LinkType::Ethernet, &q, 0);
+        assert_eq!(d.vlan, [100, 200]);
+        assert_eq!(d.dp, 80);
+        // Four tags: too many layers.
+        let mut q3 = p[..12].to_vec();
+        q3.extend_from_slice(&[
+            0x88, 0xa8, 0, 1, 0x81, 0, 0, 2, 0x81, 0, 0, 3, 0x81, 0, 0, 4,
+        ]);
+        q3.extend_from_slice(&p[12..]);
+        assert!(dec
+            .decode(LinkType::Ethernet, &q3, 0)
+            .events
+            .contains(DecodeEvent::VlanTooManyLayers));
+        // Linux cooked: 14 bytes of SLL fields then protocol 0x0800.
+        let mut sll = vec![0u8; 14];
+        sll.extend_from_slice(&p[12..]);
+        assert_eq!(dec.decode(LinkType::LinuxSll, &sll, 0).dp, 80);
+        // Raw IP.
+        assert_eq!(dec.decode(LinkType::Raw, &p[14..], 0).dp, 80);
+        assert!(dec
+            .decode(LinkType::Raw, &[0x10], 0)
+            .events
+            .contains(DecodeEvent::IprawInvalidIpVersion));
+        // Null/loopback, AF_INET in host (little-endian) order.
+        let mut null = vec![2, 0, 0, 0];
+        null.extend_from_slice(&p[14..]);
+        assert_eq!(dec.decode(LinkType::Null, &null, 0).dp, 80);
+    }
+
+    #[test]
+    fn ipv4_fragments_reassemble() {
+        // UDP datagram 10.0.0.1:1000 → 10.0.0.2:53 with 16 bytes of data, split 16 + 8.
+        let mut udp = vec![0x03, 0xe8, 0x00, 0x35, 0x00, 24, 0, 0]; // ports, len 24, no csum
+        udp.extend_from_slice(b"0123456789abcdef");
+        let frag = |off: u16, mf: bool, data: &[u8]| {
+            let mut p = vec![0x45, 0];
+            p.extend_from_slice(&((20 + data.len()) as u16).to_be_bytes());
+            let fo = (off / 8) | if mf { 0x2000 } else { 0 };
+            p.extend_from_slice(&[0, 7]); // id 7
+            p.extend_from_slice(&fo.to_be_bytes());
+            p.extend_from_slice(&[64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+            p.extend_from_slice(data);
+            p
+        };
+        let mut dec = Decoder::new(ChecksumMode::None, DefragConfig::default());
+        let f2 = frag(16, false, &udp[16..]);
+        let d = dec.decode(LinkType::Raw, &f2, 0);
+        assert!(d.fragment);
+        assert!(!dec.has_reassembled());
+        let f1 = frag(0, true, &udp[..16]);
+        dec.decode(LinkType::Raw, &f1, 1);
+        assert!(dec.has_reassembled());
+        let r = dec.decode_reassembled();
+        assert_eq!((r.sp, r.dp, r.l4), (1000, 53, L4::Udp));
+        assert_eq!(r.payload, b"0123456789abcdef");
+        // An overlapping fragment of a new datagram raises frag_overlap.
+        let g1 = frag(0, true, &udp[..16]);
+        dec.decode(LinkType::Raw, &g1, 2);
+        let g1b = frag(8, true, &udp[8..16]);
+        let d = dec.decode(LinkType::Raw, &g1b, 3);
+        assert!(d.events.contains(DecodeEvent::Ipv4FragOverlap));
+    }
+}

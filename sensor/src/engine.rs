@@ -1,0 +1,620 @@
+//! The per-worker engine: flow lookup, TCP stream tracking, app-layer parsing and EVE
+//! output for decoded packets. One engine owns one shard of the flows.
+
+use std::io::Write;
+
+use khien_applayer::{AppConfig, AppEvent, Direction, Transport};
+
+use crate::app::AppState;
+use crate::config::SensorConfig;
+use crate::decode::{Addrs, Decoded, L4};
+use crate::eve::{write_ts, EveWriter, PktSrc, Tuple};
+use crate::flow::{
+    flow_id, EndReason, Flow, FlowConfig, FlowKey, FlowState, FlowTable, Timeouts, TCP_COST,
+};
+use crate::stream::{Chunk, StreamConfig, StreamStats, TcpSession};
+use crate::wire::tcp::{ACK, CWR, ECE, FIN, PSH, RST, SYN, URG};
+
+/// Which EVE types to write.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EveTypes {
+    pub flow: bool,
+    pub anomaly: bool,
+    pub http: bool,
+    pub dns: bool,
+    pub tls: bool,
+    pub ssh: bool,
+    pub smtp: bool,
+    pub ftp: bool,
+    pub fileinfo: bool,
+    pub stats: bool,
+}
+
+impl EveTypes {
+    pub fn from_config(c: &SensorConfig) -> Self {
+        EveTypes {
+            flow: c.eve_enabled("flow"),
+            anomaly: c.eve_enabled("anomaly"),
+            http: c.eve_enabled("http"),
+            dns: c.eve_enabled("dns"),
+            tls: c.eve_enabled("tls"),
+            ssh: c.eve_enabled("ssh"),
+            smtp: c.eve_enabled("smtp"),
+            ftp: c.eve_enabled("ftp"),
+            fileinfo: c.eve_enabled("fileinfo"),
+            stats: c.eve_enabled("stats"),
+        }
+    }
+    fn app(&self, event_type: &str) -> bool {
+        match event_type {
+            "http" => self.http,
+            "dns" => self.dns,
+            "tls" => self.tls,
+            "ssh" => self.ssh,
+            "smtp" => self.smtp,
+            "ftp" | "ftp_data" => self.ftp,
+            _ => false,
+        }
+    }
+}
+
+/// Engine counters beyond the flow/stream/decoder ones.
+#[derive(Clone, Debug, Default)]
+pub struct EngineStats {
+    pub flow_pkts: u64,
+    pub anomalies: u64,
+    pub app_tx: u64,
+    pub app_files: u64,
+    pub app_anomalies: u64,
+    pub eve_errors: u64,
+}
+
+pub struct Engine {
+    pub flows: FlowTable,
+    pub stream_cfg: StreamConfig,
+    pub stream_stats: StreamStats,
+    app_cfg: AppConfig,
+    types: EveTypes,
+    eve: EveWriter,
+    app_out: Vec<AppEvent>,
+    scratch: Vec<usize>,
+    /// Latest packet time seen (µs).
+    pub now: i64,
+    next_expire: i64,
+    pub stats: EngineStats,
+}
+
+fn timeouts(base: Timeouts, o: &Option<crate::config::ProtoTimeouts>) -> Timeouts {
+    match o {
+        Some(o) => Timeouts {
+            new: o.new.unwrap_or(base.new),
+            established: o.established.unwrap_or(base.established),
+            closed: o.closed.unwrap_or(base.closed),
+            ..base
+        },
+        None => base,
+    }
+}
+
+/// The request type of an ICMP request/reply pair (the type itself for other messages).
+fn icmp_kind(proto: u8, ty: u8) -> u16 {
+    let t = match (proto, ty) {
+        (1, 0) => 8,
+        (1, 14) => 13,
+        (1, 16) => 15,
+        (1, 18) => 17,
+        (1, 9) => 10,
+        (58, 129) => 128,
+        (58, 134) => 133,
+        (58, 136) => 135,
+        (58, 140) => 139,
+        (58, 145) => 144,
+        (58, 147) => 146,
+        (_, t) => t,
+    };
+    u16::from(t)
+}
+
+impl Engine {
+    pub fn new(cfg: &SensorConfig, eve: EveWriter) -> Self {
+        let d = FlowConfig::default();
+        let t = &cfg.flow.timeouts;
+        let flow_cfg = FlowConfig {
+            memcap: cfg.flow.memcap.0 as usize / cfg.workers.max(1),
+            default: timeouts(d.default, &t.default),
+            tcp: timeouts(d.tcp, &t.tcp),
+            udp: timeouts(d.udp, &t.udp),
+            icmp: timeouts(d.icmp, &t.icmp),
+            ..d
+        };
+        let stream_cfg = StreamConfig {
+            midstream: cfg.stream.midstream,
+            depth: cfg.stream.reassembly.depth.0,
+            memcap: cfg.stream.reassembly.memcap.0 as usize / cfg.workers.max(1),
+            ..StreamConfig::default()
+        };
+        Engine {
+            flows: FlowTable::new(flow_cfg),
+            stream_cfg,
+            stream_stats: StreamStats::default(),
+            app_cfg: AppConfig::default(),
+            types: EveTypes::from_config(cfg),
+            eve,
+            app_out: Vec::new(),
+            scratch: Vec::new(),
+            now: 0,
+            next_expire: 0,
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// Handles one decoded packet. `wire_len` is the captured length (Suricata counts
+    /// flow bytes with it), `pcap_cnt` the packet number.
+    pub fn packet(&mut self, d: &Decoded<'_>, wire_len: usize, ts: i64, pcap_cnt: u64) {
+        if ts > self.now {
+            self.now = ts;
+        }
+        if self.now >= self.next_expire {
+            self.expire(self.now);
+            self.next_expire = self.now + 1_000_000;
+        }
+        let Some(addrs) = d.addrs.filter(|_| d.l4 != L4::None) else {
+            self.anomalies(d, None, ts, pcap_cnt);
+            return;
+        };
+        let (sp, dp) = match d.l4 {
+            L4::Tcp(_) | L4::Udp => (d.sp, d.dp),
+            L4::Other if d.proto == 132 => (d.sp, d.dp),
+            // ICMP messages of one kind (a request and its reply) share a flow; different
+            // kinds between the same hosts are different flows, as in Suricata.
+            L4::Icmp { ty, .. } => {
+                let k = icmp_kind(d.proto, ty);
+                (k, k)
+            }
+            _ => (0, 0),
+        };
+        let (mut key, mut src_lo) = FlowKey::new(&addrs, sp, dp, d.proto, d.vlan);
+        // An ICMPv4 destination-unreachable belongs to the flow of the packet it quotes.
+        if let Some(e) = d.icmp_embedded {
+            let ea = Addrs::v4(e.src, e.dst);
+            let (k, lo) = FlowKey::new(&ea, e.sport, e.dport, e.proto, d.vlan);
+            if self.flows.lookup(&k).is_some() {
+                key = k;
+                // The error travels against the quoted packet's direction.
+                src_lo = !lo;
+            }
+        }
+        let mut idx = self.flows.lookup(&key);
+        if let (Some(i), L4::Tcp(t)) = (idx, d.l4) {
+            let reuse = self
+                .flows
+                .get(i)
+                .and_then(|f| f.tcp.as_ref())
+                .is_some_and(|s| s.is_reuse(&t));
+            if reuse {
+                self.stream_stats.ssn_reuse += 1;
+                self.flows.stats.tcp_reuse += 1;
+                self.finish_flow(i, EndReason::Timeout, ts);
+                idx = None;
+            }
+        }
+        let idx = match idx {
+            Some(i) => i,
+            None => {
+                self.make_room(ts);
+                let f = Flow {
+                    key,
+                    client_is_lo: src_lo,
+                    id: flow_id(&key, ts),
+                    start: ts,
+                    last: ts,
+                    pkts: [0; 2],
+                    bytes: [0; 2],
+                    state: FlowState::New,
+                    icmp: None,
+                    icmp_reply: None,
+                    tcp_flags: [0; 2],
+                    tcp: None,
+                    app: AppState::default(),
+                    alerted: false,
+                };
+                self.flows.insert(f)
+            }
+        };
+        self.stats.flow_pkts += 1;
+        let mut new_session = false;
+        {
+            let Some(f) = self.flows.get_mut(idx) else {
+                return;
+            };
+            let dir = f.dir(src_lo);
+            f.pkts[dir] += 1;
+            f.bytes[dir] += wire_len as u64;
+            if ts > f.last {
+                f.last = ts;
+            }
+            match d.l4 {
+                L4::Tcp(t) => {
+                    let syn = t.flags & SYN != 0 && t.flags & ACK == 0 && dir == 0;
+                    let midstream = self.stream_cfg.midstream && f.pkts[0] + f.pkts[1] == 1;
+                    if f.tcp.is_none() && (syn || midstream) {
+                        if let Some(s) =
+                            TcpSession::start(&t, &self.stream_cfg, &mut self.stream_stats)
+                        {
+                            f.tcp = Some(Box::new(s));
+                            new_session = true;
+                        }
+                    }
+                    if f.tcp.is_some() {
+                        f.tcp_flags[dir] |= t.flags;
+                    }
+                }
+                L4::Icmp { ty, code } => {
+                    if f.icmp.is_none() {
+                        f.icmp = Some((ty, code));
+                    } else if dir == 1 && f.icmp_reply.is_none() {
+                        f.icmp_reply = Some((ty, code));
+                    }
+                }
+                _ => {}
+            }
+            if f.tcp.is_none() && f.key.proto != 6 && f.pkts[0] > 0 && f.pkts[1] > 0 {
+                f.state = FlowState::Established;
+            }
+        }
+        if new_session {
+            self.flows.stats.memuse += TCP_COST;
+        }
+        self.anomalies(d, Some(idx), ts, pcap_cnt);
+        if !d.csum_ok {
+            return;
+        }
+        let Some(f) = self.flows.get_mut(idx) else {
+            return;
+        };
+        let dir = f.dir(src_lo);
+        let (_, cport, _, sport) = f.endpoints();
+        let app_cfg = &self.app_cfg;
+        let out = &mut self.app_out;
+        match d.l4 {
+            L4::Tcp(t) if !new_session => {
+                let Flow {
+                    tcp, app, state, ..
+                } = f;
+                if let Some(s) = tcp.as_mut() {
+                    let mut sink = |dir: usize, c: Chunk<'_>| match c {
+                        Chunk::Data(b) => {
+                            app.data(Transport::Tcp, dir, cport, sport, b, ts, app_cfg, out)
+                        }
+                        Chunk::Gap(n) => app.gap(dir, n, out),
+                    };
+                    s.packet(
+                        dir,
+                        &t,
+                        d.payload,
+                        &self.stream_cfg,
+                        &mut self.stream_stats,
+                        &mut sink,
+                    );
+                    if s.state.is_closed() {
+                        *state = FlowState::Closed;
+                    } else if s.state.is_established() {
+                        *state = FlowState::Established;
+                    }
+                }
+            }
+            L4::Udp if !d.payload.is_empty() => {
+                f.app.data(
+                    Transport::Udp,
+                    dir,
+                    cport,
+                    sport,
+                    d.payload,
+                    ts,
+                    app_cfg,
+                    out,
+                );
+            }
+            _ => {}
+        }
+        if !self.app_out.is_empty() {
+            self.write_app(idx, Some(pcap_cnt), PktSrc::Wire, ts);
+        }
+    }
+
+    /// Evicts flows when the memcap would be exceeded by one more.
+    fn make_room(&mut self, ts: i64) {
+        let extra = crate::flow::FLOW_COST + TCP_COST;
+        if !self.flows.over_memcap(extra) {
+            if self.flows.emergency {
+                self.flows.update_emergency();
+            }
+            return;
+        }
+        self.flows.stats.memcap_hits += 1;
+        self.flows.update_emergency();
+        let mut v = std::mem::take(&mut self.scratch);
+        v.clear();
+        self.flows.expired(ts, &mut v);
+        for &i in &v {
+            self.flows.stats.timeouts += 1;
+            self.finish_flow(i, EndReason::Timeout, ts);
+        }
+        if self.flows.over_memcap(extra) {
+            v.clear();
+            self.flows.pick_victims(64, &mut v);
+            for &i in &v {
+                self.flows.stats.forced += 1;
+                self.finish_flow(i, EndReason::Forced, ts);
+            }
+        }
+        self.scratch = v;
+        self.flows.update_emergency();
+    }
+
+    /// Times out idle flows at `now`.
+    pub fn expire(&mut self, now: i64) {
+        let mut v = std::mem::take(&mut self.scratch);
+        v.clear();
+        self.flows.expired(now, &mut v);
+        for &i in &v {
+            self.flows.stats.timeouts += 1;
+            self.finish_flow(i, EndReason::Timeout, now);
+        }
+        self.scratch = v;
+    }
+
+    /// Ends every flow (end of a pcap run).
+    pub fn shutdown(&mut self) {
+        let mut v = std::mem::take(&mut self.scratch);
+        v.clear();
+        self.flows.all(&mut v);
+        let now = self.now;
+        for &i in &v {
+            self.finish_flow(i, EndReason::Shutdown, now);
+        }
+        self.scratch = v;
+        if self.eve.flush().is_err() {
+            self.stats.eve_errors += 1;
+        }
+    }
+
+    fn finish_flow(&mut self, idx: usize, reason: EndReason, ts: i64) {
+        let Some(f) = self.flows.get_mut(idx) else {
+            return;
+        };
+        let (_, cport, _, sport) = f.endpoints();
+        let app_cfg = &self.app_cfg;
+        let out = &mut self.app_out;
+        let Flow { tcp, app, .. } = f;
+        if let Some(s) = tcp.as_mut() {
+            let mut sink = |dir: usize, c: Chunk<'_>| match c {
+                Chunk::Data(b) => app.data(Transport::Tcp, dir, cport, sport, b, ts, app_cfg, out),
+                Chunk::Gap(n) => app.gap(dir, n, out),
+            };
+            s.flush(&self.stream_cfg, &mut self.stream_stats, &mut sink);
+            s.release(&mut self.stream_stats);
+        }
+        app.close(ts, out);
+        if !self.app_out.is_empty() {
+            self.write_app(idx, None, PktSrc::FlowTimeout, ts);
+        }
+        if let Some(f) = self.flows.remove(idx) {
+            if self.types.flow {
+                self.write_flow(&f, reason, ts);
+            }
+        }
+    }
+
+    fn flow_tuple(f: &Flow) -> Tuple {
+        let (c, cp, s, sp) = f.endpoints();
+        Tuple {
+            addrs: Addrs {
+                v6: f.key.v6,
+                src: c,
+                dst: s,
+            },
+            sp: cp,
+            dp: sp,
+            proto: f.key.proto,
+            ports: matches!(f.key.proto, 6 | 17 | 132),
+        }
+    }
+
+    fn write_flow(&mut self, f: &Flow, reason: EndReason, ts: i64) {
+        let t = Self::flow_tuple(f);
+        let e = &mut self.eve;
+        e.begin(ts, Some(f.id), None, "flow", Some(&t), None);
+        let l = &mut e.line;
+        if let Some((ty, code)) = f.icmp {
+            let _ = write!(l, ",\"icmp_type\":{ty},\"icmp_code\":{code}");
+            if let Some((rt, rc)) = f.icmp_reply {
+                let _ = write!(
+                    l,
+                    ",\"response_icmp_type\":{rt},\"response_icmp_code\":{rc}"
+                );
+            }
+        }
+        if let Some(name) = f.app.eve_name() {
+            let _ = write!(l, ",\"app_proto\":\"{name}\"");
+        }
+        let _ = write!(
+            l,
+            ",\"flow\":{{\"pkts_toserver\":{},\"pkts_toclient\":{},\"bytes_toserver\":{},\"bytes_toclient\":{},\"start\":\"",
+            f.pkts[0], f.pkts[1], f.bytes[0], f.bytes[1]
+        );
+        write_ts(l, f.start);
+        l.extend_from_slice(b"\",\"end\":\"");
+        write_ts(l, f.last);
+        let age = (f.last.div_euclid(1_000_000) - f.start.div_euclid(1_000_000)).max(0);
+        let _ = write!(
+            l,
+            "\",\"age\":{age},\"state\":\"{}\",\"reason\":\"{}\",\"alerted\":{}}}",
+            f.state.as_str(),
+            reason.as_str(),
+            f.alerted
+        );
+        if f.key.proto == 6 {
+            let all = f.tcp_flags[0] | f.tcp_flags[1];
+            let _ = write!(
+                l,
+                ",\"tcp\":{{\"tcp_flags\":\"{all:02x}\",\"tcp_flags_ts\":\"{:02x}\",\"tcp_flags_tc\":\"{:02x}\"",
+                f.tcp_flags[0], f.tcp_flags[1]
+            );
+            for (bit, name) in [
+                (SYN, "syn"),
+                (FIN, "fin"),
+                (RST, "rst"),
+                (PSH, "psh"),
+                (ACK, "ack"),
+                (URG, "urg"),
+                (ECE, "ecn"),
+                (CWR, "cwr"),
+            ] {
+                if all & bit != 0 {
+                    let _ = write!(l, ",\"{name}\":true");
+                }
+            }
+            if let Some(s) = &f.tcp {
+                let _ = write!(
+                    l,
+                    ",\"state\":\"{}\",\"ts_max_regions\":{},\"tc_max_regions\":{}",
+                    s.state.as_str(),
+                    s.max_regions(0),
+                    s.max_regions(1)
+                );
+            }
+            l.push(b'}');
+        }
+        if e.finish().is_err() {
+            self.stats.eve_errors += 1;
+        }
+    }
+
+    /// Writes decoder anomalies of a packet.
+    fn anomalies(&mut self, d: &Decoded<'_>, flow: Option<usize>, ts: i64, pcap_cnt: u64) {
+        if d.events.is_empty() {
+            return;
+        }
+        self.stats.anomalies += d.events.iter().count() as u64;
+        if !self.types.anomaly {
+            return;
+        }
+        let id = flow.and_then(|i| self.flows.get(i)).map(|f| f.id);
+        let tuple = d.addrs.map(|a| Tuple {
+            addrs: a,
+            sp: d.sp,
+            dp: d.dp,
+            proto: d.proto,
+            ports: matches!(d.l4, L4::Tcp(_) | L4::Udp) || (d.l4 == L4::Other && d.proto == 132),
+        });
+        for ev in d.events.iter() {
+            let e = &mut self.eve;
+            e.begin(
+                ts,
+                id,
+                Some(pcap_cnt),
+                "anomaly",
+                tuple.as_ref(),
+                Some(PktSrc::Wire),
+            );
+            let _ = write!(
+                e.line,
+                ",\"anomaly\":{{\"type\":\"decode\",\"event\":\"{}\"}}",
+                ev.name()
+            );
+            if e.finish().is_err() {
+                self.stats.eve_errors += 1;
+            }
+        }
+    }
+
+    /// Writes the app-layer events in `self.app_out` for flow `idx`.
+    fn write_app(&mut self, idx: usize, pcap_cnt: Option<u64>, src: PktSrc, ts: i64) {
+        let mut out = std::mem::take(&mut self.app_out);
+        if let Some(f) = self.flows.get(idx) {
+            let fwd = Self::flow_tuple(f);
+            let rev = fwd.reversed();
+            let tuple = |d: Direction| if d == Direction::ToServer { fwd } else { rev };
+            let app_name = f.app.eve_name().unwrap_or("unknown");
+            for ev in out.drain(..) {
+                let e = &mut self.eve;
+                match ev {
+                    AppEvent::Tx(tx) => {
+                        self.stats.app_tx += 1;
+                        let t = tuple(tx.direction());
+                        let extra = tx.eve_extra();
+                        for (event_type, key, value) in tx.eve() {
+                            if !self.types.app(event_type) {
+                                continue;
+                            }
+                            e.begin(ts, Some(f.id), pcap_cnt, event_type, Some(&t), Some(src));
+                            if event_type != "dns" {
+                                let _ = write!(e.line, ",\"tx_id\":{}", tx.tx_id());
+                            }
+                            e.value(key, &value);
+                            for (k, v) in &extra {
+                                e.value(k, v);
+                            }
+                            if e.finish().is_err() {
+                                self.stats.eve_errors += 1;
+                            }
+                        }
+                    }
+                    AppEvent::File(file) => {
+                        self.stats.app_files += 1;
+                        if !self.types.fileinfo {
+                            continue;
+                        }
+                        let t = tuple(file.direction);
+                        let (info, section) = file.eve();
+                        e.begin(ts, Some(f.id), pcap_cnt, "fileinfo", Some(&t), Some(src));
+                        if let Some((k, v)) = &section {
+                            e.value(k, v);
+                        }
+                        let _ = write!(e.line, ",\"app_proto\":\"{app_name}\"");
+                        e.value("fileinfo", &info);
+                        if e.finish().is_err() {
+                            self.stats.eve_errors += 1;
+                        }
+                    }
+                    AppEvent::Anomaly { proto, event } => {
+                        self.stats.app_anomalies += 1;
+                        if !self.types.anomaly {
+                            continue;
+                        }
+                        e.begin(ts, Some(f.id), pcap_cnt, "anomaly", Some(&fwd), Some(src));
+                        let _ = write!(
+                            e.line,
+                            ",\"anomaly\":{{\"app_proto\":\"{}\",\"type\":\"applayer\",\"event\":\"{event}\",\"layer\":\"proto_parser\"}}",
+                            proto.as_str()
+                        );
+                        if e.finish().is_err() {
+                            self.stats.eve_errors += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out.clear();
+        self.app_out = out;
+    }
+
+    /// Writes one EVE `stats` record with the given counters section (JSON object text).
+    pub fn write_stats(&mut self, ts: i64, body: &str) {
+        if !self.types.stats {
+            return;
+        }
+        let e = &mut self.eve;
+        e.begin(ts, None, None, "stats", None, None);
+        let _ = write!(e.line, ",\"stats\":{body}");
+        if e.finish().is_err() {
+            self.stats.eve_errors += 1;
+        }
+    }
+
+    pub fn eve_records(&self) -> u64 {
+        self.eve.records
+    }
+}

@@ -1,0 +1,125 @@
+//! `khien sensor`: read pcap/pcapng files or a live interface and write EVE JSON, with
+//! Suricata's familiar options (`-r`, `-i`, `-l`, `-k`, `-c`, `--set`).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use khien_sensor::capture::{self, LiveConfig};
+use khien_sensor::eve::EveWriter;
+use khien_sensor::{Sensor, SensorConfig};
+
+#[derive(Debug, Args)]
+pub struct SensorArgs {
+    /// pcap or pcapng file to read (repeatable; read in order as one run).
+    #[arg(short = 'r', value_name = "FILE")]
+    read: Vec<PathBuf>,
+    /// Live interface to capture from (loopback or an interface in a netns you own).
+    #[arg(short = 'i', value_name = "IFACE", conflicts_with = "read")]
+    iface: Option<String>,
+    /// BPF filter for live capture.
+    #[arg(short = 'f', value_name = "BPF", requires = "iface")]
+    bpf: Option<String>,
+    /// Stop a live capture after this many seconds.
+    #[arg(long, value_name = "SECS", requires = "iface")]
+    duration: Option<u64>,
+    /// Stop a live capture after this many packets.
+    #[arg(long, value_name = "N", requires = "iface")]
+    max_packets: Option<u64>,
+    /// Configuration file (khien.yaml); every setting has a default.
+    #[arg(short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Output directory for eve.json.
+    #[arg(short = 'l', value_name = "DIR", default_value = ".")]
+    outdir: PathBuf,
+    /// Checksum validation: none or all (like Suricata's -k).
+    #[arg(short = 'k', value_name = "none|all")]
+    checksum: Option<String>,
+    /// Override one setting, e.g. --set stream.midstream=true (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Worker threads (overrides `workers` in the config).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Also write EVE records to stdout.
+    #[arg(long)]
+    stdout: bool,
+}
+
+pub fn run(a: SensorArgs) -> Result<ExitCode> {
+    if a.read.is_empty() && a.iface.is_none() {
+        bail!("nothing to read: give -r FILE or -i IFACE");
+    }
+    let mut sets = a.sets.clone();
+    if let Some(k) = &a.checksum {
+        sets.push(format!("checksum={k}"));
+    }
+    if let Some(w) = a.workers {
+        sets.push(format!("workers={w}"));
+    }
+    let cfg = SensorConfig::load(a.config.as_deref(), &sets)?;
+    std::fs::create_dir_all(&a.outdir)
+        .with_context(|| format!("creating {}", a.outdir.display()))?;
+    let eve_path = a.outdir.join(&cfg.eve.filename);
+    let file =
+        File::create(&eve_path).with_context(|| format!("creating {}", eve_path.display()))?;
+    let out: Box<dyn Write + Send> = if a.stdout {
+        Box::new(Tee {
+            a: BufWriter::with_capacity(1 << 20, file),
+            b: std::io::stdout(),
+        })
+    } else {
+        Box::new(BufWriter::with_capacity(1 << 20, file))
+    };
+    let mut sensor = Sensor::new(&cfg, EveWriter::new(out));
+    let summary = match &a.iface {
+        Some(iface) => {
+            let live = LiveConfig {
+                iface: iface.clone(),
+                bpf: a.bpf.clone(),
+                snaplen: 65_535,
+                promisc: true,
+                duration: a.duration.map(Duration::from_secs),
+                max_packets: a.max_packets,
+            };
+            capture::run_live(&mut sensor, &live)?
+        }
+        None => {
+            let files: Vec<&std::path::Path> = a.read.iter().map(PathBuf::as_path).collect();
+            khien_sensor::capture::run_files(&mut sensor, &files)?
+        }
+    };
+    eprintln!(
+        "read {} packets, {} bytes; {} flows; {} EVE records to {}; kernel drops {}",
+        summary.packets,
+        summary.bytes,
+        summary.flows,
+        summary.eve_records,
+        eve_path.display(),
+        summary.kernel_drops
+    );
+    println!("time elapsed {:.3}s", summary.elapsed.as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to a file and stdout.
+struct Tee<A: Write, B: Write> {
+    a: A,
+    b: B,
+}
+
+impl<A: Write, B: Write> Write for Tee<A, B> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.a.write_all(buf)?;
+        self.b.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.a.flush()?;
+        self.b.flush()
+    }
+}
