@@ -189,6 +189,7 @@ impl FtpParser {
         tx.reply_received = true;
         tx.reply_truncated |= truncated;
         let mut final_line = false;
+        let mut upgrade = false;
         match (&code, coded) {
             (Some(c), true) => {
                 let text = line.get(4..).unwrap_or_default();
@@ -211,7 +212,10 @@ impl FtpParser {
                         tx.dynamic_port = port_from_extended(text);
                         tx.passive = Some(true);
                     }
-                    b"234" if tx.command == b"AUTH" => self.done = true,
+                    b"234" if tx.command == b"AUTH" => {
+                        self.done = true;
+                        upgrade = true;
+                    }
                     _ => {}
                 }
             }
@@ -221,6 +225,12 @@ impl FtpParser {
             if let Some(t) = self.pending.pop_front() {
                 out.push(AppEvent::Tx(Transaction::Ftp(t)));
             }
+        }
+        if upgrade {
+            out.push(AppEvent::Upgrade {
+                from: AppProto::Ftp,
+                to: Some(AppProto::Tls),
+            });
         }
     }
 }
@@ -360,6 +370,23 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert_eq!(e[0]["command_truncated"], true);
         assert_eq!(e[1]["command"], "QUIT");
+        // AUTH TLS accepted: the flow continues as TLS.
+        let mut p = FtpParser::new(&AppConfig::default());
+        let mut out = Vec::new();
+        p.parse(Direction::ToServer, b"AUTH TLS\r\n", 0, &mut out);
+        p.parse(
+            Direction::ToClient,
+            b"234 Proceed with negotiation.\r\n",
+            0,
+            &mut out,
+        );
+        assert!(matches!(
+            out.last(),
+            Some(AppEvent::Upgrade {
+                from: AppProto::Ftp,
+                to: Some(AppProto::Tls)
+            })
+        ));
         assert_eq!(port_from_tuple(b"1,2,3,4,999,1"), None);
         assert_eq!(port_from_tuple(b"1234"), None);
         assert_eq!(port_from_extended(b"|1|"), None);

@@ -1009,6 +1009,10 @@ impl HttpParser {
                 self.message_done(dir, out);
                 self.sides[0].state = State::Tunnel;
                 self.sides[1].state = State::Tunnel;
+                out.push(AppEvent::Upgrade {
+                    from: AppProto::Http,
+                    to: None,
+                });
             }
             _ => {}
         }
@@ -1492,6 +1496,36 @@ Content-Disposition: attachment; filename=\"doc.pdf\"\r\n\r\n"
             ],
         );
         assert!(anomalies(&ev).contains(&"GZIP_DECOMPRESSION_FAILED"));
+    }
+
+    #[test]
+    fn connect_tunnel_upgrades() {
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (
+                    Direction::ToServer,
+                    b"CONNECT abc:443 HTTP/1.1\r\nHost: abc:443\r\n\r\n",
+                ),
+                (
+                    Direction::ToClient,
+                    b"HTTP/1.1 200 Connection established\r\n\r\n",
+                ),
+                (Direction::ToServer, b"\x16\x03\x01\x00\x05hello"),
+            ],
+        );
+        let t = txs(&ev);
+        assert_eq!(t.len(), 1);
+        // Suricata logs hostname "abc" and url "abc:443" for this CONNECT.
+        assert_eq!(t[0].eve()["hostname"], "abc");
+        assert_eq!(t[0].eve()["url"], "abc:443");
+        assert!(ev.iter().any(|e| matches!(
+            e,
+            AppEvent::Upgrade {
+                from: AppProto::Http,
+                to: None
+            }
+        )));
     }
 
     #[test]

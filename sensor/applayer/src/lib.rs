@@ -204,6 +204,14 @@ pub enum AppEvent {
         proto: AppProto,
         event: &'static str,
     },
+    /// The flow changes protocol: SMTP STARTTLS or FTP AUTH TLS accepted (`to` is TLS),
+    /// an HTTP CONNECT tunnel or 101 Switching Protocols (`to` is `None`: probe again).
+    /// This parser ignores the rest of the flow; stream bytes after the current call
+    /// belong to the new protocol, and the sensor should hand them to a new parser.
+    Upgrade {
+        from: AppProto,
+        to: Option<AppProto>,
+    },
 }
 
 /// A typed transaction, readable by the detection engine and serialisable to EVE.

@@ -45,7 +45,7 @@ const FTP_COMMANDS: &[&[u8]] = &[
 
 const SMTP_PORTS: &[u16] = &[25, 465, 587, 2525];
 const FTP_PORTS: &[u16] = &[21];
-const DNS_PORTS: &[u16] = &[53, 5353];
+const DNS_PORTS: &[u16] = &[53];
 
 /// `Match` if `data` starts with `pat`, `NeedMore` if `data` is a strict prefix of `pat`.
 fn prefix(data: &[u8], pat: &[u8], case_insensitive: bool) -> Probe {

@@ -700,9 +700,13 @@ impl SmtpParser {
             if self.starttls && last {
                 self.starttls = false;
                 if code == Some(b"220") {
-                    // The session continues in TLS: nothing more can be read.
+                    // The session continues in TLS: nothing more can be read here.
                     self.mode = Mode::Done;
                     self.end_tx(true, out);
+                    out.push(AppEvent::Upgrade {
+                        from: AppProto::Smtp,
+                        to: Some(AppProto::Tls),
+                    });
                     return;
                 }
                 out.push(anomaly("TLS_REJECTED"));
@@ -924,6 +928,13 @@ Content-Type: application/pdf; name=\"r.pdf\"\r\nContent-Transfer-Encoding: base
             &mut out,
         );
         assert_eq!(p.mode, Mode::Done);
+        assert!(matches!(
+            out.last(),
+            Some(AppEvent::Upgrade {
+                from: AppProto::Smtp,
+                to: Some(AppProto::Tls)
+            })
+        ));
         // A 1 MB command line in pieces: bounded, anomaly, no panic.
         let long = vec![b'A'; 1 << 20];
         let mut chunks: Vec<(Direction, &[u8])> = long

@@ -250,9 +250,15 @@ pub(crate) fn parse_server_hello(b: &[u8]) -> Option<ServerHello> {
         ..ServerHello::default()
     };
     r.bytes(32)?;
-    sh.session_id = r.vec8()?.to_vec();
+    // TLS 1.3 drafts before 22 dropped the session id and compression fields.
+    let early_draft = (0x7f00..0x7f16).contains(&sh.version);
+    if !early_draft {
+        sh.session_id = r.vec8()?.to_vec();
+    }
     sh.cipher = r.u16()?;
-    r.u8()?; // compression
+    if !early_draft {
+        r.u8()?; // compression
+    }
     if r.b.is_empty() {
         return Some(sh);
     }
@@ -943,5 +949,12 @@ mod tests {
         assert_eq!(format_time(0), "1970-01-01T00:00:00");
         assert_eq!(format_time(1_423_764_447), "2015-02-12T18:07:27");
         assert_eq!(version_str(0x0301), "TLSv1");
+        // A TLS 1.3 draft-19 ServerHello: version 7f13, random, cipher 1301, no extensions.
+        let mut sh = vec![0x7f, 0x13];
+        sh.extend_from_slice(&[0u8; 32]);
+        sh.extend_from_slice(&[0x13, 0x01, 0x00, 0x00]);
+        let sh = parse_server_hello(&sh).unwrap();
+        assert_eq!(version_str(sh.version), "TLS 1.3 draft-19");
+        assert_eq!(sh.cipher, 0x1301);
     }
 }
