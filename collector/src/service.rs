@@ -1,0 +1,197 @@
+//! The collector as a service: what `khien collector serve|stop|query` do, so that the CLI
+//! stays glue.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::managed::{self, Managed};
+use crate::server::{self, AppState, ServerConfig};
+use crate::spool::Spool;
+use crate::writer::{self, WriterConfig, WriterStats};
+use crate::{io_err, tls, write_atomic, Error, Result};
+
+/// Options of `khien collector serve`.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// External ClickHouse (HTTP URL); `None` runs the managed server under `data_dir`.
+    pub clickhouse: Option<String>,
+    pub batch_rows: usize,
+    pub flush: Duration,
+    pub spool_max_bytes: u64,
+    pub max_inflight: usize,
+}
+
+impl ServeOptions {
+    /// Defaults for `data_dir` and `listen`.
+    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> ServeOptions {
+        ServeOptions {
+            data_dir,
+            listen,
+            clickhouse: None,
+            batch_rows: 100_000,
+            flush: Duration::from_millis(1000),
+            spool_max_bytes: 8 << 30,
+            max_inflight: 8,
+        }
+    }
+}
+
+fn pid_path(dir: &Path) -> PathBuf {
+    dir.join("collector.pid")
+}
+
+/// The ClickHouse URL of a data directory: the external one `serve` was given, else the
+/// managed server's.
+pub fn clickhouse_url(dir: &Path) -> Result<String> {
+    if let Ok(url) = std::fs::read_to_string(dir.join("clickhouse.url")) {
+        return Ok(url.trim().to_owned());
+    }
+    Ok(Managed::prepare(dir)?.url())
+}
+
+/// Runs the collector until SIGTERM or SIGINT.
+pub async fn serve(opts: ServeOptions) -> Result<()> {
+    let dir = &opts.data_dir;
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    if let Some(pid) = managed::read_pid(&pid_path(dir)).filter(|&p| managed::alive(p)) {
+        if pid != std::process::id() as i32 {
+            return Err(Error::Managed(format!(
+                "a collector (pid {pid}) already serves {}",
+                dir.display()
+            )));
+        }
+    }
+    write_atomic(&pid_path(dir), std::process::id().to_string().as_bytes())?;
+
+    tls::ensure_certs(dir)?;
+    let tls = tls::server_config(dir)?;
+
+    let url = match &opts.clickhouse {
+        Some(url) => {
+            write_atomic(&dir.join("clickhouse.url"), url.as_bytes())?;
+            url.clone()
+        }
+        None => {
+            let _ = std::fs::remove_file(dir.join("clickhouse.url"));
+            let m = Managed::prepare(dir)?;
+            m.start()?;
+            m.wait_healthy(Duration::from_secs(60)).await?;
+            m.url()
+        }
+    };
+    let client = managed::client_for(&url);
+    // An external server may be down at start: keep trying, ingest does not wait for it.
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match crate::schema::migrate(&client).await {
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot apply migrations yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+
+    let spool_dir = dir.join("spool");
+    let spool = {
+        let d = spool_dir.clone();
+        let max = opts.spool_max_bytes;
+        Arc::new(
+            tokio::task::spawn_blocking(move || Spool::open(&d, max))
+                .await
+                .map_err(|e| Error::Spool(e.to_string()))??,
+        )
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let wstats = Arc::new(WriterStats::default());
+    let mut wcfg = WriterConfig::for_dir(dir);
+    wcfg.batch_rows = opts.batch_rows;
+    wcfg.flush = opts.flush;
+    let writer = tokio::spawn(writer::run(
+        spool.clone(),
+        client,
+        wcfg,
+        wstats.clone(),
+        stop_rx.clone(),
+    ));
+
+    let mut scfg = ServerConfig::for_dir(dir);
+    scfg.max_inflight = opts.max_inflight;
+    let state = AppState::new(scfg, spool.clone(), wstats);
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(io_err(dir))?;
+    let addr = listener.local_addr().map_err(io_err(dir))?;
+    write_atomic(&dir.join("collector.addr"), addr.to_string().as_bytes())?;
+    let server = tokio::spawn(server::serve_tls(
+        listener,
+        tls,
+        server::router(state),
+        stop_rx,
+    ));
+    tracing::info!(%addr, clickhouse = %url, data = %dir.display(), "collector listening on https://{addr}");
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(io_err("SIGTERM"))?;
+    let mut writer = writer;
+    let writer_result = tokio::select! {
+        _ = term.recv() => None,
+        _ = tokio::signal::ctrl_c() => None,
+        r = &mut writer => Some(r),
+    };
+    tracing::info!("collector stopping");
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    let result = match writer_result {
+        Some(r) => r.map_err(|e| Error::Spool(e.to_string())).and_then(|r| r),
+        None => match tokio::time::timeout(Duration::from_secs(30), writer).await {
+            Ok(r) => r.map_err(|e| Error::Spool(e.to_string())).and_then(|r| r),
+            Err(_) => {
+                tracing::warn!("writer did not finish within 30 s; the spool keeps the rest");
+                Ok(())
+            }
+        },
+    };
+    let _ = std::fs::remove_file(pid_path(dir));
+    result
+}
+
+/// Stops the collector serving `dir` (SIGTERM, waits) and the managed ClickHouse.
+/// Returns (collector was running, ClickHouse was running).
+pub fn stop(dir: &Path) -> Result<(bool, bool)> {
+    let collector = managed::read_pid(&pid_path(dir))
+        .is_some_and(|pid| managed::terminate(pid, Duration::from_secs(90)));
+    let _ = std::fs::remove_file(pid_path(dir));
+    let ch = dir.join("clickhouse").exists() && Managed::prepare(dir)?.stop();
+    Ok((collector, ch))
+}
+
+/// Runs a read-only query and returns its result as TSV.
+pub async fn query(dir: &Path, sql: &str) -> Result<String> {
+    let url = clickhouse_url(dir)?;
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/?readonly=1"))
+        .body(sql.to_owned())
+        .send()
+        .await
+        .map_err(|e| Error::Managed(format!("{url}: {e}")))?;
+    let status = resp.status();
+    let text = resp
+        .text()
+        .await
+        .map_err(|e| Error::Managed(e.to_string()))?;
+    if !status.is_success() {
+        return Err(Error::Managed(format!(
+            "query failed ({status}): {}",
+            text.trim()
+        )));
+    }
+    Ok(text)
+}

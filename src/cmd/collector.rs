@@ -1,0 +1,167 @@
+//! `khien collector …`: run the collector, manage its sensors and its ClickHouse, query it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use khien_collector::managed::Managed;
+use khien_collector::sensors::Registry;
+use khien_collector::service::{self, ServeOptions};
+
+#[derive(Debug, Subcommand)]
+pub enum CollectorCommand {
+    /// Run the collector: HTTPS ingest, spool, writer, and (unless --clickhouse) a managed
+    /// ClickHouse under DIR. Logs a line containing `listening` when ready.
+    Serve(ServeArgs),
+    /// Stop what `serve` started for DIR (the collector, then its managed ClickHouse).
+    Stop(DataArg),
+    /// Manage sensors and their tokens.
+    #[command(subcommand)]
+    Sensor(SensorCommand),
+    /// Run a read-only SQL query on the store; prints TSV.
+    Query(QueryArgs),
+    /// Start, stop or migrate the managed ClickHouse alone.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DataArg {
+    /// Data directory (spool, TLS, sensors, managed ClickHouse).
+    #[arg(long)]
+    data: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// Address to listen on for HTTPS ingest.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// External ClickHouse HTTP URL instead of the managed server.
+    #[arg(long)]
+    clickhouse: Option<String>,
+    /// Rows per ClickHouse insert group.
+    #[arg(long, default_value_t = 100_000)]
+    batch_rows: usize,
+    /// Longest wait (ms) before a partial group is written.
+    #[arg(long, default_value_t = 1000)]
+    flush_ms: u64,
+    /// Spool size (bytes) past which ingest answers 503.
+    #[arg(long, default_value_t = 8 << 30)]
+    spool_max_bytes: u64,
+    /// Requests processed at once; more get 429.
+    #[arg(long, default_value_t = 8)]
+    max_inflight: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SensorCommand {
+    /// Register a sensor; prints its token (shown once) as the last line.
+    Add {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke a sensor's token.
+    Revoke {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        name: String,
+    },
+    /// List sensors (name, tenant, revoked).
+    List(DataArg),
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// The SQL (read-only).
+    sql: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Start the managed ClickHouse and apply migrations.
+    Start(DataArg),
+    /// Stop the managed ClickHouse.
+    Stop(DataArg),
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")
+}
+
+pub fn run(cmd: CollectorCommand) -> Result<ExitCode> {
+    match cmd {
+        CollectorCommand::Serve(a) => {
+            let mut opts = ServeOptions::new(a.data.data, a.listen);
+            opts.clickhouse = a.clickhouse;
+            opts.batch_rows = a.batch_rows;
+            opts.flush = Duration::from_millis(a.flush_ms);
+            opts.spool_max_bytes = a.spool_max_bytes;
+            opts.max_inflight = a.max_inflight;
+            runtime()?
+                .block_on(service::serve(opts))
+                .context("collector")?;
+        }
+        CollectorCommand::Stop(d) => {
+            let (c, ch) = service::stop(&d.data)?;
+            println!("collector: {}", if c { "stopped" } else { "not running" });
+            println!("clickhouse: {}", if ch { "stopped" } else { "not running" });
+        }
+        CollectorCommand::Sensor(SensorCommand::Add { data, tenant, name }) => {
+            let token = Registry::add(&data.data, &tenant, &name)?;
+            println!("sensor `{name}` of tenant `{tenant}` added; its token (shown once):");
+            println!("{token}");
+        }
+        CollectorCommand::Sensor(SensorCommand::Revoke { data, name }) => {
+            Registry::revoke(&data.data, &name)?;
+            println!("sensor `{name}` revoked");
+        }
+        CollectorCommand::Sensor(SensorCommand::List(d)) => {
+            for s in Registry::load(&d.data)?.sensors {
+                println!(
+                    "{}\t{}\t{}",
+                    s.name,
+                    s.tenant,
+                    if s.revoked { "revoked" } else { "active" }
+                );
+            }
+        }
+        CollectorCommand::Query(q) => {
+            let out = runtime()?.block_on(service::query(&q.data.data, &q.sql))?;
+            print!("{out}");
+        }
+        CollectorCommand::Db(DbCommand::Start(d)) => {
+            let m = Managed::prepare(&d.data)?;
+            let pid = m.start()?;
+            runtime()?.block_on(async {
+                m.wait_healthy(Duration::from_secs(60)).await?;
+                let client = khien_collector::managed::client_for(&m.url());
+                khien_collector::schema::migrate(&client).await
+            })?;
+            println!("clickhouse: running (pid {pid}) at {}", m.url());
+        }
+        CollectorCommand::Db(DbCommand::Stop(d)) => {
+            let stopped = Managed::prepare(&d.data)?.stop();
+            println!(
+                "clickhouse: {}",
+                if stopped { "stopped" } else { "not running" }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
