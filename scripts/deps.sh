@@ -31,3 +31,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/khien-target}"
 # Reference data (rulesets, pcaps, suricata-verify) lives beside the clone.
 KHIEN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export KHIEN_DATA="${KHIEN_DATA:-$KHIEN_ROOT/../shared/data}"
+
+# Current ClickHouse in-process (PyPI chdb-core), for the collector's SQL dialect test.
+if ! python3 -c "import chdb" >/dev/null 2>&1; then
+  echo "khien: installing chdb-core (pip)" >&2
+  python3 -m pip install -q chdb-core >&2 || pip3 install -q chdb-core >&2
+fi
