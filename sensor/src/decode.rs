@@ -167,6 +167,8 @@ pub struct Decoder {
     pending_vlan: [u16; 2],
     /// Tunnel nesting of the packet being decoded.
     depth: u8,
+    /// Address and length of a VXLAN/Geneve inner frame inside the last packet.
+    inner: Option<(usize, usize)>,
     pub stats: DecodeStats,
 }
 
@@ -184,6 +186,7 @@ impl Decoder {
             pending: false,
             pending_vlan: [0; 2],
             depth: 0,
+            inner: None,
             stats: DecodeStats {
                 events: vec![0; DecodeEvent::ALL.len()],
                 ..Default::default()
@@ -199,6 +202,7 @@ impl Decoder {
     pub fn decode<'a>(&mut self, link: LinkType, pkt: &'a [u8], ts: i64) -> Decoded<'a> {
         self.pending = false;
         self.depth = 0;
+        self.inner = None;
         self.stats.pkts += 1;
         self.stats.bytes += pkt.len() as u64;
         let mut d = Decoded::empty();
@@ -434,15 +438,19 @@ impl Decoder {
             d.events.push(DecodeEvent::PppoeWrongCode);
             return;
         }
-        let ppp = &b[6..];
-        if ppp.len() < 2 {
-            d.events.push(DecodeEvent::PppPktTooSmall);
-            return;
-        }
-        let proto = u16::from_be_bytes([ppp[0], ppp[1]]);
+        // PPP protocol field, possibly compressed to one byte (RFC 1661 §6.5: odd first
+        // byte).
+        let (proto, rest) = match &b[6..] {
+            [p, rest @ ..] if p & 1 == 1 => (u16::from(*p), rest),
+            [p0, p1, rest @ ..] => (u16::from_be_bytes([*p0, *p1]), rest),
+            _ => {
+                d.events.push(DecodeEvent::PppPktTooSmall);
+                return;
+            }
+        };
         match proto {
-            0x0021 => self.ipv4(&ppp[2..], d, ts),
-            0x0057 => self.ipv6(&ppp[2..], d, ts),
+            0x0021 => self.ipv4(rest, d, ts),
+            0x0057 => self.ipv6(rest, d, ts),
             // LCP, PAP, CHAP, IPCP and other protocols carry no IP payload.
             _ => d.events.push(DecodeEvent::PppUnsupProto),
         }
@@ -496,6 +504,7 @@ impl Decoder {
         let mut ev = std::mem::take(&mut d.events);
         transport(d, self.checksum, proto, payload, ip.ttl(), &mut ev);
         d.events = ev;
+        self.udp_tunnel(d);
     }
 
     fn ipv6<'a>(&mut self, b: &'a [u8], d: &mut Decoded<'a>, ts: i64) {
@@ -550,6 +559,50 @@ impl Decoder {
         }
         transport(d, self.checksum, w.proto, l4, ip.hop_limit(), &mut ev);
         d.events = ev;
+        self.udp_tunnel(d);
+    }
+
+    /// VXLAN (UDP 4789, RFC 7348) and Geneve (UDP 6081, RFC 8926) carry Ethernet frames.
+    /// Like Suricata, the outer datagram keeps its UDP flow and the inner frame is decoded
+    /// as a packet of its own: its position is remembered for [`Decoder::decode_inner`].
+    fn udp_tunnel(&mut self, d: &Decoded<'_>) {
+        if d.l4 != L4::Udp || self.depth > 0 {
+            return;
+        }
+        let p = d.payload;
+        let inner = match d.dp {
+            // flags(1, I bit 0x08) reserved(3) VNI(3) reserved(1)
+            4789 if p.len() >= 8 + 14 && p[0] & 0x08 != 0 => &p[8..],
+            // ver/optlen(1) flags(1) protocol(2) VNI(3) reserved(1) options(optlen*4)
+            6081 if p.len() >= 8
+                && p[0] >> 6 == 0
+                && u16::from_be_bytes([p[2], p[3]]) == 0x6558 =>
+            {
+                match p.get(8 + usize::from(p[0] & 0x3f) * 4..) {
+                    Some(i) if i.len() >= 14 => i,
+                    _ => return,
+                }
+            }
+            _ => return,
+        };
+        self.inner = Some((inner.as_ptr() as usize, inner.len()));
+    }
+
+    /// If the last `decode` found a VXLAN/Geneve payload, decodes the inner Ethernet frame.
+    /// `pkt` must be the packet given to that `decode` call.
+    pub fn decode_inner<'a>(&mut self, pkt: &'a [u8], ts: i64) -> Option<Decoded<'a>> {
+        let (addr, len) = self.inner.take()?;
+        let start = addr.checked_sub(pkt.as_ptr() as usize)?;
+        let inner = pkt.get(start..start.checked_add(len)?)?;
+        let eth = EthernetFrame::new_checked(inner)?;
+        self.depth = 1;
+        self.stats.tunnels += 1;
+        let mut d = Decoded::empty();
+        let (et, payload) = (eth.ethertype(), eth.payload());
+        self.ether(et, payload, &mut d, ts, 0);
+        self.depth = 0;
+        self.count(&d);
+        Some(d)
     }
 }
 
@@ -769,6 +822,42 @@ mod tests {
         let mut null = vec![2, 0, 0, 0];
         null.extend_from_slice(&p[14..]);
         assert_eq!(dec.decode(LinkType::Null, &null, 0).dp, 80);
+    }
+
+    #[test]
+    fn gre_and_vxlan_tunnels() {
+        let inner = eth_ipv4_tcp(b"x");
+        // Outer IPv4 (proto 47 GRE) around GRE v0 (flags 0, protocol 0x0800) + inner IP.
+        let mut g = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 47, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2,
+        ];
+        let total = (20 + 4 + inner.len() - 14) as u16;
+        g[2..4].copy_from_slice(&total.to_be_bytes());
+        g.extend_from_slice(&[0, 0, 0x08, 0x00]);
+        g.extend_from_slice(&inner[14..]);
+        let mut dec = Decoder::new(ChecksumMode::None, DefragConfig::default());
+        let d = dec.decode(LinkType::Raw, &g, 0);
+        assert_eq!((d.proto, d.dp, d.payload), (6, 80, &b"x"[..]));
+        assert_eq!(d.addrs.map(|a| a.src[0]), Some(192), "inner addresses win");
+        // Outer IPv4/UDP to 4789 + VXLAN header (I flag, VNI 1) + inner Ethernet frame.
+        let mut v = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 3, 3, 3, 3, 4, 4, 4, 4,
+        ];
+        let udp_len = (8 + 8 + inner.len()) as u16;
+        v[2..4].copy_from_slice(&(20 + udp_len).to_be_bytes());
+        v.extend_from_slice(&[0x30, 0x39, 0x12, 0xb5]); // sport 12345, dport 4789
+        v.extend_from_slice(&udp_len.to_be_bytes());
+        v.extend_from_slice(&[0, 0, 0x08, 0, 0, 0, 0, 0, 1, 0]);
+        v.extend_from_slice(&inner);
+        let outer = dec.decode(LinkType::Raw, &v, 0);
+        assert_eq!(
+            (outer.l4, outer.dp),
+            (L4::Udp, 4789),
+            "the outer datagram keeps its flow"
+        );
+        let d = dec.decode_inner(&v, 0).expect("inner frame");
+        assert_eq!((d.proto, d.dp, d.payload), (6, 80, &b"x"[..]));
+        assert!(dec.decode_inner(&v, 0).is_none(), "taken once");
     }
 
     #[test]

@@ -69,6 +69,9 @@ impl Sensor {
         }
         let d = self.decoder.decode(link, pkt, ts);
         self.engine.packet(&d, pkt.len(), ts, self.pcap_cnt);
+        if let Some(inner) = self.decoder.decode_inner(pkt, ts) {
+            self.engine.packet(&inner, pkt.len(), ts, self.pcap_cnt);
+        }
         if self.decoder.has_reassembled() {
             let r = self.decoder.decode_reassembled();
             let len = r.payload.len();
