@@ -134,9 +134,21 @@ pub static STICKY: &[Sticky] = &[
 
 /// Finds a sticky buffer by canonical name or alias.
 pub fn sticky(name: &str) -> Option<&'static Sticky> {
-    STICKY
-        .iter()
-        .find(|s| s.name == name || s.aliases.contains(&name))
+    static INDEX: std::sync::OnceLock<std::collections::HashMap<&'static str, &'static Sticky>> =
+        std::sync::OnceLock::new();
+    INDEX
+        .get_or_init(|| {
+            STICKY
+                .iter()
+                .flat_map(|s| {
+                    std::iter::once(s.name)
+                        .chain(s.aliases.iter().copied())
+                        .map(move |n| (n, s))
+                })
+                .collect()
+        })
+        .get(name)
+        .copied()
 }
 
 /// The sticky buffer with canonical name `name` (which must exist).

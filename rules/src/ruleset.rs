@@ -229,7 +229,7 @@ impl Ruleset {
         let opts = self.opts();
         for (a, which) in [(&rule.src, "source"), (&rule.dst, "destination")] {
             if has_addr_var(a) {
-                opts.vars.resolve_address(a).map_err(|(c, m)| {
+                opts.vars.check_address(a).map_err(|(c, m)| {
                     Diagnostic::new(c, rule.span, format!("{which} address: {m}"))
                 })?;
             }
@@ -239,7 +239,7 @@ impl Ruleset {
             (&rule.dst_ports, "destination"),
         ] {
             if has_port_var(p) {
-                opts.vars.resolve_ports(p).map_err(|(c, m)| {
+                opts.vars.check_ports(p).map_err(|(c, m)| {
                     Diagnostic::new(c, rule.span, format!("{which} port: {m}"))
                 })?;
             }

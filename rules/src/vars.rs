@@ -137,6 +137,29 @@ vars:
         Ok(vars)
     }
 
+    /// Checks that every variable in `a` is a defined address variable (their own values were
+    /// checked when the vars were loaded), without building the resolved tree.
+    pub fn check_address(&self, a: &AddrSpec) -> Result<(), (Code, String)> {
+        match a {
+            AddrSpec::Var(v) if self.address.contains_key(v) => Ok(()),
+            AddrSpec::Var(_) => self.resolve_address(a).map(drop),
+            AddrSpec::List(l) => l.iter().try_for_each(|x| self.check_address(x)),
+            AddrSpec::Not(x) => self.check_address(x),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks that every variable in `p` is a defined port variable.
+    pub fn check_ports(&self, p: &PortSpec) -> Result<(), (Code, String)> {
+        match p {
+            PortSpec::Var(v) if self.port.contains_key(v) => Ok(()),
+            PortSpec::Var(_) => self.resolve_ports(p).map(drop),
+            PortSpec::List(l) => l.iter().try_for_each(|x| self.check_ports(x)),
+            PortSpec::Not(x) => self.check_ports(x),
+            _ => Ok(()),
+        }
+    }
+
     /// Replaces every variable in `a` by its value, recursively.
     pub fn resolve_address(&self, a: &AddrSpec) -> Result<AddrSpec, (Code, String)> {
         self.addr_depth(a, 0)
