@@ -11,7 +11,7 @@ and compares records per event type by key (a multiset match):
   http      (flow, method, hostname, url, status)
   dns       (flow, type, rrname, rrtype, rcode)
   tls       (flow, sni, version, ja3 hash)
-  fileinfo  (flow, sha256)
+  fileinfo  (flow, sha256); fileinfo* the same restricted to http and smtp files
   ssh/smtp/ftp  (flow) counts only
 Prints per type: Suricata count, khien count, matched, match rate (matched / Suricata) and
 extra rate ((khien - matched) / Suricata), then the first mismatches both ways.
@@ -56,7 +56,10 @@ def key(e):
     return f
 
 
-TYPES = ["flow", "http", "dns", "tls", "fileinfo", "ssh", "smtp", "ftp", "anomaly"]
+TYPES = ["flow", "http", "dns", "tls", "fileinfo", "fileinfo*", "ssh", "smtp", "ftp", "anomaly"]
+# "fileinfo*": fileinfo of the protocols khien parses files from (Suricata also extracts
+# files from SMB, NFS, HTTP/2 and FTP data channels, which khien does not parse yet).
+FILE_PROTOS = {"http", "smtp"}
 
 
 def load(path):
@@ -70,6 +73,8 @@ def load(path):
             t = e.get("event_type")
             if t in TYPES:
                 by[t][key(e) if t != "anomaly" else (e.get("anomaly", {}).get("event"),)] += 1
+            if t == "fileinfo" and e.get("app_proto") in FILE_PROTOS:
+                by["fileinfo*"][key(e)] += 1
     return by
 
 

@@ -1,9 +1,12 @@
 //! Packet sources: pcap/pcapng files and live interfaces, through libpcap.
 
+use std::io::Write;
 use std::path::Path;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::decode::LinkType;
+use crate::eve::EveWriter;
 use crate::sensor::{RunSummary, Sensor};
 use crate::SensorError;
 
@@ -117,5 +120,212 @@ pub fn run_live(sensor: &mut Sensor, cfg: &LiveConfig) -> Result<RunSummary, Sen
     sum.elapsed = started.elapsed();
     sum.flows = sensor.engine.flows.stats.created;
     sum.eve_records = sensor.engine.eve_records();
+    Ok(sum)
+}
+
+/// An EVE sink shared by worker threads: each worker buffers records locally and appends
+/// whole chunks under the lock, so lines never interleave.
+pub struct SharedEve {
+    inner: Arc<Mutex<Box<dyn Write + Send>>>,
+    buf: Vec<u8>,
+}
+
+impl SharedEve {
+    const CHUNK: usize = 256 * 1024;
+
+    pub fn new(inner: Arc<Mutex<Box<dyn Write + Send>>>) -> Self {
+        SharedEve {
+            inner,
+            buf: Vec::with_capacity(Self::CHUNK),
+        }
+    }
+
+    fn drain(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let mut w = self
+            .inner
+            .lock()
+            .map_err(|_| std::io::Error::other("EVE writer lock poisoned"))?;
+        w.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl Write for SharedEve {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= Self::CHUNK {
+            self.drain()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.drain()?;
+        let mut w = self
+            .inner
+            .lock()
+            .map_err(|_| std::io::Error::other("EVE writer lock poisoned"))?;
+        w.flush()
+    }
+}
+
+/// Packets for one worker, stored back to back in one reused buffer.
+struct Batch {
+    link: LinkType,
+    data: Vec<u8>,
+    /// (timestamp µs, packet number, start, length)
+    index: Vec<(i64, u64, usize, usize)>,
+}
+
+enum Msg {
+    Batch(Batch),
+    /// The capture's clock, so idle workers time out their flows.
+    Tick(i64),
+}
+
+const BATCH_PKTS: usize = 256;
+
+/// Reads pcap/pcapng files and processes them on `workers` threads, each owning the flows
+/// whose IP address pair hashes to it ([`crate::decode::shard_hash`]). Batches are
+/// recycled, so steady state allocates nothing per packet.
+pub fn run_files_parallel(
+    cfg: &crate::SensorConfig,
+    files: &[&Path],
+    workers: usize,
+    out: Box<dyn Write + Send>,
+) -> Result<RunSummary, SensorError> {
+    let workers = workers.max(1);
+    let shared = Arc::new(Mutex::new(out));
+    let (pool_tx, pool_rx) = mpsc::channel::<Batch>();
+    let mut txs = Vec::with_capacity(workers);
+    let mut handles = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (tx, rx) = mpsc::sync_channel::<Msg>(8);
+        txs.push(tx);
+        let pool_tx = pool_tx.clone();
+        let cfg = cfg.clone();
+        let eve = SharedEve::new(Arc::clone(&shared));
+        handles.push(std::thread::spawn(move || {
+            let mut sensor = Sensor::new(&cfg, EveWriter::new(Box::new(eve)));
+            for msg in rx {
+                match msg {
+                    Msg::Batch(mut b) => {
+                        for &(ts, cnt, start, len) in &b.index {
+                            if let Some(p) = b.data.get(start..start + len) {
+                                sensor.packet_numbered(b.link, p, ts, cnt);
+                            }
+                        }
+                        b.data.clear();
+                        b.index.clear();
+                        let _ = pool_tx.send(b);
+                    }
+                    Msg::Tick(ts) => sensor.tick(ts),
+                }
+            }
+            sensor.finish();
+            (
+                sensor.engine.flows.stats.created,
+                sensor.engine.eve_records(),
+            )
+        }));
+    }
+    drop(pool_tx);
+    let mut sum = RunSummary::default();
+    let started = Instant::now();
+    let new_batch = |pool: &mpsc::Receiver<Batch>, link| match pool.try_recv() {
+        Ok(mut b) => {
+            b.link = link;
+            b
+        }
+        Err(_) => Batch {
+            link,
+            data: Vec::with_capacity(BATCH_PKTS * 1600),
+            index: Vec::with_capacity(BATCH_PKTS),
+        },
+    };
+    let send_err = || SensorError::Io {
+        path: "worker".into(),
+        source: std::io::Error::other("a worker thread stopped"),
+    };
+    let mut result = Ok(());
+    'files: for path in files {
+        let shown = path.display().to_string();
+        let mut cap = match pcap::Capture::from_file(path) {
+            Ok(c) => c,
+            Err(source) => {
+                result = Err(SensorError::Pcap {
+                    path: shown,
+                    source,
+                });
+                break;
+            }
+        };
+        let dlt = cap.get_datalink().0;
+        let Some(link) = LinkType::from_dlt(dlt) else {
+            result = Err(SensorError::LinkType { path: shown, dlt });
+            break;
+        };
+        let mut batches: Vec<Batch> = (0..workers).map(|_| new_batch(&pool_rx, link)).collect();
+        let mut next_tick = i64::MIN;
+        loop {
+            match cap.next_packet() {
+                Ok(p) => {
+                    sum.packets += 1;
+                    sum.bytes += p.data.len() as u64;
+                    let ts = ts_micros(p.header);
+                    let w = (crate::decode::shard_hash(link, p.data) % workers as u64) as usize;
+                    let b = &mut batches[w];
+                    b.index.push((ts, sum.packets, b.data.len(), p.data.len()));
+                    b.data.extend_from_slice(p.data);
+                    if b.index.len() >= BATCH_PKTS {
+                        let full = std::mem::replace(b, new_batch(&pool_rx, link));
+                        if txs[w].send(Msg::Batch(full)).is_err() {
+                            result = Err(send_err());
+                            break 'files;
+                        }
+                    }
+                    if ts >= next_tick {
+                        next_tick = ts + 1_000_000;
+                        for (i, tx) in txs.iter().enumerate() {
+                            let b = std::mem::replace(&mut batches[i], new_batch(&pool_rx, link));
+                            if tx.send(Msg::Batch(b)).is_err() || tx.send(Msg::Tick(ts)).is_err() {
+                                result = Err(send_err());
+                                break 'files;
+                            }
+                        }
+                    }
+                }
+                Err(pcap::Error::NoMorePackets) => break,
+                Err(source) => {
+                    result = Err(SensorError::Pcap {
+                        path: shown,
+                        source,
+                    });
+                    break 'files;
+                }
+            }
+        }
+        for (i, b) in batches.into_iter().enumerate() {
+            if !b.index.is_empty() && txs[i].send(Msg::Batch(b)).is_err() {
+                result = Err(send_err());
+                break 'files;
+            }
+        }
+    }
+    drop(txs);
+    for h in handles {
+        match h.join() {
+            Ok((flows, records)) => {
+                sum.flows += flows;
+                sum.eve_records += records;
+            }
+            Err(_) => result = Err(send_err()),
+        }
+    }
+    result?;
+    sum.elapsed = started.elapsed();
     Ok(sum)
 }

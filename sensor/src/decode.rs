@@ -41,6 +41,68 @@ impl LinkType {
     }
 }
 
+/// A symmetric hash of a packet's outer IP address pair (0 for non-IP), used to shard
+/// packets over workers: both directions of a flow, all fragments of a datagram and ICMP
+/// errors about a flow land on the same worker. Decodes only what it needs; never panics.
+pub fn shard_hash(link: LinkType, pkt: &[u8]) -> u64 {
+    let mut b = pkt;
+    let mut et = match link {
+        LinkType::Ethernet => match EthernetFrame::new_checked(pkt) {
+            Some(e) => {
+                b = e.payload();
+                e.ethertype()
+            }
+            None => return 0,
+        },
+        LinkType::LinuxSll => match ethernet::sll(pkt) {
+            Some((et, p)) => {
+                b = p;
+                et
+            }
+            None => return 0,
+        },
+        LinkType::LinuxSll2 => match ethernet::sll2(pkt) {
+            Some((et, p)) => {
+                b = p;
+                et
+            }
+            None => return 0,
+        },
+        LinkType::Null => {
+            b = pkt.get(4..).unwrap_or(&[]);
+            EtherType::Unknown(0)
+        }
+        LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => EtherType::Unknown(0),
+    };
+    for _ in 0..MAX_VLAN_LAYERS {
+        if et != EtherType::Vlan {
+            break;
+        }
+        match VlanTag::new_checked(b) {
+            Some(t) => {
+                et = t.ethertype();
+                b = t.payload();
+            }
+            None => return 0,
+        }
+    }
+    let (src, dst): (&[u8], &[u8]) = match (et, b.first().map(|v| v >> 4)) {
+        (EtherType::Ipv4, _) | (EtherType::Unknown(0), Some(4)) if b.len() >= 20 => {
+            (&b[12..16], &b[16..20])
+        }
+        (EtherType::Ipv6, _) | (EtherType::Unknown(0), Some(6)) if b.len() >= 40 => {
+            (&b[8..24], &b[24..40])
+        }
+        _ => return 0,
+    };
+    let (lo, hi) = if src <= dst { (src, dst) } else { (dst, src) };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &x in lo.iter().chain(hi) {
+        h = (h ^ u64::from(x)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^ (h >> 29)
+}
+
 /// Source and destination addresses. IPv4 addresses are stored in the first 4 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Addrs {
@@ -822,6 +884,26 @@ mod tests {
         let mut null = vec![2, 0, 0, 0];
         null.extend_from_slice(&p[14..]);
         assert_eq!(dec.decode(LinkType::Null, &null, 0).dp, 80);
+    }
+
+    #[test]
+    fn shard_hash_is_symmetric() {
+        let p = eth_ipv4_tcp(b"x");
+        let mut r = p.clone();
+        r[26..30].copy_from_slice(&p[30..34]); // swap addresses
+        r[30..34].copy_from_slice(&p[26..30]);
+        assert_eq!(
+            shard_hash(LinkType::Ethernet, &p),
+            shard_hash(LinkType::Ethernet, &r)
+        );
+        assert_ne!(shard_hash(LinkType::Ethernet, &p), 0);
+        assert_eq!(
+            shard_hash(LinkType::Raw, &p[14..]),
+            shard_hash(LinkType::Ethernet, &p)
+        );
+        for n in 0..p.len() {
+            shard_hash(LinkType::Ethernet, &p[..n]);
+        }
     }
 
     #[test]

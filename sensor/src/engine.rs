@@ -364,6 +364,24 @@ impl Engine {
         self.scratch = v;
     }
 
+    /// Advances the engine clock to `ts` and times out idle flows.
+    pub fn tick(&mut self, ts: i64) {
+        if ts > self.now {
+            self.now = ts;
+        }
+        if self.now >= self.next_expire {
+            self.expire(self.now);
+            self.next_expire = self.now + 1_000_000;
+        }
+    }
+
+    /// Flushes buffered EVE output.
+    pub fn flush(&mut self) {
+        if self.eve.flush().is_err() {
+            self.stats.eve_errors += 1;
+        }
+    }
+
     /// Ends every flow (end of a pcap run).
     pub fn shutdown(&mut self) {
         let mut v = std::mem::take(&mut self.scratch);

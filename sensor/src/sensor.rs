@@ -59,7 +59,13 @@ impl Sensor {
 
     /// Processes one captured packet with timestamp `ts` (µs since the epoch).
     pub fn packet(&mut self, link: LinkType, pkt: &[u8], ts: i64) {
-        self.pcap_cnt += 1;
+        self.packet_numbered(link, pkt, ts, self.pcap_cnt + 1);
+    }
+
+    /// Like [`Sensor::packet`] with the packet's number in the capture (workers see a
+    /// share of the packets but report the capture's numbering as `pcap_cnt`).
+    pub fn packet_numbered(&mut self, link: LinkType, pkt: &[u8], ts: i64, cnt: u64) {
+        self.pcap_cnt = cnt;
         if self.start_ts == 0 {
             self.start_ts = ts;
             self.last_defrag_expire = ts;
@@ -92,12 +98,18 @@ impl Sensor {
         }
     }
 
+    /// Advances packet time without a packet (workers get the capture's clock so idle
+    /// shards still time their flows out).
+    pub fn tick(&mut self, ts: i64) {
+        self.engine.tick(ts);
+    }
+
     /// Ends the run: flushes every flow (reason "shutdown") and writes final stats.
     pub fn finish(&mut self) {
         self.engine.shutdown();
         let ts = self.engine.now;
         self.write_stats(ts);
-        self.engine.shutdown();
+        self.engine.flush();
     }
 
     pub fn packets(&self) -> u64 {

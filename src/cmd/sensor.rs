@@ -75,7 +75,6 @@ pub fn run(a: SensorArgs) -> Result<ExitCode> {
     } else {
         Box::new(BufWriter::with_capacity(1 << 20, file))
     };
-    let mut sensor = Sensor::new(&cfg, EveWriter::new(out));
     let summary = match &a.iface {
         Some(iface) => {
             let live = LiveConfig {
@@ -86,11 +85,17 @@ pub fn run(a: SensorArgs) -> Result<ExitCode> {
                 duration: a.duration.map(Duration::from_secs),
                 max_packets: a.max_packets,
             };
+            let mut sensor = Sensor::new(&cfg, EveWriter::new(out));
             capture::run_live(&mut sensor, &live)?
         }
         None => {
             let files: Vec<&std::path::Path> = a.read.iter().map(PathBuf::as_path).collect();
-            khien_sensor::capture::run_files(&mut sensor, &files)?
+            if cfg.workers > 1 {
+                capture::run_files_parallel(&cfg, &files, cfg.workers, out)?
+            } else {
+                let mut sensor = Sensor::new(&cfg, EveWriter::new(out));
+                capture::run_files(&mut sensor, &files)?
+            }
         }
     };
     eprintln!(
