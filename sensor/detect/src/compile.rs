@@ -1,0 +1,908 @@
+//! Ruleset → signatures: header matchers, per-buffer programs, flow conditions and
+//! actions, fast-pattern choice and the per-group prefilters.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use khien_rules::config::{Classtype, ThresholdEntry};
+use khien_rules::{
+    AddrSpec, BufferRef, ByteExtract, ByteJump, ByteMath, ByteTest, Cmp, Content, EventRef,
+    FastPattern, Flow, FlowbitsCmd, Isdataat, NumOrVar, OptionKind, PortSpec, Rule, TcpFlags,
+    Threshold, Transform, Vars,
+};
+
+use crate::inspect::{Group, PcreOp};
+use crate::threshold::Suppressions;
+use crate::{Action, Dir, Engine, SigMeta};
+
+/// What the compiler needs besides the rules.
+#[derive(Clone, Debug, Default)]
+pub struct CompileOptions {
+    /// Variables for `$HOME_NET` etc. (`None`: Suricata's defaults).
+    pub vars: Option<Vars>,
+    /// classification.config (categories and default priorities).
+    pub classification: BTreeMap<String, Classtype>,
+    /// threshold.config entries.
+    pub thresholds: Vec<ThresholdEntry>,
+}
+
+/// A rule the engine did not load, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unsupported {
+    pub gid: u32,
+    pub sid: u32,
+    /// The keyword (or `keyword:value`/buffer) that is not implemented.
+    pub keyword: String,
+    pub file: String,
+    pub line: u32,
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}: sid {}:{} not loaded: `{}` is not implemented by the detection engine",
+            self.file, self.line, self.gid, self.sid, self.keyword
+        )
+    }
+}
+
+/// The outcome of a compilation.
+#[derive(Clone, Debug, Default)]
+pub struct CompileReport {
+    /// Signatures loaded into the engine.
+    pub loaded: usize,
+    /// Rules left out, one entry each (the first unsupported keyword).
+    pub unsupported: Vec<Unsupported>,
+    /// Rules whose pcre/address could not be compiled (message per rule).
+    pub errors: Vec<(u32, String)>,
+}
+
+impl CompileReport {
+    /// Unsupported keywords with the number of rules each kept out, most frequent first.
+    pub fn keyword_counts(&self) -> Vec<(String, usize)> {
+        let mut m: HashMap<&str, usize> = HashMap::new();
+        for u in &self.unsupported {
+            *m.entry(u.keyword.as_str()).or_default() += 1;
+        }
+        let mut v: Vec<_> = m.into_iter().map(|(k, n)| (k.to_string(), n)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum AddrM {
+    Any,
+    Net(IpAddr, u8),
+    Range(IpAddr, IpAddr),
+    /// Positives (empty = any) minus negatives.
+    List(Vec<AddrM>, Vec<AddrM>),
+}
+
+impl AddrM {
+    pub(crate) fn matches(&self, a: IpAddr) -> bool {
+        match self {
+            AddrM::Any => true,
+            AddrM::Net(n, len) => in_net(a, *n, *len),
+            AddrM::Range(lo, hi) => match (a, lo, hi) {
+                (IpAddr::V4(a), IpAddr::V4(l), IpAddr::V4(h)) => *l <= a && a <= *h,
+                (IpAddr::V6(a), IpAddr::V6(l), IpAddr::V6(h)) => *l <= a && a <= *h,
+                _ => false,
+            },
+            AddrM::List(pos, neg) => {
+                (pos.is_empty() || pos.iter().any(|m| m.matches(a)))
+                    && !neg.iter().any(|m| m.matches(a))
+            }
+        }
+    }
+}
+
+fn in_net(a: IpAddr, n: IpAddr, len: u8) -> bool {
+    match (a, n) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let len = u32::from(len.min(32));
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let len = u32::from(len.min(128));
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+fn addr(a: &AddrSpec) -> AddrM {
+    match a {
+        AddrSpec::Any | AddrSpec::Var(_) => AddrM::Any,
+        AddrSpec::Cidr(n, l) => AddrM::Net(*n, *l),
+        AddrSpec::Range(l, h) => AddrM::Range(*l, *h),
+        AddrSpec::Not(x) => AddrM::List(Vec::new(), vec![addr(x)]),
+        AddrSpec::List(l) => {
+            let (mut pos, mut neg) = (Vec::new(), Vec::new());
+            for x in l {
+                match x {
+                    AddrSpec::Not(y) => neg.push(addr(y)),
+                    other => pos.push(addr(other)),
+                }
+            }
+            AddrM::List(pos, neg)
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum PortM {
+    Any,
+    Range(u16, u16),
+    List(Vec<PortM>, Vec<PortM>),
+}
+
+impl PortM {
+    pub(crate) fn matches(&self, p: u16) -> bool {
+        match self {
+            PortM::Any => true,
+            PortM::Range(l, h) => *l <= p && p <= *h,
+            PortM::List(pos, neg) => {
+                (pos.is_empty() || pos.iter().any(|m| m.matches(p)))
+                    && !neg.iter().any(|m| m.matches(p))
+            }
+        }
+    }
+}
+
+fn port(p: &PortSpec) -> PortM {
+    match p {
+        PortSpec::Any | PortSpec::Var(_) => PortM::Any,
+        PortSpec::Port(n) => PortM::Range(*n, *n),
+        PortSpec::Range(l, h) => PortM::Range(l.unwrap_or(0), h.unwrap_or(u16::MAX)),
+        PortSpec::Not(x) => PortM::List(Vec::new(), vec![port(x)]),
+        PortSpec::List(l) => {
+            let (mut pos, mut neg) = (Vec::new(), Vec::new());
+            for x in l {
+                match x {
+                    PortSpec::Not(y) => neg.push(port(y)),
+                    other => pos.push(port(other)),
+                }
+            }
+            PortM::List(pos, neg)
+        }
+    }
+}
+
+/// One payload keyword of a buffer program.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Content(Content),
+    Pcre(PcreOp),
+    ByteTest(ByteTest),
+    ByteJump(ByteJump),
+    ByteExtract(ByteExtract),
+    ByteMath(ByteMath),
+    Isdataat(Isdataat),
+    Bsize(Cmp),
+}
+
+impl Op {
+    pub(crate) fn is_relative(&self) -> bool {
+        match self {
+            Op::Content(c) => c.is_relative(),
+            Op::Pcre(p) => p.relative,
+            Op::ByteTest(b) => b.relative,
+            Op::ByteJump(b) => b.relative,
+            Op::ByteExtract(b) => b.relative,
+            Op::ByteMath(b) => b.relative,
+            Op::Isdataat(i) => i.relative,
+            Op::Bsize(_) => false,
+        }
+    }
+}
+
+/// The keywords of a rule that inspect one buffer (name + transforms), in rule order.
+#[derive(Debug)]
+pub(crate) struct BufProg {
+    pub name: &'static str,
+    pub transforms: Vec<Transform>,
+    pub ops: Vec<Op>,
+}
+
+#[derive(Debug)]
+pub(crate) enum PktCheck {
+    Dsize(Cmp),
+    Int(&'static str, Cmp),
+    Flags(TcpFlags),
+    IpProto { negated: bool, op: u8, proto: u8 },
+    DecodeEvent(EventRef),
+    SameIp,
+    AppProto { negated: bool, proto: String },
+}
+
+#[derive(Debug)]
+pub(crate) enum FlowCond {
+    IsSet(Vec<u32>),
+    IsNotSet(Vec<u32>),
+    IntCmp(u32, &'static str, Option<u64>),
+}
+
+#[derive(Debug)]
+pub(crate) enum FlowAct {
+    Set(u32),
+    Unset(u32),
+    Toggle(u32),
+    IntSet(u32, u64),
+    IntAdd(u32, u64),
+    IntSub(u32, u64),
+}
+
+#[derive(Debug)]
+pub(crate) enum SigKind {
+    Packet,
+    Tx { dirs: Vec<Dir> },
+}
+
+#[derive(Debug)]
+pub(crate) struct Sig {
+    pub meta: Arc<SigMeta>,
+    pub kind: SigKind,
+    pub bidirectional: bool,
+    pub src: AddrM,
+    pub dst: AddrM,
+    pub sp: PortM,
+    pub dp: PortM,
+    /// Required IP protocol (`None`: any) and IP version (4/6/0).
+    pub ip_proto: Option<u8>,
+    pub ip_version: u8,
+    /// Application protocol the flow must have.
+    pub app_proto: Option<&'static str>,
+    pub flow: Option<Flow>,
+    pub pkt_checks: Vec<PktCheck>,
+    pub bufs: Vec<BufProg>,
+    pub conds: Vec<FlowCond>,
+    pub acts: Vec<FlowAct>,
+    pub noalert: bool,
+    pub threshold: Option<Threshold>,
+    pub detection_filter: Option<Threshold>,
+    pub app_events: Vec<EventRef>,
+    pub urilen: Option<Cmp>,
+    /// byte_extract/byte_math variable names (index = slot).
+    pub var_names: Vec<String>,
+    /// Fast pattern: buffer program index and the (case-folded) bytes.
+    pub fast: Option<(usize, Vec<u8>)>,
+    order: (u8, u8, u32, usize),
+}
+
+/// 0 tcp, 1 udp, 2 icmp(v6), 3 other.
+pub(crate) fn proto_class(p: u8) -> usize {
+    match p {
+        6 => 0,
+        17 => 1,
+        1 | 58 => 2,
+        _ => 3,
+    }
+}
+
+/// Application protocols whose transactions the sensor parses.
+const TX_PROTOS: &[&str] = &["http", "dns", "tls", "ssh", "smtp", "ftp"];
+
+/// Buffers the engine can bind, with the directions they exist in.
+fn buffer_dirs(name: &str) -> Option<&'static [Dir]> {
+    use Dir::*;
+    const TS: &[Dir] = &[ToServer];
+    const TC: &[Dir] = &[ToClient];
+    const BOTH: &[Dir] = &[ToServer, ToClient];
+    Some(match name {
+        "http.uri" | "http.uri.raw" | "http.method" | "http.user_agent" | "http.host"
+        | "http.host.raw" | "http.request_body" | "http.request_line" | "http.accept"
+        | "http.accept_lang" | "http.accept_enc" | "http.referer" | "http.cookie"
+        | "http.protocol" => {
+            if name == "http.cookie" || name == "http.protocol" {
+                BOTH
+            } else {
+                TS
+            }
+        }
+        "http.stat_code" | "http.stat_msg" | "http.response_line" | "http.location"
+        | "http.server" => TC,
+        "http.header" | "http.header.raw" | "http.header_names" | "http.content_type"
+        | "http.content_len" | "http.connection" | "http.start" | "file.data" => BOTH,
+        "dns.query" => TS,
+        "tls.sni" | "ja3.hash" | "ja3.string" | "ja4.hash" => TS,
+        "tls.cert_subject"
+        | "tls.cert_issuer"
+        | "tls.cert_serial"
+        | "tls.cert_fingerprint"
+        | "ja3s.hash"
+        | "ja3s.string" => TC,
+        "ssh.proto" | "ssh.software" => BOTH,
+        _ => return None,
+    })
+}
+
+fn app_proto_of_buffer(name: &str) -> Option<&'static str> {
+    let p = name.split('.').next()?;
+    Some(match p {
+        "http" => "http",
+        "dns" => "dns",
+        "tls" | "ja3" | "ja3s" | "ja4" => "tls",
+        "ssh" => "ssh",
+        _ => return None,
+    })
+}
+
+fn proto_of_rule(name: &str) -> (Option<u8>, u8, Option<&'static str>) {
+    match name {
+        "tcp" | "tcp-pkt" | "tcp-stream" => (Some(6), 0, None),
+        "udp" => (Some(17), 0, None),
+        "icmp" => (None, 0, None),
+        "icmpv4" => (Some(1), 4, None),
+        "icmpv6" => (Some(58), 6, None),
+        "sctp" => (Some(132), 0, None),
+        "ipv4" | "ip4" => (None, 4, None),
+        "ipv6" | "ip6" => (None, 6, None),
+        "http" | "http1" => (None, 0, Some("http")),
+        "dns" => (None, 0, Some("dns")),
+        "tls" => (Some(6), 0, Some("tls")),
+        "ssh" => (Some(6), 0, Some("ssh")),
+        "smtp" => (Some(6), 0, Some("smtp")),
+        "ftp" => (Some(6), 0, Some("ftp")),
+        _ => (None, 0, None),
+    }
+}
+
+/// Why one rule cannot be compiled.
+enum Reject {
+    Unsupported(String),
+    Error(String),
+}
+
+struct Names {
+    bits: HashMap<String, u32>,
+    bit_names: Vec<String>,
+    ints: HashMap<String, u32>,
+}
+
+impl Names {
+    fn bit(&mut self, n: &str) -> u32 {
+        if let Some(&i) = self.bits.get(n) {
+            return i;
+        }
+        let i = self.bit_names.len() as u32;
+        self.bits.insert(n.to_string(), i);
+        self.bit_names.push(n.to_string());
+        i
+    }
+    fn int(&mut self, n: &str) -> u32 {
+        let k = self.ints.len() as u32;
+        *self.ints.entry(n.to_string()).or_insert(k)
+    }
+}
+
+pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engine, CompileReport) {
+    let defaults;
+    let vars = match &opts.vars {
+        Some(v) => v,
+        None => {
+            defaults = Vars::suricata_defaults();
+            &defaults
+        }
+    };
+    let mut report = CompileReport::default();
+    let mut names = Names {
+        bits: HashMap::new(),
+        bit_names: Vec::new(),
+        ints: HashMap::new(),
+    };
+    let mut sigs = Vec::new();
+    for (n, lr) in rs.rules().enumerate() {
+        match compile_rule(&lr.rule, n, vars, opts, &mut names) {
+            Ok(s) => sigs.push(s),
+            Err(Reject::Unsupported(k)) => report.unsupported.push(Unsupported {
+                gid: lr.rule.gid,
+                sid: lr.rule.sid,
+                keyword: k,
+                file: lr.file.to_string(),
+                line: lr.line,
+            }),
+            Err(Reject::Error(m)) => report.errors.push((lr.rule.sid, m)),
+        }
+    }
+    sigs.sort_by_key(|s| s.order);
+    report.loaded = sigs.len();
+    tracing::debug!(
+        loaded = report.loaded,
+        unsupported = report.unsupported.len(),
+        errors = report.errors.len(),
+        "ruleset compiled"
+    );
+    let mut packet_lists: [Vec<u32>; 4] = Default::default();
+    let mut tx_lists: BTreeMap<&'static str, Vec<u32>> = BTreeMap::new();
+    for (i, s) in sigs.iter().enumerate() {
+        let i = i as u32;
+        match &s.kind {
+            SigKind::Packet => match s.ip_proto {
+                Some(p) => packet_lists[proto_class(p)].push(i),
+                None => {
+                    let classes: &[usize] = if s.meta_proto_icmp() {
+                        &[2]
+                    } else {
+                        &[0, 1, 2, 3]
+                    };
+                    for &c in classes {
+                        packet_lists[c].push(i);
+                    }
+                }
+            },
+            SigKind::Tx { .. } => {
+                if let Some(p) = s.app_proto {
+                    tx_lists.entry(p).or_default().push(i);
+                }
+            }
+        }
+    }
+    let packet_groups = packet_lists.map(|l| Group::build(&sigs, l));
+    let tx_groups = tx_lists
+        .into_iter()
+        .map(|(k, l)| (k, Group::build(&sigs, l)))
+        .collect();
+    let engine = Engine {
+        sigs,
+        flowbit_names: names.bit_names,
+        packet_groups,
+        tx_groups,
+        suppress: Suppressions::new(&opts.thresholds),
+    };
+    (engine, report)
+}
+
+impl Sig {
+    fn meta_proto_icmp(&self) -> bool {
+        self.meta.text.split_whitespace().nth(1) == Some("icmp")
+    }
+}
+
+fn num<T: Copy>(v: &NumOrVar<T>, what: &str) -> Result<T, Reject> {
+    match v {
+        NumOrVar::Num(n) => Ok(*n),
+        NumOrVar::Var(_) => Err(Reject::Unsupported(format!("{what} with a variable"))),
+    }
+}
+
+fn compile_rule(
+    rule: &Rule,
+    order: usize,
+    vars: &Vars,
+    opts: &CompileOptions,
+    names: &mut Names,
+) -> Result<Sig, Reject> {
+    let proto = rule.protocol.0;
+    let (ip_proto, ip_version, mut app_proto) = proto_of_rule(proto);
+    let known = matches!(
+        proto,
+        "ip" | "tcp"
+            | "tcp-pkt"
+            | "tcp-stream"
+            | "udp"
+            | "icmp"
+            | "icmpv4"
+            | "icmpv6"
+            | "sctp"
+            | "ipv4"
+            | "ip4"
+            | "ipv6"
+            | "ip6"
+    ) || app_proto.is_some();
+    if !known {
+        return Err(Reject::Unsupported(format!("protocol {proto}")));
+    }
+    let resolve_a = |a: &AddrSpec| {
+        vars.resolve_address(a)
+            .map(|r| addr(&r))
+            .map_err(|(_, m)| Reject::Error(m))
+    };
+    let resolve_p = |p: &PortSpec| {
+        vars.resolve_ports(p)
+            .map(|r| port(&r))
+            .map_err(|(_, m)| Reject::Error(m))
+    };
+    let mut msg = String::new();
+    let mut class = None;
+    let mut priority = None;
+    let mut metadata = Vec::new();
+    let mut target = None;
+    let mut noalert = false;
+    let mut flow = None;
+    let mut pkt_checks = Vec::new();
+    let mut bufs: Vec<BufProg> = Vec::new();
+    let mut conds = Vec::new();
+    let mut acts = Vec::new();
+    let mut threshold = None;
+    let mut detection_filter = None;
+    let mut app_events = Vec::new();
+    let mut urilen = None;
+    let mut var_names: Vec<String> = Vec::new();
+    let mut flowbits_rank = 2u8;
+    let push_op = |bufs: &mut Vec<BufProg>, b: &BufferRef, op: Op| -> Result<(), Reject> {
+        if b.name != "pkt_data" && buffer_dirs(b.name).is_none() {
+            return Err(Reject::Unsupported(format!("buffer {}", b.name)));
+        }
+        for t in &b.transforms {
+            if !crate::transform::supported(t) {
+                return Err(Reject::Unsupported(format!("transform {}", t.name())));
+            }
+        }
+        match bufs
+            .iter_mut()
+            .find(|p| p.name == b.name && p.transforms == b.transforms)
+        {
+            Some(p) => p.ops.push(op),
+            None => bufs.push(BufProg {
+                name: b.name,
+                transforms: b.transforms.clone(),
+                ops: vec![op],
+            }),
+        }
+        Ok(())
+    };
+    for o in &rule.options {
+        match &o.kind {
+            OptionKind::Msg(m) => msg = m.clone(),
+            OptionKind::Sid(_) | OptionKind::Rev(_) | OptionKind::Gid(_) => {}
+            OptionKind::Reference(_) => {}
+            OptionKind::Classtype(c) => class = Some(c.clone()),
+            OptionKind::Priority(p) => priority = Some(*p),
+            OptionKind::Metadata(m) => metadata.extend(m.iter().cloned()),
+            OptionKind::Target(t) => target = Some(*t),
+            OptionKind::Noalert => noalert = true,
+            OptionKind::Content(b, c) => {
+                if c.replace.is_some() {
+                    return Err(Reject::Unsupported("replace".into()));
+                }
+                let vs = [&c.depth, &c.offset]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| match v {
+                        NumOrVar::Var(n) => Some(n),
+                        NumOrVar::Num(_) => None,
+                    })
+                    .chain([&c.distance, &c.within].into_iter().flatten().filter_map(
+                        |v| match v {
+                            NumOrVar::Var(n) => Some(n),
+                            NumOrVar::Num(_) => None,
+                        },
+                    ));
+                for v in vs {
+                    if !var_names.contains(v) {
+                        return Err(Reject::Error(format!("unknown variable {v}")));
+                    }
+                }
+                push_op(&mut bufs, b, Op::Content(c.clone()))?;
+            }
+            OptionKind::Pcre(b, p) => {
+                let op = PcreOp::new(p).map_err(Reject::Error)?;
+                push_op(&mut bufs, b, Op::Pcre(op))?;
+            }
+            OptionKind::ByteTest(b, t) => {
+                num(&t.nbytes, "byte_test bytes")?;
+                num(&t.offset, "byte_test offset")?;
+                if let NumOrVar::Var(v) = &t.value {
+                    if !var_names.contains(v) {
+                        return Err(Reject::Error(format!("unknown variable {v}")));
+                    }
+                }
+                if t.endian == Some(khien_rules::Endian::Dce) {
+                    return Err(Reject::Unsupported("byte_test dce".into()));
+                }
+                push_op(&mut bufs, b, Op::ByteTest(t.clone()))?;
+            }
+            OptionKind::ByteJump(b, j) => {
+                num(&j.offset, "byte_jump offset")?;
+                if let NumOrVar::Var(v) = &j.nbytes {
+                    if !var_names.contains(v) {
+                        return Err(Reject::Error(format!("unknown variable {v}")));
+                    }
+                }
+                if j.endian == Some(khien_rules::Endian::Dce) {
+                    return Err(Reject::Unsupported("byte_jump dce".into()));
+                }
+                push_op(&mut bufs, b, Op::ByteJump(j.clone()))?;
+            }
+            OptionKind::ByteExtract(b, e) => {
+                if e.endian == Some(khien_rules::Endian::Dce) {
+                    return Err(Reject::Unsupported("byte_extract dce".into()));
+                }
+                var_names.push(e.name.clone());
+                push_op(&mut bufs, b, Op::ByteExtract(e.clone()))?;
+            }
+            OptionKind::ByteMath(b, m) => {
+                if m.endian == Some(khien_rules::Endian::Dce) {
+                    return Err(Reject::Unsupported("byte_math dce".into()));
+                }
+                num(&m.nbytes, "byte_math bytes")?;
+                if let NumOrVar::Var(v) = &m.rvalue {
+                    if !var_names.contains(v) {
+                        return Err(Reject::Error(format!("unknown variable {v}")));
+                    }
+                }
+                var_names.push(m.result.clone());
+                push_op(&mut bufs, b, Op::ByteMath(m.clone()))?;
+            }
+            OptionKind::Isdataat(b, i) => {
+                num(&i.position, "isdataat")?;
+                push_op(&mut bufs, b, Op::Isdataat(i.clone()))?;
+            }
+            OptionKind::Bsize(b, c) => push_op(&mut bufs, b, Op::Bsize(c.clone()))?,
+            OptionKind::Flow(f) => {
+                if f.only_frag || f.no_frag {
+                    return Err(Reject::Unsupported("flow:only_frag/no_frag".into()));
+                }
+                flow = Some(f.clone());
+            }
+            OptionKind::Flowbits(fb) => {
+                let ids: Vec<u32> = fb.names.iter().map(|n| names.bit(n)).collect();
+                match fb.cmd {
+                    FlowbitsCmd::Set => {
+                        acts.extend(ids.iter().map(|&i| FlowAct::Set(i)));
+                        flowbits_rank = 0;
+                    }
+                    FlowbitsCmd::Unset => acts.extend(ids.iter().map(|&i| FlowAct::Unset(i))),
+                    FlowbitsCmd::Toggle => acts.extend(ids.iter().map(|&i| FlowAct::Toggle(i))),
+                    FlowbitsCmd::IsSet => {
+                        conds.push(FlowCond::IsSet(ids));
+                        flowbits_rank = if flowbits_rank == 0 { 1 } else { 3 };
+                    }
+                    FlowbitsCmd::IsNotSet => {
+                        conds.push(FlowCond::IsNotSet(ids));
+                        flowbits_rank = if flowbits_rank == 0 { 1 } else { 3 };
+                    }
+                    FlowbitsCmd::NoAlert => noalert = true,
+                }
+            }
+            OptionKind::Flowint(fi) => {
+                let id = names.int(&fi.name);
+                let v = match &fi.value {
+                    None => None,
+                    Some(NumOrVar::Num(n)) => Some(*n),
+                    Some(NumOrVar::Var(_)) => {
+                        return Err(Reject::Unsupported("flowint with a variable".into()))
+                    }
+                };
+                match (fi.op, v) {
+                    ("=", Some(v)) => acts.push(FlowAct::IntSet(id, v)),
+                    ("+", Some(v)) => acts.push(FlowAct::IntAdd(id, v)),
+                    ("-", Some(v)) => acts.push(FlowAct::IntSub(id, v)),
+                    (op, v) => conds.push(FlowCond::IntCmp(id, op, v)),
+                }
+            }
+            OptionKind::Threshold(t) => threshold = Some(t.clone()),
+            OptionKind::DetectionFilter(t) => detection_filter = Some(t.clone()),
+            OptionKind::Dsize(c) => pkt_checks.push(PktCheck::Dsize(c.clone())),
+            OptionKind::Urilen(c, kind) => {
+                if kind.is_some_and(|k| k != "norm") {
+                    return Err(Reject::Unsupported("urilen raw".into()));
+                }
+                urilen = Some(c.clone());
+            }
+            OptionKind::IntCmp(k, c) => match *k {
+                "ttl" | "tos" | "id" | "itype" | "icode" | "icmp_id" | "icmp_seq" | "tcp.ack"
+                | "tcp.seq" | "tcp.window" | "tcp.mss" | "fragoffset" => {
+                    pkt_checks.push(PktCheck::Int(k, c.clone()))
+                }
+                other => return Err(Reject::Unsupported(other.to_string())),
+            },
+            OptionKind::TcpFlags(f) => pkt_checks.push(PktCheck::Flags(f.clone())),
+            OptionKind::IpProto(s) => pkt_checks.push(ip_proto_check(s)?),
+            OptionKind::AppLayerProtocol { negated, proto } => {
+                pkt_checks.push(PktCheck::AppProto {
+                    negated: *negated,
+                    proto: proto.clone(),
+                })
+            }
+            OptionKind::AppLayerEvent(e) => {
+                if e.negated {
+                    return Err(Reject::Unsupported("app-layer-event negated".into()));
+                }
+                if app_proto.is_none() {
+                    app_proto = e
+                        .name
+                        .split('.')
+                        .next()
+                        .and_then(|p| TX_PROTOS.iter().copied().find(|x| *x == p));
+                }
+                app_events.push(e.clone());
+            }
+            OptionKind::DecodeEvent(e) | OptionKind::StreamEvent(e) => {
+                pkt_checks.push(PktCheck::DecodeEvent(e.clone()))
+            }
+            OptionKind::Generic("sameip", _) => pkt_checks.push(PktCheck::SameIp),
+            OptionKind::Generic("requires", _) => {}
+            OptionKind::Generic("prefilter", _) => {}
+            OptionKind::Generic(k, _) => return Err(Reject::Unsupported(k.to_string())),
+            OptionKind::PayloadGeneric(_, k, _) => return Err(Reject::Unsupported(k.to_string())),
+            OptionKind::Xbits(_) => return Err(Reject::Unsupported("xbits".into())),
+            OptionKind::Tag(_) => return Err(Reject::Unsupported("tag".into())),
+            OptionKind::Base64Decode(..) => {
+                return Err(Reject::Unsupported("base64_decode".into()))
+            }
+            OptionKind::EngineEvent(_) => return Err(Reject::Unsupported("engine-event".into())),
+            _ => return Err(Reject::Unsupported("unknown option".into())),
+        }
+    }
+    // Transaction or packet signature.
+    let app_bufs: Vec<&BufProg> = bufs.iter().filter(|b| b.name != "pkt_data").collect();
+    let tx = !app_bufs.is_empty() || !app_events.is_empty() || urilen.is_some();
+    let kind = if tx {
+        if app_proto.is_none() {
+            app_proto = app_bufs.iter().find_map(|b| app_proto_of_buffer(b.name));
+        }
+        if app_proto.is_none() && app_bufs.iter().any(|b| b.name == "file.data") {
+            app_proto = Some("http");
+        }
+        if urilen.is_some() {
+            app_proto = app_proto.or(Some("http"));
+        }
+        let Some(ap) = app_proto else {
+            return Err(Reject::Unsupported(
+                "app-layer buffers without a protocol".into(),
+            ));
+        };
+        if !TX_PROTOS.contains(&ap) {
+            return Err(Reject::Unsupported(format!("protocol {ap}")));
+        }
+        if bufs.iter().any(|b| b.name == "pkt_data") {
+            return Err(Reject::Unsupported(
+                "pkt_data mixed with app-layer buffers".into(),
+            ));
+        }
+        // Directions: fixed by the buffers, else by `flow:`, else both.
+        let mut dirs: Vec<Dir> = vec![Dir::ToServer, Dir::ToClient];
+        for b in &app_bufs {
+            let d = buffer_dirs(b.name).unwrap_or(&[]);
+            dirs.retain(|x| d.contains(x));
+        }
+        if let Some(ts) = flow.as_ref().and_then(|f| f.to_server) {
+            let want = if ts { Dir::ToServer } else { Dir::ToClient };
+            if dirs.contains(&want)
+                || app_bufs.is_empty()
+                || bufs.iter().any(|b| b.name == "file.data")
+            {
+                dirs = vec![want];
+            }
+        }
+        if dirs.is_empty() {
+            // Request and response buffers together: the response side of the tx.
+            dirs = vec![Dir::ToClient];
+        }
+        SigKind::Tx { dirs }
+    } else {
+        SigKind::Packet
+    };
+    let classtype = class.as_ref().and_then(|c| opts.classification.get(c));
+    let priority = priority.or(classtype.map(|c| c.priority)).unwrap_or(3);
+    let action = match rule.action {
+        khien_rules::Action::Alert => Action::Alert,
+        khien_rules::Action::Pass => Action::Pass,
+        khien_rules::Action::Drop => Action::Drop,
+        _ => Action::Reject,
+    };
+    let action_rank = match action {
+        Action::Pass => 0,
+        Action::Drop => 1,
+        Action::Reject => 2,
+        Action::Alert => 3,
+    };
+    let fast = choose_fast(&bufs);
+    let meta = SigMeta {
+        sid: rule.sid,
+        gid: rule.gid,
+        rev: rule.rev,
+        msg,
+        category: classtype.map(|c| c.description.clone()),
+        priority,
+        action,
+        metadata,
+        text: rule.to_string(),
+        target,
+    };
+    Ok(Sig {
+        meta: Arc::new(meta),
+        kind,
+        bidirectional: rule.direction == khien_rules::Direction::Both,
+        src: resolve_a(&rule.src)?,
+        dst: resolve_a(&rule.dst)?,
+        sp: resolve_p(&rule.src_ports)?,
+        dp: resolve_p(&rule.dst_ports)?,
+        ip_proto,
+        ip_version,
+        app_proto,
+        flow,
+        pkt_checks,
+        bufs,
+        conds,
+        acts,
+        noalert,
+        threshold,
+        detection_filter,
+        app_events,
+        urilen,
+        var_names,
+        fast,
+        order: (action_rank, flowbits_rank, priority, order),
+    })
+}
+
+fn ip_proto_check(s: &str) -> Result<PktCheck, Reject> {
+    let (negated, op, rest) = match s.as_bytes().first() {
+        Some(b'!') => (true, b'=', &s[1..]),
+        Some(b'<') => (false, b'<', &s[1..]),
+        Some(b'>') => (false, b'>', &s[1..]),
+        _ => (false, b'=', s),
+    };
+    let proto = match rest.trim() {
+        "tcp" => 6,
+        "udp" => 17,
+        "icmp" => 1,
+        "ipv6-icmp" | "icmpv6" => 58,
+        "igmp" => 2,
+        "gre" => 47,
+        "esp" => 50,
+        "ah" => 51,
+        "sctp" => 132,
+        n => n
+            .parse()
+            .map_err(|_| Reject::Unsupported(format!("ip_proto:{s}")))?,
+    };
+    Ok(PktCheck::IpProto { negated, op, proto })
+}
+
+/// Suricata's choice: an explicit `fast_pattern`, else among the non-negated contents of
+/// the highest-priority buffer (app-layer buffers before the packet payload) the longest,
+/// ties broken by the most distinct bytes, then by rule order.
+fn choose_fast(bufs: &[BufProg]) -> Option<(usize, Vec<u8>)> {
+    let mut best: Option<(usize, &Content, (u8, usize, usize))> = None;
+    for (bi, b) in bufs.iter().enumerate() {
+        for op in &b.ops {
+            let Op::Content(c) = op else { continue };
+            if c.fast_pattern.is_some() {
+                if c.negated {
+                    return None;
+                }
+                let pat = match c.fast_pattern {
+                    Some(FastPattern::Chop { offset, length }) => {
+                        let s = usize::from(offset).min(c.pattern.len());
+                        let e = (s + usize::from(length)).min(c.pattern.len());
+                        c.pattern[s..e].to_vec()
+                    }
+                    _ => c.pattern.clone(),
+                };
+                return (!pat.is_empty()).then(|| (bi, pat.to_ascii_lowercase()));
+            }
+            if c.negated || c.pattern.is_empty() {
+                continue;
+            }
+            let mut seen = [false; 256];
+            let mut distinct = 0;
+            for &x in &c.pattern {
+                if !seen[usize::from(x)] {
+                    seen[usize::from(x)] = true;
+                    distinct += 1;
+                }
+            }
+            let key = (
+                u8::from(b.name != "pkt_data" || !b.transforms.is_empty()),
+                c.pattern.len(),
+                distinct,
+            );
+            if best.as_ref().is_none_or(|(_, _, k)| key > *k) {
+                best = Some((bi, c, key));
+            }
+        }
+    }
+    best.map(|(bi, c, _)| (bi, c.pattern.to_ascii_lowercase()))
+}

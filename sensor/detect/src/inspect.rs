@@ -1,0 +1,807 @@
+//! Evaluation: the prefilter of a signature group, header and flow checks, and the
+//! payload programs (content chains with Suricata's relative backtracking, pcre, byte_*,
+//! isdataat, bsize).
+
+use std::borrow::Cow;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use khien_rules::{
+    ByteExtract, ByteJump, ByteMath, ByteTest, Cmp, Content, Endian, NumBase, NumOrVar, Pcre,
+    TcpFlags, Transform,
+};
+
+use crate::compile::{BufProg, FlowAct, FlowCond, Op, PktCheck, Sig};
+use crate::{Dir, FlowVars, PacketInfo, TxBuffers};
+
+/// Suricata's inspection-recursion limit: bounds backtracking on hostile input.
+const MAX_STEPS: u32 = 3000;
+
+/// The signatures of one group and the multi-pattern prefilter over their fast patterns.
+pub(crate) struct Group {
+    /// Signatures without a usable fast pattern: always evaluated.
+    always: Vec<u32>,
+    bufs: Vec<GroupBuf>,
+}
+
+struct GroupBuf {
+    name: &'static str,
+    transforms: Vec<Transform>,
+    ac: AhoCorasick,
+    /// Pattern id → signatures whose fast pattern it is.
+    sigs: Vec<Vec<u32>>,
+}
+
+impl Group {
+    pub(crate) fn build(sigs: &[Sig], list: Vec<u32>) -> Group {
+        let mut always = Vec::new();
+        type Pending = (&'static str, Vec<Transform>, Vec<Vec<u8>>, Vec<Vec<u32>>);
+        let mut pending: Vec<Pending> = Vec::new();
+        for i in list {
+            let Some(s) = sigs.get(i as usize) else {
+                continue;
+            };
+            let Some((bi, pat)) = &s.fast else {
+                always.push(i);
+                continue;
+            };
+            let Some(b) = s.bufs.get(*bi) else {
+                always.push(i);
+                continue;
+            };
+            let slot = match pending
+                .iter()
+                .position(|p| p.0 == b.name && p.1 == b.transforms)
+            {
+                Some(x) => x,
+                None => {
+                    pending.push((b.name, b.transforms.clone(), Vec::new(), Vec::new()));
+                    pending.len() - 1
+                }
+            };
+            let p = &mut pending[slot];
+            match p.2.iter().position(|x| x == pat) {
+                Some(pid) => p.3[pid].push(i),
+                None => {
+                    p.2.push(pat.clone());
+                    p.3.push(vec![i]);
+                }
+            }
+        }
+        let bufs = pending
+            .into_iter()
+            .filter_map(|(name, transforms, pats, sigs)| {
+                let ac = AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(&pats)
+                    .ok()?;
+                Some(GroupBuf {
+                    name,
+                    transforms,
+                    ac,
+                    sigs,
+                })
+            })
+            .collect();
+        Group { always, bufs }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.always.is_empty() && self.bufs.is_empty()
+    }
+
+    /// Candidate signatures (unsorted, may repeat): those without fast pattern and those
+    /// whose fast pattern occurs in its buffer. `get` gives a buffer's raw contents.
+    pub(crate) fn candidates<'b>(&self, get: impl Fn(&str) -> Vec<Cow<'b, [u8]>>) -> Vec<u32> {
+        let mut out = self.always.clone();
+        for gb in &self.bufs {
+            let raws = get(gb.name);
+            if raws.is_empty() {
+                continue;
+            }
+            let mut seen = vec![false; gb.sigs.len()];
+            for raw in &raws {
+                let t = crate::transform::apply(raw, &gb.transforms);
+                for m in gb.ac.find_overlapping_iter(t.as_ref()) {
+                    let pid = m.pattern().as_usize();
+                    if let Some(s) = seen.get_mut(pid) {
+                        if !*s {
+                            *s = true;
+                            out.extend_from_slice(&gb.sigs[pid]);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A compiled `pcre`.
+#[derive(Debug)]
+pub(crate) struct PcreOp {
+    re: pcre2::bytes::Regex,
+    pub negated: bool,
+    pub relative: bool,
+}
+
+impl PcreOp {
+    pub(crate) fn new(p: &Pcre) -> Result<PcreOp, String> {
+        let mut b = pcre2::bytes::RegexBuilder::new();
+        b.jit_if_available(true);
+        let mut pat = p.pattern.clone();
+        for f in p.flags.chars() {
+            match f {
+                'i' => {
+                    b.caseless(true);
+                }
+                's' => {
+                    b.dotall(true);
+                }
+                'm' => {
+                    b.multi_line(true);
+                }
+                'x' => {
+                    b.extended(true);
+                }
+                'A' => pat = format!("\\A(?:{pat})"),
+                'G' => pat = format!("(?U){pat}"),
+                _ => {}
+            }
+        }
+        let re = b
+            .build(&pat)
+            .map_err(|e| format!("pcre /{}/: {e}", p.pattern))?;
+        Ok(PcreOp {
+            re,
+            negated: p.negated,
+            relative: p.relative,
+        })
+    }
+}
+
+pub(crate) fn cmp(c: &Cmp, v: u64) -> bool {
+    match *c {
+        Cmp::Eq(x) => v == x,
+        Cmp::Ne(x) => v != x,
+        Cmp::Lt(x) => v < x,
+        Cmp::Gt(x) => v > x,
+        Cmp::Le(x) => v <= x,
+        Cmp::Ge(x) => v >= x,
+        Cmp::Range(a, b) => a < v && v < b,
+        Cmp::NotRange(a, b) => !(a < v && v < b),
+    }
+}
+
+/// Addresses, ports, protocol and flow direction/state.
+pub(crate) fn header_matches(sig: &Sig, p: &PacketInfo<'_>) -> bool {
+    if let Some(ip) = sig.ip_proto {
+        if ip != p.proto {
+            return false;
+        }
+    } else if sig.meta.text.split_whitespace().nth(1) == Some("icmp")
+        && p.proto != 1
+        && p.proto != 58
+    {
+        return false;
+    }
+    match sig.ip_version {
+        4 if !p.src.is_ipv4() => return false,
+        6 if !p.src.is_ipv6() => return false,
+        _ => {}
+    }
+    if !sig.src.matches(p.src) || !sig.dst.matches(p.dst) {
+        return false;
+    }
+    if matches!(p.proto, 6 | 17 | 132) && (!sig.sp.matches(p.sp) || !sig.dp.matches(p.dp)) {
+        return false;
+    }
+    if let Some(f) = &sig.flow {
+        let Some(pf) = p.flow else {
+            return f.to_server.is_none() && !f.established;
+        };
+        if let Some(ts) = f.to_server {
+            if ts != pf.to_server {
+                return false;
+            }
+        }
+        if f.established && !pf.established {
+            return false;
+        }
+        if f.not_established && pf.established {
+            return false;
+        }
+    }
+    if let Some(ap) = sig.app_proto {
+        match p.flow.and_then(|f| f.app_proto) {
+            Some(x) if x == ap || (ap == "http" && x == "http1") => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn flags_match(f: &TcpFlags, flags: u8) -> bool {
+    let bits = |s: &str| -> u8 {
+        s.chars()
+            .map(|c| match c.to_ascii_uppercase() {
+                'F' => 0x01,
+                'S' => 0x02,
+                'R' => 0x04,
+                'P' => 0x08,
+                'A' => 0x10,
+                'U' => 0x20,
+                'E' | '2' => 0x40,
+                'C' | '1' => 0x80,
+                _ => 0,
+            })
+            .fold(0, |a, b| a | b)
+    };
+    let ignore = f.ignore.as_deref().map(bits).unwrap_or(0);
+    let got = flags & !ignore;
+    let want = bits(&f.flags);
+    if f.flags == "0" {
+        return got == 0;
+    }
+    match f.modifier {
+        Some('+') => got & want == want,
+        Some('*') => got & want != 0,
+        Some('!') => got & want == 0,
+        _ => got == want,
+    }
+}
+
+fn event_name(n: &str) -> &str {
+    n.strip_prefix("decoder.").unwrap_or(n)
+}
+
+fn pkt_checks(sig: &Sig, p: &PacketInfo<'_>, tx: bool) -> bool {
+    for c in &sig.pkt_checks {
+        let ok = match c {
+            PktCheck::Dsize(c) => !tx && cmp(c, p.payload.len() as u64),
+            PktCheck::Int(k, c) => {
+                let v: Option<u64> = match *k {
+                    "ttl" => p.ttl.map(u64::from),
+                    "tos" => p.tos.map(u64::from),
+                    "id" => p.ip_id.map(u64::from),
+                    "fragoffset" => p.frag_offset.map(u64::from),
+                    "itype" => p.icmp.map(|i| u64::from(i.ty)),
+                    "icode" => p.icmp.map(|i| u64::from(i.code)),
+                    "icmp_id" => p.icmp.and_then(|i| i.id).map(u64::from),
+                    "icmp_seq" => p.icmp.and_then(|i| i.seq).map(u64::from),
+                    "tcp.ack" => p.tcp.map(|t| u64::from(t.ack)),
+                    "tcp.seq" => p.tcp.map(|t| u64::from(t.seq)),
+                    "tcp.window" => p.tcp.map(|t| u64::from(t.window)),
+                    "tcp.mss" => p.tcp.and_then(|t| t.mss).map(u64::from),
+                    _ => None,
+                };
+                v.is_some_and(|v| cmp(c, v))
+            }
+            PktCheck::Flags(f) => p.tcp.is_some_and(|t| flags_match(f, t.flags)),
+            PktCheck::IpProto { negated, op, proto } => {
+                let r = match op {
+                    b'<' => p.proto < *proto,
+                    b'>' => p.proto > *proto,
+                    _ => p.proto == *proto,
+                };
+                r != *negated
+            }
+            PktCheck::DecodeEvent(e) => {
+                let want = event_name(&e.name);
+                let has = p.events.iter().any(|x| event_name(x) == want);
+                has != e.negated
+            }
+            PktCheck::SameIp => p.src == p.dst,
+            PktCheck::AppProto { negated, proto } => {
+                let ap = p.flow.and_then(|f| f.app_proto);
+                let r = match proto.as_str() {
+                    "unknown" => ap.is_none(),
+                    "failed" => ap == Some("failed"),
+                    x => ap == Some(x) || (x == "http" && ap == Some("http1")),
+                };
+                r != *negated
+            }
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn conds(sig: &Sig, vars: &FlowVars) -> bool {
+    sig.conds.iter().all(|c| match c {
+        FlowCond::IsSet(ids) => ids.iter().any(|&b| vars.isset(b)),
+        FlowCond::IsNotSet(ids) => ids.iter().all(|&b| !vars.isset(b)),
+        FlowCond::IntCmp(id, op, v) => {
+            let cur = vars.int(*id);
+            match (*op, cur, v) {
+                ("isset", c, _) => c.is_some(),
+                ("notset" | "isnotset", c, _) => c.is_none(),
+                ("==", Some(c), Some(v)) => c == *v,
+                ("!=", Some(c), Some(v)) => c != *v,
+                ("<", Some(c), Some(v)) => c < *v,
+                ("<=", Some(c), Some(v)) => c <= *v,
+                (">", Some(c), Some(v)) => c > *v,
+                (">=", Some(c), Some(v)) => c >= *v,
+                _ => false,
+            }
+        }
+    })
+}
+
+/// flowbits/flowint side effects of a matching signature.
+pub(crate) fn apply_actions(sig: &Sig, vars: &mut FlowVars) {
+    for a in &sig.acts {
+        match *a {
+            FlowAct::Set(b) => vars.set(b),
+            FlowAct::Unset(b) => vars.unset(b),
+            FlowAct::Toggle(b) => {
+                if vars.isset(b) {
+                    vars.unset(b)
+                } else {
+                    vars.set(b)
+                }
+            }
+            FlowAct::IntSet(i, v) => vars.set_int(i, v),
+            FlowAct::IntAdd(i, v) => {
+                let c = vars.int(i).unwrap_or(0);
+                vars.set_int(i, c.wrapping_add(v))
+            }
+            FlowAct::IntSub(i, v) => {
+                let c = vars.int(i).unwrap_or(0);
+                vars.set_int(i, c.wrapping_sub(v))
+            }
+        }
+    }
+}
+
+/// Non-header checks and the payload program of a packet signature.
+pub(crate) fn packet_matches(sig: &Sig, p: &PacketInfo<'_>, vars: &FlowVars) -> bool {
+    if !pkt_checks(sig, p, false) || !conds(sig, vars) {
+        return false;
+    }
+    let mut regs = vec![0u64; sig.var_names.len()];
+    sig.bufs.iter().all(|b| {
+        let t = crate::transform::apply(p.payload, &b.transforms);
+        run_prog(sig, b, &t, &mut regs)
+    })
+}
+
+/// A transaction signature on one direction of a transaction.
+pub(crate) fn tx_matches(
+    sig: &Sig,
+    p: &PacketInfo<'_>,
+    tx: &dyn TxBuffers,
+    dir: Dir,
+    vars: &FlowVars,
+) -> bool {
+    if !pkt_checks(sig, p, true) || !conds(sig, vars) {
+        return false;
+    }
+    if !sig.app_events.is_empty() {
+        let evs = tx.events();
+        for e in &sig.app_events {
+            if !evs.iter().any(|x| x == &e.name) {
+                return false;
+            }
+        }
+    }
+    if let Some(c) = &sig.urilen {
+        let u = tx.get("http.uri", Dir::ToServer);
+        if !u.iter().any(|b| cmp(c, b.len() as u64)) {
+            return false;
+        }
+    }
+    let mut regs = vec![0u64; sig.var_names.len()];
+    sig.bufs.iter().all(|b| {
+        let raws = tx.get(b.name, dir);
+        raws.iter().any(|raw| {
+            let t = crate::transform::apply(raw, &b.transforms);
+            run_prog(sig, b, &t, &mut regs)
+        })
+    })
+}
+
+/// Runs one buffer program on `buf`.
+pub(crate) fn run_prog(sig: &Sig, b: &BufProg, buf: &[u8], regs: &mut [u64]) -> bool {
+    let mut ctx = Ctx {
+        sig,
+        regs,
+        steps: 0,
+    };
+    ctx.run(&b.ops, 0, buf, 0)
+}
+
+/// Where and how a byte_* keyword reads its number.
+#[derive(Clone, Copy)]
+struct Read {
+    relative: bool,
+    offset: i64,
+    n: usize,
+    endian: Option<Endian>,
+    base: NumBase,
+}
+
+struct Ctx<'s, 'r> {
+    sig: &'s Sig,
+    regs: &'r mut [u64],
+    steps: u32,
+}
+
+fn find(hay: &[u8], pat: &[u8], nocase: bool) -> Option<usize> {
+    if pat.is_empty() || pat.len() > hay.len() {
+        return None;
+    }
+    if nocase {
+        hay.windows(pat.len())
+            .position(|w| w.eq_ignore_ascii_case(pat))
+    } else {
+        memfind(hay, pat)
+    }
+}
+
+fn memfind(hay: &[u8], pat: &[u8]) -> Option<usize> {
+    let first = *pat.first()?;
+    let mut i = 0;
+    while i + pat.len() <= hay.len() {
+        let rel = hay.get(i..)?.iter().position(|&c| c == first)?;
+        i += rel;
+        if hay.get(i..i + pat.len())? == pat {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+fn read_num(bytes: &[u8], endian: Option<Endian>, base: NumBase) -> Option<u64> {
+    match base {
+        NumBase::Binary => {
+            if bytes.len() > 8 {
+                return None;
+            }
+            let it: Box<dyn Iterator<Item = &u8>> = if endian == Some(Endian::Little) {
+                Box::new(bytes.iter().rev())
+            } else {
+                Box::new(bytes.iter())
+            };
+            Some(it.fold(0u64, |a, &b| (a << 8) | u64::from(b)))
+        }
+        NumBase::Dec | NumBase::Hex | NumBase::Oct => {
+            let radix = match base {
+                NumBase::Hex => 16,
+                NumBase::Oct => 8,
+                _ => 10,
+            };
+            let s = std::str::from_utf8(bytes).ok()?;
+            let s = s.trim_start();
+            let s = if radix == 16 {
+                s.strip_prefix("0x")
+                    .or_else(|| s.strip_prefix("0X"))
+                    .unwrap_or(s)
+            } else {
+                s
+            };
+            let digits: &str = {
+                let n = s.chars().take_while(|c| c.is_digit(radix)).count();
+                s.get(..n)?
+            };
+            if digits.is_empty() {
+                return None;
+            }
+            u64::from_str_radix(digits, radix).ok()
+        }
+    }
+}
+
+fn apply_mask(v: u64, mask: Option<u64>) -> u64 {
+    match mask {
+        Some(m) if m != 0 => (v & m) >> m.trailing_zeros(),
+        _ => v,
+    }
+}
+
+impl Ctx<'_, '_> {
+    fn var(&self, name: &str) -> Option<u64> {
+        let i = self.sig.var_names.iter().rposition(|n| n == name)?;
+        self.regs.get(i).copied()
+    }
+    fn set_var(&mut self, name: &str, v: u64) {
+        if let Some(i) = self.sig.var_names.iter().position(|n| n == name) {
+            if let Some(r) = self.regs.get_mut(i) {
+                *r = v;
+            }
+        }
+    }
+    fn nov<T: Copy + TryFrom<u64>>(&self, v: &NumOrVar<T>) -> Option<T> {
+        match v {
+            NumOrVar::Num(n) => Some(*n),
+            NumOrVar::Var(name) => T::try_from(self.var(name)?).ok(),
+        }
+    }
+
+    fn run(&mut self, ops: &[Op], i: usize, buf: &[u8], prev: usize) -> bool {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            return false;
+        }
+        let Some(op) = ops.get(i) else {
+            return true;
+        };
+        let next_relative = ops.get(i + 1).is_some_and(Op::is_relative);
+        match op {
+            Op::Content(c) => self.content(ops, i, c, buf, prev, next_relative),
+            Op::Pcre(p) => {
+                let base = if p.relative { prev.min(buf.len()) } else { 0 };
+                let hay = buf.get(base..).unwrap_or(&[]);
+                let mut at = 0;
+                loop {
+                    let m = match p.re.find_at(hay, at) {
+                        Ok(m) => m,
+                        Err(_) => return false,
+                    };
+                    match m {
+                        None => return p.negated && self.run(ops, i + 1, buf, prev),
+                        Some(_) if p.negated => return false,
+                        Some(m) => {
+                            if self.run(ops, i + 1, buf, base + m.end()) {
+                                return true;
+                            }
+                            if !next_relative || m.start() + 1 > hay.len() {
+                                return false;
+                            }
+                            at = m.start() + 1;
+                            self.steps += 1;
+                            if self.steps > MAX_STEPS {
+                                return false;
+                            }
+                        }
+                    }
+                }
+            }
+            Op::ByteTest(t) => {
+                let ok = self.byte_test(t, buf, prev);
+                ok && self.run(ops, i + 1, buf, prev)
+            }
+            Op::ByteJump(j) => match self.byte_jump(j, buf, prev) {
+                Some(np) => self.run(ops, i + 1, buf, np),
+                None => false,
+            },
+            Op::ByteExtract(e) => match self.byte_extract(e, buf, prev) {
+                Some(np) => self.run(ops, i + 1, buf, np),
+                None => false,
+            },
+            Op::ByteMath(m) => self.byte_math(m, buf, prev) && self.run(ops, i + 1, buf, prev),
+            Op::Isdataat(d) => {
+                let Some(n) = self.nov(&d.position) else {
+                    return false;
+                };
+                let n = n as usize;
+                let has = if d.relative {
+                    prev.saturating_add(n) <= buf.len()
+                } else {
+                    n < buf.len()
+                };
+                has != d.negated && self.run(ops, i + 1, buf, prev)
+            }
+            Op::Bsize(c) => cmp(c, buf.len() as u64) && self.run(ops, i + 1, buf, prev),
+        }
+    }
+
+    fn content(
+        &mut self,
+        ops: &[Op],
+        i: usize,
+        c: &Content,
+        buf: &[u8],
+        prev: usize,
+        next_relative: bool,
+    ) -> bool {
+        let len = buf.len() as i64;
+        let plen = c.pattern.len() as i64;
+        let (start, end) = if c.is_relative() {
+            let dist = c.distance.as_ref().and_then(|d| self.nov(d)).unwrap_or(0) as i64;
+            let s = (prev as i64 + dist).max(0);
+            let e = match c.within.as_ref().and_then(|w| self.nov(w)) {
+                Some(w) => prev as i64 + dist + w as i64,
+                None => len,
+            };
+            (s, e.min(len))
+        } else {
+            let off = c.offset.as_ref().and_then(|o| self.nov(o)).unwrap_or(0) as i64;
+            let e = match c.depth.as_ref().and_then(|d| self.nov(d)) {
+                Some(d) => off + d as i64,
+                None => len,
+            };
+            let e = if c.startswith { off + plen } else { e };
+            (off, e.min(len))
+        };
+        let mut from = start;
+        loop {
+            if from < 0 || end - from < plen {
+                return c.negated && self.run(ops, i + 1, buf, prev);
+            }
+            let (f, e) = (from as usize, end as usize);
+            let pos = if c.endswith {
+                if e as i64 != len {
+                    None
+                } else {
+                    let p = e - c.pattern.len();
+                    let w = buf.get(p..e).unwrap_or(&[]);
+                    let eq = if c.nocase {
+                        w.eq_ignore_ascii_case(&c.pattern)
+                    } else {
+                        w == c.pattern.as_slice()
+                    };
+                    (eq && p >= f).then_some(p)
+                }
+            } else {
+                buf.get(f..e)
+                    .and_then(|h| find(h, &c.pattern, c.nocase))
+                    .map(|p| p + f)
+            };
+            let Some(pos) = pos else {
+                return c.negated && self.run(ops, i + 1, buf, prev);
+            };
+            if c.negated {
+                return false;
+            }
+            if self.run(ops, i + 1, buf, pos + c.pattern.len()) {
+                return true;
+            }
+            if !next_relative || c.endswith {
+                return false;
+            }
+            self.steps += 1;
+            if self.steps > MAX_STEPS {
+                return false;
+            }
+            from = pos as i64 + 1;
+        }
+    }
+
+    fn read_at(&self, buf: &[u8], prev: usize, r: Read) -> Option<(u64, usize)> {
+        let Read {
+            relative,
+            offset,
+            n,
+            endian,
+            base,
+        } = r;
+        let start = if relative { prev as i64 } else { 0 } + offset;
+        if start < 0 || n == 0 {
+            return None;
+        }
+        let s = start as usize;
+        let bytes = buf.get(s..s.checked_add(n)?)?;
+        Some((read_num(bytes, endian, base)?, s + n))
+    }
+
+    fn byte_test(&self, t: &ByteTest, buf: &[u8], prev: usize) -> bool {
+        let (Some(n), Some(off), Some(val)) =
+            (self.nov(&t.nbytes), self.nov(&t.offset), self.nov(&t.value))
+        else {
+            return false;
+        };
+        let Some((v, _)) = self.read_at(
+            buf,
+            prev,
+            Read {
+                relative: t.relative,
+                offset: i64::from(off),
+                n: n as usize,
+                endian: t.endian,
+                base: t.base,
+            },
+        ) else {
+            return false;
+        };
+        let v = apply_mask(v, t.bitmask);
+        let r = match t.op {
+            "<" => v < val,
+            ">" => v > val,
+            "=" => v == val,
+            "<=" => v <= val,
+            ">=" => v >= val,
+            "&" => v & val != 0,
+            "^" => v ^ val != 0,
+            _ => false,
+        };
+        r != t.negated
+    }
+
+    fn byte_jump(&self, j: &ByteJump, buf: &[u8], prev: usize) -> Option<usize> {
+        let n = self.nov(&j.nbytes)? as usize;
+        let off = self.nov(&j.offset)?;
+        let (v, after) = self.read_at(
+            buf,
+            prev,
+            Read {
+                relative: j.relative,
+                offset: i64::from(off),
+                n,
+                endian: j.endian,
+                base: j.base,
+            },
+        )?;
+        let mut v = apply_mask(v, j.bitmask) as i64;
+        v = v.checked_mul(i64::from(j.multiplier.unwrap_or(1)))?;
+        if j.align {
+            v = (v + 3) & !3;
+        }
+        let base = if j.from_beginning {
+            0
+        } else if j.from_end {
+            buf.len() as i64
+        } else {
+            after as i64
+        };
+        let np = base
+            .checked_add(v)?
+            .checked_add(i64::from(j.post_offset.unwrap_or(0)))?;
+        (0..=buf.len() as i64).contains(&np).then_some(np as usize)
+    }
+
+    fn byte_extract(&mut self, e: &ByteExtract, buf: &[u8], prev: usize) -> Option<usize> {
+        let (v, after) = self.read_at(
+            buf,
+            prev,
+            Read {
+                relative: e.relative,
+                offset: i64::from(e.offset),
+                n: e.nbytes as usize,
+                endian: e.endian,
+                base: e.base,
+            },
+        )?;
+        let mut v = apply_mask(v, e.bitmask);
+        v = v.checked_mul(u64::from(e.multiplier.unwrap_or(1)))?;
+        if let Some(a) = e.align.filter(|a| *a > 1) {
+            let a = u64::from(a);
+            v = v.div_ceil(a) * a;
+        }
+        self.set_var(&e.name, v);
+        Some(after)
+    }
+
+    fn byte_math(&mut self, m: &ByteMath, buf: &[u8], prev: usize) -> bool {
+        let Some(n) = self.nov(&m.nbytes) else {
+            return false;
+        };
+        let Some(r) = self.nov(&m.rvalue) else {
+            return false;
+        };
+        let Some((v, _)) = self.read_at(
+            buf,
+            prev,
+            Read {
+                relative: m.relative,
+                offset: i64::from(m.offset),
+                n: n as usize,
+                endian: m.endian,
+                base: m.base,
+            },
+        ) else {
+            return false;
+        };
+        let res = match m.oper {
+            "+" => v.checked_add(r),
+            "-" => v.checked_sub(r),
+            "*" => v.checked_mul(r),
+            "/" => v.checked_div(r),
+            "<<" => u32::try_from(r).ok().and_then(|s| v.checked_shl(s)),
+            ">>" => u32::try_from(r).ok().and_then(|s| v.checked_shr(s)),
+            _ => None,
+        };
+        let Some(res) = res else {
+            return false;
+        };
+        let res = match m.bitmask {
+            Some(mask) if mask != 0 => (res & mask) >> mask.trailing_zeros(),
+            _ => res,
+        };
+        self.set_var(&m.result, res);
+        true
+    }
+}

@@ -1,0 +1,452 @@
+//! The detection engine: a [`khien_rules::Ruleset`] compiled into signatures that are
+//! evaluated on packets and application-layer transactions.
+//!
+//! The crate has no capture, flow or parser code. The sensor describes each packet with a
+//! [`PacketInfo`], each transaction through the [`TxBuffers`] trait, keeps one [`FlowVars`]
+//! per flow (flowbits, flowints, pass) and one [`DetectState`] per worker (thresholds), and
+//! turns the returned [`Alert`]s into EVE `alert` records. The compiled [`Engine`] is
+//! immutable, so workers share it behind an `Arc` and a reload swaps the `Arc`.
+//!
+//! ```
+//! use khien_detect::{Engine, CompileOptions, PacketInfo, FlowVars, DetectState};
+//! let mut rs = khien_rules::Ruleset::new(Default::default());
+//! rs.add_file("t.rules", r#"alert udp any any -> any 53 (msg:"x"; content:"evil"; nocase; sid:7;)"#);
+//! let (engine, report) = Engine::compile(&rs, &CompileOptions::default());
+//! assert_eq!(report.loaded, 1);
+//! let mut p = PacketInfo::udp("10.0.0.1".parse().unwrap(), 1234, "10.0.0.2".parse().unwrap(), 53);
+//! p.payload = b"..EVIL..";
+//! let mut alerts = Vec::new();
+//! engine.inspect_packet(&p, &mut FlowVars::default(), &mut DetectState::default(), &mut alerts);
+//! assert_eq!(alerts[0].sig.sid, 7);
+//! ```
+
+mod compile;
+mod inspect;
+mod threshold;
+mod transform;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+pub use compile::{CompileOptions, CompileReport, Unsupported};
+pub use threshold::DetectState;
+
+use compile::{Sig, SigKind};
+
+/// Direction of traffic relative to the flow's client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dir {
+    ToServer,
+    ToClient,
+}
+
+/// TCP header fields a rule can test.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpInfo {
+    pub flags: u8,
+    pub seq: u32,
+    pub ack: u32,
+    pub window: u16,
+    pub mss: Option<u16>,
+}
+
+/// ICMP header fields a rule can test.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IcmpInfo {
+    pub ty: u8,
+    pub code: u8,
+    /// Identifier and sequence of echo-like messages.
+    pub id: Option<u16>,
+    pub seq: Option<u16>,
+}
+
+/// What the flow of a packet says about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowInfo {
+    /// The packet travels from the flow's client to its server.
+    pub to_server: bool,
+    /// TCP handshake completed, or packets seen both ways for other protocols.
+    pub established: bool,
+    /// Detected application protocol (`http`, `dns`, `tls`, …), Suricata's names.
+    pub app_proto: Option<&'static str>,
+}
+
+/// One packet as the engine sees it. Header fields the sensor does not know stay `None`.
+#[derive(Clone, Debug)]
+pub struct PacketInfo<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sp: u16,
+    pub dp: u16,
+    /// IP protocol number (6 tcp, 17 udp, 1 icmp, 58 icmpv6, …).
+    pub proto: u8,
+    pub ttl: Option<u8>,
+    pub tos: Option<u8>,
+    pub ip_id: Option<u16>,
+    pub frag_offset: Option<u16>,
+    pub tcp: Option<TcpInfo>,
+    pub icmp: Option<IcmpInfo>,
+    /// The packet's L4 payload (`pkt_data`).
+    pub payload: &'a [u8],
+    pub flow: Option<FlowInfo>,
+    /// Decoder/stream events raised on this packet, Suricata's names without the prefix
+    /// (`ipv4.trunc_pkt`, `stream.pkt_invalid_timestamp`, …).
+    pub events: &'a [&'a str],
+    /// Packet time in microseconds since the epoch.
+    pub ts_us: i64,
+}
+
+impl<'a> PacketInfo<'a> {
+    fn base(src: IpAddr, sp: u16, dst: IpAddr, dp: u16, proto: u8) -> Self {
+        PacketInfo {
+            src,
+            dst,
+            sp,
+            dp,
+            proto,
+            ttl: None,
+            tos: None,
+            ip_id: None,
+            frag_offset: None,
+            tcp: None,
+            icmp: None,
+            payload: &[],
+            flow: None,
+            events: &[],
+            ts_us: 0,
+        }
+    }
+    /// A UDP packet with empty payload (fill in the rest).
+    pub fn udp(src: IpAddr, sp: u16, dst: IpAddr, dp: u16) -> Self {
+        Self::base(src, sp, dst, dp, 17)
+    }
+    /// A TCP packet with the given flags and empty payload (fill in the rest).
+    pub fn tcp(src: IpAddr, sp: u16, dst: IpAddr, dp: u16, flags: u8) -> Self {
+        let mut p = Self::base(src, sp, dst, dp, 6);
+        p.tcp = Some(TcpInfo {
+            flags,
+            ..TcpInfo::default()
+        });
+        p
+    }
+    /// Any other IP protocol.
+    pub fn ip(src: IpAddr, dst: IpAddr, proto: u8) -> Self {
+        Self::base(src, 0, dst, 0, proto)
+    }
+    /// The same packet seen from the other side (addresses and ports swapped, flow
+    /// direction flipped).
+    pub fn reversed(&self) -> Self {
+        let mut p = self.clone();
+        std::mem::swap(&mut p.src, &mut p.dst);
+        std::mem::swap(&mut p.sp, &mut p.dp);
+        if let Some(f) = p.flow.as_mut() {
+            f.to_server = !f.to_server;
+        }
+        p
+    }
+}
+
+/// The inspection buffers of one application-layer transaction, implemented by the sensor
+/// over its parsers' transaction types.
+pub trait TxBuffers {
+    /// Suricata's name of the transaction's protocol (`http`, `dns`, `tls`, `ssh`, `smtp`,
+    /// `ftp`).
+    fn proto(&self) -> &'static str;
+    /// The transaction id (EVE `tx_id`).
+    fn tx_id(&self) -> u64;
+    /// The contents of sticky buffer `name` (canonical name, e.g. `http.uri`) in direction
+    /// `dir`. Multi-buffers (`dns.query` of several questions, …) give several; an absent
+    /// buffer gives none.
+    fn get(&self, name: &str, dir: Dir) -> Vec<Cow<'_, [u8]>>;
+    /// App-layer events raised on this transaction (`http.request_field_too_long`, …).
+    fn events(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Whether the transaction has seen data in `dir` (a response exists, …).
+    fn has_dir(&self, dir: Dir) -> bool {
+        let _ = dir;
+        true
+    }
+}
+
+/// Per-flow detection variables: flowbits, flowints and the pass flag. The sensor keeps one
+/// per flow (created lazily) and hands it to every inspection of that flow.
+#[derive(Clone, Debug, Default)]
+pub struct FlowVars {
+    bits: Vec<u32>,
+    ints: Vec<(u32, u64)>,
+    /// A `pass` rule matched: nothing more of the flow is inspected.
+    pub pass: bool,
+}
+
+impl FlowVars {
+    fn isset(&self, b: u32) -> bool {
+        self.bits.contains(&b)
+    }
+    fn set(&mut self, b: u32) {
+        if !self.isset(b) {
+            self.bits.push(b);
+        }
+    }
+    fn unset(&mut self, b: u32) {
+        self.bits.retain(|&x| x != b);
+    }
+    fn int(&self, i: u32) -> Option<u64> {
+        self.ints.iter().find(|(k, _)| *k == i).map(|(_, v)| *v)
+    }
+    fn set_int(&mut self, i: u32, v: u64) {
+        match self.ints.iter_mut().find(|(k, _)| *k == i) {
+            Some(e) => e.1 = v,
+            None => self.ints.push((i, v)),
+        }
+    }
+    /// Whether nothing is stored (the sensor may drop an empty one).
+    pub fn is_empty(&self) -> bool {
+        self.bits.is_empty() && self.ints.is_empty() && !self.pass
+    }
+}
+
+/// The rule action as EVE reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Alert,
+    Pass,
+    Drop,
+    Reject,
+}
+
+/// What an alert says about its signature (shared, immutable).
+#[derive(Clone, Debug)]
+pub struct SigMeta {
+    pub sid: u32,
+    pub gid: u32,
+    pub rev: u32,
+    pub msg: String,
+    /// Description of the classtype from classification.config (EVE `category`).
+    pub category: Option<String>,
+    /// Priority (EVE `severity`): `priority:` or the classtype's, else 3.
+    pub priority: u32,
+    pub action: Action,
+    /// `metadata` pairs, in rule order.
+    pub metadata: Vec<(String, String)>,
+    /// The rule text as loaded.
+    pub text: String,
+    /// `target:src_ip|dest_ip`
+    pub target: Option<&'static str>,
+}
+
+impl SigMeta {
+    /// EVE `metadata`: key → values, as Suricata groups them.
+    pub fn metadata_map(&self) -> BTreeMap<&str, Vec<&str>> {
+        let mut m: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (k, v) in &self.metadata {
+            m.entry(k.as_str()).or_default().push(v.as_str());
+        }
+        m
+    }
+}
+
+/// One alert: the signature and where it matched.
+#[derive(Clone, Debug)]
+pub struct Alert {
+    pub sig: Arc<SigMeta>,
+    /// Transaction id when raised on a transaction.
+    pub tx_id: Option<u64>,
+    /// The alert's direction: true when the rule matched the packet/transaction as
+    /// seen from the flow's client to its server.
+    pub to_server: bool,
+    /// The rule matched with the packet's addresses swapped (`<>` rules and to_client
+    /// transaction rules): EVE src/dest are then the packet's reversed.
+    pub swapped: bool,
+}
+
+/// A compiled ruleset. Immutable; share it behind an `Arc`.
+pub struct Engine {
+    sigs: Vec<Sig>,
+    flowbit_names: Vec<String>,
+    /// Packet signatures by IP protocol class (see `compile::proto_class`), each group
+    /// with its prefilter.
+    packet_groups: [inspect::Group; 4],
+    /// Transaction signatures by app protocol.
+    tx_groups: BTreeMap<&'static str, inspect::Group>,
+    /// suppress entries of threshold.config and its threshold overrides.
+    pub(crate) suppress: threshold::Suppressions,
+}
+
+impl Engine {
+    /// Compiles a ruleset. Rules using something the engine does not implement are left
+    /// out and listed in the report with their sid and keyword.
+    pub fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engine, CompileReport) {
+        compile::compile(rs, opts)
+    }
+
+    /// Number of signatures loaded.
+    pub fn len(&self) -> usize {
+        self.sigs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sigs.is_empty()
+    }
+
+    /// Whether any signature inspects application-layer transactions of `proto`.
+    pub fn wants_tx(&self, proto: &str) -> bool {
+        self.tx_groups.contains_key(proto)
+    }
+
+    /// Names of the flowbits the ruleset uses (index = internal id).
+    pub fn flowbit_names(&self) -> &[String] {
+        &self.flowbit_names
+    }
+
+    /// Runs the packet signatures on one packet; appends alerts in priority order.
+    pub fn inspect_packet(
+        &self,
+        p: &PacketInfo<'_>,
+        vars: &mut FlowVars,
+        state: &mut DetectState,
+        out: &mut Vec<Alert>,
+    ) {
+        if vars.pass {
+            return;
+        }
+        let class = compile::proto_class(p.proto);
+        let group = &self.packet_groups[class];
+        if group.is_empty() {
+            return;
+        }
+        let mut cands = group.candidates(|name| {
+            if name == "pkt_data" {
+                vec![Cow::Borrowed(p.payload)]
+            } else {
+                Vec::new()
+            }
+        });
+        cands.sort_unstable();
+        self.run(&cands, p, None, vars, state, out);
+    }
+
+    /// Runs the transaction signatures of the transaction's protocol. `p` describes the
+    /// flow from client to server (addresses, ports, flow info) with an empty payload;
+    /// to_client rules are evaluated on it reversed.
+    pub fn inspect_tx(
+        &self,
+        p: &PacketInfo<'_>,
+        tx: &dyn TxBuffers,
+        vars: &mut FlowVars,
+        state: &mut DetectState,
+        out: &mut Vec<Alert>,
+    ) {
+        if vars.pass {
+            return;
+        }
+        let Some(group) = self.tx_groups.get(tx.proto()) else {
+            return;
+        };
+        let mut cands = group.candidates(|name| {
+            let mut v = tx.get(name, Dir::ToServer);
+            v.extend(tx.get(name, Dir::ToClient));
+            v
+        });
+        cands.sort_unstable();
+        self.run(&cands, p, Some(tx), vars, state, out);
+    }
+
+    fn run(
+        &self,
+        cands: &[u32],
+        p: &PacketInfo<'_>,
+        tx: Option<&dyn TxBuffers>,
+        vars: &mut FlowVars,
+        state: &mut DetectState,
+        out: &mut Vec<Alert>,
+    ) {
+        let mut rev: Option<PacketInfo<'_>> = None;
+        let mut last = u32::MAX;
+        for &i in cands {
+            if i == last {
+                continue;
+            }
+            last = i;
+            let Some(sig) = self.sigs.get(i as usize) else {
+                continue;
+            };
+            let Some((dir_to_server, swapped)) = self.matches(sig, p, &mut rev, tx, vars) else {
+                continue;
+            };
+            // Side effects of a match: flowbits/flowints, then thresholds, then output.
+            inspect::apply_actions(sig, vars);
+            if sig.noalert {
+                continue;
+            }
+            let pk = if swapped {
+                rev.as_ref().unwrap_or(p)
+            } else {
+                p
+            };
+            if !state.allow(self, sig, i, pk) {
+                continue;
+            }
+            if sig.meta.action == Action::Pass {
+                vars.pass = p.flow.is_some();
+                return;
+            }
+            out.push(Alert {
+                sig: sig.meta.clone(),
+                tx_id: tx.map(|t| t.tx_id()),
+                to_server: dir_to_server,
+                swapped,
+            });
+        }
+    }
+
+    /// Evaluates one signature; returns (to_server, swapped) on a match.
+    fn matches<'p>(
+        &self,
+        sig: &Sig,
+        p: &PacketInfo<'p>,
+        rev: &mut Option<PacketInfo<'p>>,
+        tx: Option<&dyn TxBuffers>,
+        vars: &FlowVars,
+    ) -> Option<(bool, bool)> {
+        match (&sig.kind, tx) {
+            (SigKind::Packet, None) => {
+                let pkt_to_server = p.flow.is_none_or(|f| f.to_server);
+                if inspect::header_matches(sig, p) && inspect::packet_matches(sig, p, vars) {
+                    return Some((pkt_to_server, false));
+                }
+                if sig.bidirectional {
+                    let r = rev.get_or_insert_with(|| p.reversed());
+                    if inspect::header_matches(sig, r) && inspect::packet_matches(sig, p, vars) {
+                        return Some((pkt_to_server, true));
+                    }
+                }
+                None
+            }
+            (SigKind::Tx { dirs }, Some(tx)) => {
+                for &d in dirs {
+                    if !tx.has_dir(d) {
+                        continue;
+                    }
+                    let (pk, swapped) = if d == Dir::ToServer {
+                        (p, false)
+                    } else {
+                        (&*rev.get_or_insert_with(|| p.reversed()), true)
+                    };
+                    let hdr = inspect::header_matches(sig, pk)
+                        || (sig.bidirectional && {
+                            let r = pk.reversed();
+                            inspect::header_matches(sig, &r)
+                        });
+                    if hdr && inspect::tx_matches(sig, pk, tx, d, vars) {
+                        return Some((d == Dir::ToServer, swapped));
+                    }
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+}

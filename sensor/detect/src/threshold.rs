@@ -1,0 +1,205 @@
+//! threshold / detection_filter / suppress, per worker.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use khien_rules::config::ThresholdEntry;
+use khien_rules::{Threshold, ThresholdType, Track};
+
+use crate::compile::Sig;
+use crate::{Engine, PacketInfo};
+
+/// threshold.config: suppressions and threshold overrides by (gid, sid).
+#[derive(Debug, Default)]
+pub(crate) struct Suppressions {
+    /// (gid, sid) → suppress entries.
+    suppress: HashMap<(u32, u32), Vec<SuppressBy>>,
+    overrides: HashMap<(u32, u32), Threshold>,
+}
+
+/// One suppress entry: `None` suppresses every alert, else (track, network, prefix).
+type SuppressBy = Option<(String, IpAddr, u8)>;
+
+fn parse_net(s: &str) -> Option<(IpAddr, u8)> {
+    let (a, l) = match s.split_once('/') {
+        Some((a, l)) => (a, l.parse().ok()?),
+        None => {
+            let a: IpAddr = s.parse().ok()?;
+            return Some((a, if a.is_ipv4() { 32 } else { 128 }));
+        }
+    };
+    Some((a.parse().ok()?, l))
+}
+
+fn in_net(a: IpAddr, n: IpAddr, len: u8) -> bool {
+    match (a, n) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let len = u32::from(len.min(32));
+            let m = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(a) & m == u32::from(n) & m
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let len = u32::from(len.min(128));
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            u128::from(a) & m == u128::from(n) & m
+        }
+        _ => false,
+    }
+}
+
+impl Suppressions {
+    pub(crate) fn new(entries: &[ThresholdEntry]) -> Self {
+        let mut s = Suppressions::default();
+        for e in entries {
+            match e {
+                ThresholdEntry::Suppress {
+                    gid,
+                    sid,
+                    track,
+                    ip,
+                } => {
+                    let v = match (track, ip.as_deref().and_then(parse_net)) {
+                        (Some(t), Some((a, l))) => Some((t.clone(), a, l)),
+                        _ => None,
+                    };
+                    s.suppress.entry((*gid, *sid)).or_default().push(v);
+                }
+                ThresholdEntry::Threshold {
+                    gid,
+                    sid,
+                    kind,
+                    track,
+                    count,
+                    seconds,
+                } => {
+                    s.overrides.insert(
+                        (*gid, *sid),
+                        Threshold {
+                            kind: *kind,
+                            track: *track,
+                            count: *count,
+                            seconds: *seconds,
+                        },
+                    );
+                }
+                ThresholdEntry::RateFilter { .. } => {}
+            }
+        }
+        s
+    }
+
+    fn suppressed(&self, gid: u32, sid: u32, p: &PacketInfo<'_>) -> bool {
+        let Some(list) = self
+            .suppress
+            .get(&(gid, sid))
+            .or_else(|| self.suppress.get(&(gid, 0)))
+        else {
+            return false;
+        };
+        list.iter().any(|e| match e {
+            None => true,
+            Some((t, a, l)) => match t.as_str() {
+                "by_src" => in_net(p.src, *a, *l),
+                "by_dst" => in_net(p.dst, *a, *l),
+                _ => in_net(p.src, *a, *l) || in_net(p.dst, *a, *l),
+            },
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    One(IpAddr),
+    Pair(IpAddr, IpAddr),
+    Rule,
+    Flow(IpAddr, IpAddr, u16, u16, u8),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    start: i64,
+    count: u32,
+}
+
+/// Mutable detection state of one worker: threshold counters.
+#[derive(Debug, Default)]
+pub struct DetectState {
+    entries: HashMap<(u32, u8, Key), Entry>,
+}
+
+impl DetectState {
+    /// Whether an alert of `sig` on `p` passes suppression, threshold and
+    /// detection_filter.
+    pub(crate) fn allow(&mut self, e: &Engine, sig: &Sig, idx: u32, p: &PacketInfo<'_>) -> bool {
+        let (gid, sid) = (sig.meta.gid, sig.meta.sid);
+        if e.suppress.suppressed(gid, sid, p) {
+            return false;
+        }
+        if let Some(df) = &sig.detection_filter {
+            if !self.count(idx, 0, df, p) {
+                return false;
+            }
+        }
+        let t = e
+            .suppress
+            .overrides
+            .get(&(gid, sid))
+            .or(sig.threshold.as_ref());
+        match t {
+            Some(t) => self.count(idx, 1, t, p),
+            None => true,
+        }
+    }
+
+    fn count(&mut self, idx: u32, slot: u8, t: &Threshold, p: &PacketInfo<'_>) -> bool {
+        let key = match t.track {
+            Track::BySrc => Key::One(p.src),
+            Track::ByDst => Key::One(p.dst),
+            Track::ByRule => Key::Rule,
+            Track::ByBoth => {
+                let (a, b) = if p.src <= p.dst {
+                    (p.src, p.dst)
+                } else {
+                    (p.dst, p.src)
+                };
+                Key::Pair(a, b)
+            }
+            Track::ByFlow => {
+                if (p.src, p.sp) <= (p.dst, p.dp) {
+                    Key::Flow(p.src, p.dst, p.sp, p.dp, p.proto)
+                } else {
+                    Key::Flow(p.dst, p.src, p.dp, p.sp, p.proto)
+                }
+            }
+        };
+        let window = i64::from(t.seconds) * 1_000_000;
+        let now = p.ts_us;
+        let e = self.entries.entry((idx, slot, key)).or_insert(Entry {
+            start: now,
+            count: 0,
+        });
+        if now - e.start > window {
+            e.start = now;
+            e.count = 0;
+        }
+        e.count = e.count.saturating_add(1);
+        match t.kind {
+            ThresholdType::Limit => e.count <= t.count,
+            ThresholdType::Threshold => {
+                if e.count >= t.count {
+                    e.count = 0;
+                    e.start = now;
+                    true
+                } else {
+                    false
+                }
+            }
+            ThresholdType::Both => e.count == t.count,
+            ThresholdType::DetectionFilter => e.count > t.count,
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! Crafted payloads for every implemented keyword, including Suricata's tricky relative
+//! and negated cases.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use khien_detect::{
+    Alert, CompileOptions, DetectState, Dir, Engine, FlowInfo, FlowVars, PacketInfo, TxBuffers,
+};
+
+fn engine(rules: &str) -> Engine {
+    let mut rs = khien_rules::Ruleset::new(Default::default());
+    rs.add_file("t.rules", rules);
+    assert_eq!(rs.counts().failed, 0, "{:?}", rs.reports());
+    let (e, rep) = Engine::compile(&rs, &CompileOptions::default());
+    assert!(rep.unsupported.is_empty(), "{:?}", rep.unsupported);
+    assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+    e
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn pkt(payload: &[u8]) -> PacketInfo<'_> {
+    let mut p = PacketInfo::tcp(ip("10.0.0.1"), 40000, ip("192.0.2.1"), 80, 0x18);
+    p.payload = payload;
+    p.flow = Some(FlowInfo {
+        to_server: true,
+        established: true,
+        app_proto: None,
+    });
+    p
+}
+
+fn sids(e: &Engine, p: &PacketInfo<'_>) -> Vec<u32> {
+    let mut out: Vec<Alert> = Vec::new();
+    e.inspect_packet(
+        p,
+        &mut FlowVars::default(),
+        &mut DetectState::default(),
+        &mut out,
+    );
+    out.iter().map(|a| a.sig.sid).collect()
+}
+
+/// One rule per line `R(sid, opts)`, matching a payload or not.
+fn check(opts: &str, payload: &[u8], want: bool) {
+    let e = engine(&format!("alert tcp any any -> any any ({opts} sid:1;)"));
+    let got = sids(&e, &pkt(payload)) == [1];
+    assert_eq!(
+        got,
+        want,
+        "{opts} on {:?}",
+        String::from_utf8_lossy(payload)
+    );
+}
+
+#[test]
+fn content_modifiers() {
+    check(r#"content:"abc";"#, b"xxabcxx", true);
+    check(r#"content:"ABC";"#, b"xxabcxx", false);
+    check(r#"content:"ABC"; nocase;"#, b"xxabcxx", true);
+    check(r#"content:"abc"; depth:4;"#, b"xxabcxx", false);
+    check(r#"content:"abc"; depth:5;"#, b"xxabcxx", true);
+    check(r#"content:"abc"; offset:3;"#, b"xxabcxx", false);
+    check(r#"content:"abc"; offset:2; depth:3;"#, b"xxabcxx", true);
+    check(r#"content:"abc"; startswith;"#, b"abcxx", true);
+    check(r#"content:"abc"; startswith;"#, b"xabc", false);
+    check(r#"content:"abc"; endswith;"#, b"xxabc", true);
+    check(r#"content:"abc"; endswith;"#, b"abcx", false);
+    check(r#"content:"|61 62|c";"#, b"abc", true);
+    check(r#"content:!"abc";"#, b"xyz", true);
+    check(r#"content:!"abc";"#, b"xabc", false);
+}
+
+#[test]
+fn relative_and_backtracking() {
+    // The first "a" is followed by "c" too far away; the second one is close enough:
+    // Suricata backtracks to the next "a".
+    check(r#"content:"a"; content:"c"; within:2;"#, b"a...abc", true);
+    check(r#"content:"a"; content:"c"; within:1;"#, b"a...abc", false);
+    // within counts from the end of the previous match plus distance, as Suricata.
+    check(
+        r#"content:"a"; content:"c"; distance:1; within:2;"#,
+        b"abxc",
+        true,
+    );
+    check(
+        r#"content:"a"; content:"c"; distance:1; within:2;"#,
+        b"abxxc",
+        false,
+    );
+    check(
+        r#"content:"a"; content:"c"; distance:1; within:2;"#,
+        b"abc",
+        true,
+    );
+    // distance:0 means "after the previous match".
+    check(r#"content:"b"; content:"a"; distance:0;"#, b"ab", false);
+    check(r#"content:"b"; content:"a"; distance:0;"#, b"aba", true);
+    // Negative distance looks back.
+    check(
+        r#"content:"c"; content:"ab"; distance:-3; within:2;"#,
+        b"abc",
+        true,
+    );
+    // A negated relative content: there must be an "a" not followed by "b".
+    check(r#"content:"a"; content:!"b"; within:1;"#, b"abab", false);
+    check(r#"content:"a"; content:!"b"; within:1;"#, b"abac", true);
+    // Three-level chain with backtracking at the first level.
+    check(
+        r#"content:"x"; content:"y"; within:1; content:"z"; within:1;"#,
+        b"xy.xyz",
+        true,
+    );
+    check(r#"content:"a"; isdataat:1,relative;"#, b"xa", false);
+    check(r#"content:"a"; isdataat:1,relative;"#, b"ab", true);
+    check(r#"content:"a"; isdataat:!2,relative;"#, b"ab", true);
+    check(r#"isdataat:3;"#, b"abc", false);
+    check(r#"isdataat:2;"#, b"abc", true);
+}
+
+#[test]
+fn pcre_and_sizes() {
+    check(r#"pcre:"/^GET\s+\/a/";"#, b"GET /abc", true);
+    check(r#"pcre:"/^get/i";"#, b"GET /abc", true);
+    check(r#"pcre:"/^get/";"#, b"GET /abc", false);
+    check(r#"content:"GET"; pcre:"/^\s+\//R";"#, b"GET /x", true);
+    check(r#"content:"GET"; pcre:"/^\s+\//R";"#, b"GET x/", false);
+    check(r#"pcre:!"/evil/";"#, b"good", true);
+    check(r#"dsize:5;"#, b"12345", true);
+    check(r#"dsize:>5;"#, b"12345", false);
+    check(r#"dsize:3<>6;"#, b"12345", true);
+}
+
+#[test]
+fn byte_keywords() {
+    check(r#"byte_test:2,=,258,0;"#, b"\x01\x02", true);
+    check(r#"byte_test:2,=,513,0,little;"#, b"\x01\x02", true);
+    check(r#"byte_test:2,>,600,0;"#, b"\x01\x02", false);
+    check(r#"byte_test:2,!>,600,0;"#, b"\x01\x02", true);
+    check(r#"byte_test:3,=,123,1,string,dec;"#, b"x123", true);
+    check(r#"byte_test:2,=,255,0,string,hex;"#, b"ff", true);
+    check(r#"byte_test:1,&,0x80,0;"#, b"\x81", true);
+    check(
+        r#"content:"L"; byte_test:1,=,3,0,relative;"#,
+        b"L\x03",
+        true,
+    );
+    // byte_jump over a length-prefixed field, then a relative content.
+    check(
+        r#"byte_jump:1,0; content:"X"; within:1;"#,
+        b"\x03abcX",
+        true,
+    );
+    check(
+        r#"byte_jump:1,0; content:"X"; within:1;"#,
+        b"\x02abcX",
+        false,
+    );
+    check(
+        r#"byte_jump:1,0,post_offset 1; content:"X"; within:1;"#,
+        b"\x02abcX",
+        true,
+    );
+    check(r#"byte_jump:1,0; isdataat:!1,relative;"#, b"\x03abc", true);
+    check(r#"byte_jump:1,0;"#, b"\x09abc", false);
+    check(
+        r#"byte_extract:1,0,len; content:"Z"; distance:0; within:len;"#,
+        b"\x03abZ",
+        true,
+    );
+    check(
+        r#"byte_extract:1,0,len; content:"Z"; distance:0; within:len;"#,
+        b"\x01abZ",
+        false,
+    );
+    check(
+        r#"byte_extract:1,0,v; byte_test:1,=,v,1;"#,
+        b"\x07\x07",
+        true,
+    );
+    check(
+        r#"byte_math:bytes 1,offset 0,oper +,rvalue 2,result r; byte_test:1,=,r,1;"#,
+        b"\x05\x07",
+        true,
+    );
+}
+
+#[test]
+fn header_keywords() {
+    let mut p = pkt(b"x");
+    p.ttl = Some(64);
+    p.ip_id = Some(7);
+    let e = engine(
+        "alert tcp any any -> any 80 (ttl:64; sid:1;)\n\
+         alert tcp any any -> any 81 (sid:2;)\n\
+         alert tcp 10.0.0.0/8 any -> !192.0.2.0/24 any (sid:3;)\n\
+         alert tcp [10.0.0.0/8,!10.0.0.1] any -> any any (sid:4;)\n\
+         alert tcp any any -> any any (flags:PA; sid:5;)\n\
+         alert tcp any any -> any any (flags:S; sid:6;)\n\
+         alert tcp any any -> any any (flags:+A; sid:7;)\n\
+         alert tcp any any -> any any (id:7; sid:8;)\n\
+         alert tcp any any -> any any (flow:to_client; sid:9;)\n\
+         alert tcp any any -> any any (flow:established,to_server; sid:10;)\n\
+         alert tcp any 80 <> any any (sid:11;)\n\
+         alert udp any any -> any any (sid:12;)\n\
+         alert ip any any -> any any (ip_proto:6; sid:13;)\n",
+    );
+    assert_eq!(sids(&e, &p), [1, 5, 7, 8, 10, 11, 13]);
+}
+
+#[test]
+fn flowbits_across_packets_and_pass() {
+    let e = engine(
+        "alert tcp any any -> any any (content:\"login\"; flowbits:set,in; flowbits:noalert; sid:1;)\n\
+         alert tcp any any -> any any (content:\"secret\"; flowbits:isset,in; sid:2;)\n\
+         alert tcp any any -> any any (content:\"secret\"; flowbits:isnotset,in; sid:3;)\n\
+         alert tcp any any -> any any (flowint:n,+,1; flowint:n,>,2; sid:4;)\n",
+    );
+    let mut vars = FlowVars::default();
+    let mut st = DetectState::default();
+    let mut out = Vec::new();
+    e.inspect_packet(&pkt(b"secret"), &mut vars, &mut st, &mut out);
+    e.inspect_packet(&pkt(b"login"), &mut vars, &mut st, &mut out);
+    e.inspect_packet(&pkt(b"secret"), &mut vars, &mut st, &mut out);
+    let got: Vec<u32> = out.iter().map(|a| a.sig.sid).collect();
+    assert_eq!(got, [3, 2]);
+
+    let e = engine(
+        "alert tcp any any -> any any (content:\"x\"; sid:1;)\n\
+         pass tcp any any -> any any (content:\"ok\"; sid:2;)\n",
+    );
+    let mut vars = FlowVars::default();
+    let mut out = Vec::new();
+    e.inspect_packet(&pkt(b"x ok"), &mut vars, &mut st, &mut out);
+    e.inspect_packet(&pkt(b"x"), &mut vars, &mut st, &mut out);
+    assert!(out.is_empty(), "pass suppresses the packet and the flow");
+    assert!(vars.pass);
+}
+
+#[test]
+fn thresholds_and_detection_filter() {
+    let e = engine(
+        "alert tcp any any -> any any (content:\"a\"; threshold:type limit,track by_src,count 2,seconds 60; sid:1;)\n\
+         alert tcp any any -> any any (content:\"a\"; threshold:type threshold,track by_src,count 3,seconds 60; sid:2;)\n\
+         alert tcp any any -> any any (content:\"a\"; threshold:type both,track by_src,count 2,seconds 60; sid:3;)\n\
+         alert tcp any any -> any any (content:\"a\"; detection_filter:track by_src,count 4,seconds 60; sid:4;)\n",
+    );
+    let mut st = DetectState::default();
+    let mut per = Vec::new();
+    for i in 0..6 {
+        let mut p = pkt(b"a");
+        p.ts_us = i * 1000;
+        let mut out = Vec::new();
+        e.inspect_packet(&p, &mut FlowVars::default(), &mut st, &mut out);
+        per.push(out.iter().map(|a| a.sig.sid).collect::<Vec<_>>());
+    }
+    assert_eq!(
+        per,
+        vec![vec![1], vec![1, 3], vec![2], vec![], vec![4], vec![2, 4]]
+    );
+}
+
+#[test]
+fn suppress_from_threshold_config() {
+    let mut rs = khien_rules::Ruleset::new(Default::default());
+    rs.add_file(
+        "t.rules",
+        "alert tcp any any -> any any (content:\"a\"; sid:1;)\nalert tcp any any -> any any (content:\"a\"; sid:2;)\n",
+    );
+    let cfg = khien_rules::config::threshold(
+        "suppress gen_id 1, sig_id 1\nsuppress gen_id 1, sig_id 2, track by_src, ip 10.9.0.0/16\n",
+    )
+    .unwrap();
+    let opts = CompileOptions {
+        thresholds: cfg.into_iter().map(|(_, e)| e).collect(),
+        ..Default::default()
+    };
+    let (e, _) = Engine::compile(&rs, &opts);
+    assert_eq!(sids(&e, &pkt(b"a")), [2]);
+}
+
+struct Http {
+    uri: &'static [u8],
+    ua: &'static [u8],
+    body: &'static [u8],
+    stat: &'static [u8],
+    queries: Vec<&'static [u8]>,
+}
+
+impl TxBuffers for Http {
+    fn proto(&self) -> &'static str {
+        if self.queries.is_empty() {
+            "http"
+        } else {
+            "dns"
+        }
+    }
+    fn tx_id(&self) -> u64 {
+        0
+    }
+    fn get(&self, name: &str, dir: Dir) -> Vec<Cow<'_, [u8]>> {
+        let v: &[u8] = match (name, dir) {
+            ("http.uri", Dir::ToServer) => self.uri,
+            ("http.user_agent", Dir::ToServer) => self.ua,
+            ("file.data", Dir::ToClient) => self.body,
+            ("http.stat_code", Dir::ToClient) => self.stat,
+            ("dns.query", Dir::ToServer) => {
+                return self.queries.iter().map(|q| Cow::Borrowed(*q)).collect()
+            }
+            _ => return Vec::new(),
+        };
+        vec![Cow::Borrowed(v)]
+    }
+}
+
+#[test]
+fn app_layer_buffers() {
+    let e = engine(
+        "alert http any any -> any any (http.uri; content:\"/admin\"; startswith; sid:1;)\n\
+         alert http any any -> any any (http.user_agent; content:\"curl\"; nocase; sid:2;)\n\
+         alert http any any -> any any (flow:to_client; file.data; content:\"MZ\"; startswith; http.stat_code; content:\"200\"; sid:3;)\n\
+         alert http any any -> any any (http.uri; to_uppercase; content:\"/ADMIN\"; sid:4;)\n\
+         alert http any any -> any any (urilen:>100; sid:5;)\n\
+         alert dns any any -> any any (dns.query; dotprefix; content:\".evil.com\"; endswith; sid:6;)\n\
+         alert http any any -> any any (http.uri; content:\"/x\"; sid:7;)\n\
+         alert http any any -> any any (http.user_agent; bsize:6; sid:8;)\n\
+         alert http any any -> any any (http.user_agent; bsize:>6; sid:9;)\n",
+    );
+    let mut p = PacketInfo::tcp(ip("10.0.0.1"), 40000, ip("192.0.2.1"), 80, 0x18);
+    p.flow = Some(FlowInfo {
+        to_server: true,
+        established: true,
+        app_proto: Some("http"),
+    });
+    let tx = Http {
+        uri: b"/admin/x",
+        ua: b"CURL/8",
+        body: b"MZ\x90",
+        stat: b"200",
+        queries: vec![],
+    };
+    let mut out = Vec::new();
+    e.inspect_tx(
+        &p,
+        &tx,
+        &mut FlowVars::default(),
+        &mut DetectState::default(),
+        &mut out,
+    );
+    let got: Vec<(u32, bool)> = out.iter().map(|a| (a.sig.sid, a.to_server)).collect();
+    assert_eq!(
+        got,
+        [
+            (1, true),
+            (2, true),
+            (3, false),
+            (4, true),
+            (7, true),
+            (8, true)
+        ]
+    );
+    let dns = Http {
+        uri: b"",
+        ua: b"",
+        body: b"",
+        stat: b"",
+        queries: vec![b"ok.org", b"a.evil.com"],
+    };
+    p.flow = Some(FlowInfo {
+        to_server: true,
+        established: true,
+        app_proto: Some("dns"),
+    });
+    let mut out = Vec::new();
+    e.inspect_tx(
+        &p,
+        &dns,
+        &mut FlowVars::default(),
+        &mut DetectState::default(),
+        &mut out,
+    );
+    assert_eq!(out.iter().map(|a| a.sig.sid).collect::<Vec<_>>(), [6]);
+}
+
+#[test]
+fn unsupported_keywords_are_reported() {
+    let mut rs = khien_rules::Ruleset::new(Default::default());
+    rs.add_file(
+        "u.rules",
+        "alert tcp any any -> any any (content:\"a\"; sid:1;)\n\
+         alert tcp any any -> any any (content:\"a\"; xbits:set,x,track ip_src; sid:2;)\n\
+         alert smb any any -> any any (smb.share; content:\"a\"; sid:3;)\n",
+    );
+    let (e, rep) = Engine::compile(&rs, &CompileOptions::default());
+    assert_eq!(e.len(), 1);
+    let u: Vec<(u32, &str)> = rep
+        .unsupported
+        .iter()
+        .map(|u| (u.sid, u.keyword.as_str()))
+        .collect();
+    assert_eq!(u, [(2, "xbits"), (3, "protocol smb")]);
+    assert!(rep.unsupported[0]
+        .to_string()
+        .contains("u.rules:2: sid 1:2"));
+}
+
+#[test]
+fn hostile_payloads_are_bounded() {
+    // Pathological backtracking is capped.
+    let e = engine(
+        r#"alert tcp any any -> any any (content:"a"; content:"a"; distance:0; content:"a"; distance:0; content:"b"; distance:0; sid:1;)"#,
+    );
+    let big = vec![b'a'; 100_000];
+    assert!(sids(&e, &pkt(&big)).is_empty());
+    assert!(sids(&e, &pkt(b"")).is_empty());
+}
