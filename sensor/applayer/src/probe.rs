@@ -43,6 +43,9 @@ const FTP_COMMANDS: &[&[u8]] = &[
     b"RETR ", b"STOR ", b"LIST", b"NLST", b"CWD ", b"PWD", b"QUIT", b"OPTS ",
 ];
 
+/// FTP commands that Suricata's pattern-based detection recognises on any port.
+const FTP_ANY_PORT_COMMANDS: &[&[u8]] = &[b"USER ", b"PASS ", b"PORT ", b"AUTH TLS", b"AUTH SSL"];
+
 const SMTP_PORTS: &[u16] = &[25, 465, 587, 2525];
 const FTP_PORTS: &[u16] = &[21];
 const DNS_PORTS: &[u16] = &[53];
@@ -215,8 +218,15 @@ pub fn probe(t: Transport, dir: Direction, src_port: u16, dst_port: u16, data: &
                 Probe::NeedMore => need = true,
                 Probe::NoMatch => {}
             }
-            if on(FTP_PORTS) {
-                match any_prefix(data, FTP_COMMANDS, true, AppProto::Ftp) {
+            // Like Suricata's FTP patterns, a few commands mark FTP on any port (POP3 and
+            // IRC clients saying "USER " are detected as FTP by Suricata 7 too).
+            let cmds = if on(FTP_PORTS) {
+                FTP_COMMANDS
+            } else {
+                FTP_ANY_PORT_COMMANDS
+            };
+            {
+                match any_prefix(data, cmds, true, AppProto::Ftp) {
                     Probe::Match(p) => return Probe::Match(p),
                     Probe::NeedMore => need = true,
                     Probe::NoMatch => {}
@@ -341,6 +351,12 @@ mod tests {
             probe(Tcp, ToClient, 8000, 1, b"220 hello\r\n"),
             Probe::NoMatch
         );
+        // "USER " marks FTP on any port, as in Suricata 7 (POP3 on 110 included).
+        assert_eq!(
+            probe(Tcp, ToServer, 1, 110, b"USER bob\r\n"),
+            Probe::Match(AppProto::Ftp)
+        );
+        assert_eq!(probe(Tcp, ToServer, 1, 110, b"LIST\r\n"), Probe::NoMatch);
         assert_eq!(
             probe(Tcp, ToServer, 1, 1234, b"\x00\x01garbage"),
             Probe::NoMatch
