@@ -426,6 +426,7 @@ pub enum Track {
     ByDst,
     ByRule,
     ByBoth,
+    /// Suricata 8's `by_flow`; the Suricata 7.0 parser rejects it, so parsed rules never have it.
     ByFlow,
 }
 

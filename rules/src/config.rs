@@ -144,10 +144,9 @@ pub fn threshold(text: &str) -> Result<Vec<(usize, ThresholdEntry)>, ConfigError
                 "by_dst" => Track::ByDst,
                 "by_rule" => Track::ByRule,
                 "by_both" => Track::ByBoth,
-                "by_flow" => Track::ByFlow,
                 v => {
                     return Err(bad(format!(
-                        "track `{v}` is not by_src, by_dst, by_rule, by_both or by_flow"
+                        "track `{v}` is not by_src, by_dst, by_rule or by_both"
                     )))
                 }
             })

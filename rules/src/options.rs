@@ -1946,10 +1946,9 @@ fn threshold(v: &str, detection_filter: bool) -> Result<Threshold, String> {
                     "by_dst" => Track::ByDst,
                     "by_rule" => Track::ByRule,
                     "by_both" => Track::ByBoth,
-                    "by_flow" => Track::ByFlow,
                     n => {
                         return Err(format!(
-                            "`{n}`: expected by_src, by_dst, by_rule, by_both or by_flow"
+                            "`{n}`: expected by_src, by_dst, by_rule or by_both"
                         ))
                     }
                 })
