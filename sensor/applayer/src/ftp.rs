@@ -174,7 +174,12 @@ impl FtpParser {
             });
         }
         if self.pending.is_empty() {
-            // The greeting (or an unsolicited reply): its own transaction.
+            if self.next_tx > 0 {
+                // A reply nobody asked for (or a non-FTP protocol's output): not a
+                // transaction of its own, or a POP3 mail would become one per line.
+                return;
+            }
+            // The greeting: its own transaction.
             self.new_tx(out);
         }
         let code = line
@@ -370,6 +375,19 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert_eq!(e[0]["command_truncated"], true);
         assert_eq!(e[1]["command"], "QUIT");
+        // Unsolicited lines after the greeting (a POP3 mail body) make no transactions.
+        let mut p = FtpParser::new(&AppConfig::default());
+        let mut out = Vec::new();
+        p.parse(Direction::ToClient, b"+OK POP3 ready\r\n", 0, &mut out);
+        p.parse(Direction::ToServer, b"USER bob\r\n", 0, &mut out);
+        p.parse(
+            Direction::ToClient,
+            b"+OK\r\nline 1\r\nline 2\r\n.\r\n",
+            0,
+            &mut out,
+        );
+        p.close(0, &mut out);
+        assert_eq!(eves(&out).len(), 2);
         // AUTH TLS accepted: the flow continues as TLS.
         let mut p = FtpParser::new(&AppConfig::default());
         let mut out = Vec::new();

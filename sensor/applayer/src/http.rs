@@ -518,6 +518,8 @@ struct Side {
     header_count: usize,
     /// Blank lines skipped before a message line.
     blank_lines: usize,
+    /// Request lines whose method is not an HTTP token (binary junk), over the flow.
+    invalid_lines: usize,
     chunked: bool,
     decoder: Option<Decoder>,
     file: Option<FileTracker>,
@@ -535,6 +537,7 @@ impl Side {
             line_overflow: false,
             header_count: 0,
             blank_lines: 0,
+            invalid_lines: 0,
             chunked: false,
             decoder: None,
             file: None,
@@ -554,6 +557,16 @@ pub(crate) struct HttpParser {
 
 /// Most blank lines skipped between messages.
 const MAX_BLANK_LINES: usize = 64;
+/// Invalid request lines tolerated per flow before the client side is given up (a binary
+/// stream misdetected as HTTP must not become thousands of transactions).
+const MAX_INVALID_LINES: usize = 4;
+
+/// RFC 9110 token characters (a method is a token).
+fn is_token(b: &[u8]) -> bool {
+    !b.is_empty()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(c))
+}
 
 fn anomaly(event: &'static str) -> AppEvent {
     AppEvent::Anomaly {
@@ -741,6 +754,14 @@ impl HttpParser {
         let Some(rl) = parse_request_line(line) else {
             return;
         };
+        if !is_token(rl.method) {
+            out.push(anomaly("REQUEST_LINE_INVALID"));
+            self.sides[0].invalid_lines += 1;
+            if self.sides[0].invalid_lines > MAX_INVALID_LINES {
+                self.sides[0].state = State::Broken;
+                return;
+            }
+        }
         let id = self.new_tx(out);
         let s = &mut self.sides[0];
         s.cur = Some(id);
@@ -1633,6 +1654,22 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
         for n in 0..full.len() {
             run(&cfg, &[(Direction::ToServer, &full[..n])]);
         }
+    }
+
+    #[test]
+    fn binary_junk_is_not_a_flood_of_requests() {
+        let mut junk = Vec::new();
+        for i in 0..10_000u32 {
+            junk.extend_from_slice(&[0, 0, (i % 251) as u8, b'T', 0xff, b' ', b'x', b'\r', b'\n']);
+        }
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, b"GET / HTTP/1.1\r\n\r\n"),
+                (Direction::ToServer, &junk),
+            ],
+        );
+        assert!(txs(&ev).len() <= 1 + MAX_INVALID_LINES);
     }
 
     #[test]
