@@ -355,3 +355,95 @@ fn crc32(b: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// Retention drops one tenant's old daily partitions (every event table and the rollup) and
+/// keeps the rest.
+#[test]
+fn retention_drops_old_partitions_per_tenant() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let c = Collector::start(&dir, "127.0.0.1:0");
+    let old = sensor_add(&dir, "old", "o-1");
+    let keep = sensor_add(&dir, "keep", "k-1");
+    let mut recent = String::new();
+    let mut past = String::new();
+    for i in 0..400 {
+        let mut l = String::new();
+        khien_collector::synth::line(&mut l, i);
+        recent.push_str(&l);
+        recent.push('\n');
+        // The same events, 2020-01-05 and 2020-01-06.
+        let day = if i % 2 == 0 {
+            "2020-01-05"
+        } else {
+            "2020-01-06"
+        };
+        past.push_str(&l.replace("2026-11-22", day));
+        past.push('\n');
+    }
+    for (name, text, token) in [
+        ("recent", &recent, &keep),
+        ("past", &past, &old),
+        ("recent-old", &recent, &old),
+    ] {
+        let f = tmp.path().join(name);
+        std::fs::write(&f, text).unwrap();
+        let out = ship_once(&f, &c.url(), token, &c.ca());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        wait_for(
+            &dir,
+            "SELECT count() FROM events",
+            1200,
+            Duration::from_secs(30)
+        ),
+        1200
+    );
+    let out = khien()
+        .args(["collector", "retention", "--data"])
+        .arg(&dir)
+        .args(["--tenant-days", "old=30"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("dropped\talert_events\told\t20200106"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("dropped\tdns_events\told\t20200105"),
+        "{stdout}"
+    );
+    assert_eq!(
+        query_u64(&dir, "SELECT count() FROM events WHERE tenant = 'old'"),
+        400
+    );
+    assert_eq!(
+        query_u64(&dir, "SELECT count() FROM events WHERE tenant = 'keep'"),
+        400
+    );
+    assert_eq!(
+        query_u64(&dir, "SELECT count() FROM events WHERE toYear(ts) = 2020"),
+        0
+    );
+    assert_eq!(
+        query_u64(
+            &dir,
+            "SELECT sum(alerts) FROM alerts_per_minute WHERE tenant = 'old'"
+        ),
+        query_u64(
+            &dir,
+            "SELECT count() FROM alert_events WHERE tenant = 'old'"
+        )
+    );
+}

@@ -13,6 +13,7 @@
 
 pub mod eve;
 pub mod managed;
+pub mod retention;
 pub mod rows;
 pub mod schema;
 pub mod sensors;

@@ -24,6 +24,12 @@ fn ts(out: &mut String, i: u64) {
     );
 }
 
+/// Appends the UTC date of Unix time `t` as `YYYYMMDD`.
+pub fn date(out: &mut String, t: u64) {
+    let (y, m, d) = civil((t / 86_400) as i64);
+    let _ = write!(out, "{y:04}{m:02}{d:02}");
+}
+
 fn civil(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);

@@ -26,6 +26,19 @@ pub enum CollectorCommand {
     /// Start, stop or migrate the managed ClickHouse alone.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Drop daily partitions older than the retention policy (run it daily, e.g. from a
+    /// systemd timer); prints what was dropped.
+    Retention(RetentionArgs),
+    /// Write N synthetic EVE lines of every type (Suricata 7 layout) to a file, for
+    /// benchmarks and demos.
+    Synth {
+        /// Number of events.
+        #[arg(long)]
+        events: u64,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +100,26 @@ pub struct QueryArgs {
     data: DataArg,
     /// The SQL (read-only).
     sql: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// Days kept for every tenant without its own --tenant-days.
+    #[arg(long)]
+    default_days: Option<u32>,
+    /// Per-tenant days, as TENANT=DAYS (repeatable).
+    #[arg(long, value_parser = parse_tenant_days)]
+    tenant_days: Vec<(String, u32)>,
+}
+
+fn parse_tenant_days(s: &str) -> Result<(String, u32), String> {
+    let (t, d) = s.split_once('=').ok_or("expected TENANT=DAYS")?;
+    Ok((
+        t.to_owned(),
+        d.parse().map_err(|e| format!("days `{d}`: {e}"))?,
+    ))
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +187,31 @@ pub fn run(cmd: CollectorCommand) -> Result<ExitCode> {
                 khien_collector::schema::migrate(&client).await
             })?;
             println!("clickhouse: running (pid {pid}) at {}", m.url());
+        }
+        CollectorCommand::Retention(a) => {
+            let policy = khien_collector::retention::Policy {
+                default_days: a.default_days,
+                tenant_days: a.tenant_days.into_iter().collect(),
+            };
+            let url = service::clickhouse_url(&a.data.data)?;
+            let client = khien_collector::managed::client_for(&url);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs();
+            let dropped =
+                runtime()?.block_on(khien_collector::retention::apply(&client, &policy, now))?;
+            for d in &dropped {
+                println!("dropped\t{}\t{}\t{}", d.table, d.tenant, d.day);
+            }
+            println!("{} partitions dropped", dropped.len());
+        }
+        CollectorCommand::Synth { events, out } => {
+            let bytes = khien_collector::synth::write_file(&out, events)
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "{events} events, {bytes} bytes written to {}",
+                out.display()
+            );
         }
         CollectorCommand::Db(DbCommand::Stop(d)) => {
             let stopped = Managed::prepare(&d.data)?.stop();

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# End-to-end ingest benchmark: `khien ship --once` of N synthetic EVE events (every type, in
+# Suricata 7's layout) -> collector (HTTPS, spool) -> its managed ClickHouse, all on loopback.
+# Prints events/s until every event is acknowledged and until every event is queryable, and
+# the collector's own CPU time per event. Usage: collector/bench.sh [N] (default 6,000,000).
+set -euo pipefail
+N=${1:-6000000}
+K=${KHIEN:-${CARGO_TARGET_DIR:-/var/tmp/khien-target}/release/khien}
+D=$(mktemp -d /var/tmp/khien-bench.XXXXXX)
+trap '"$K" collector stop --data "$D/data" >/dev/null 2>&1 || true; rm -rf "$D"' EXIT
+"$K" collector synth --events "$N" --out "$D/eve.json" >/dev/null
+"$K" collector serve --data "$D/data" --listen 127.0.0.1:0 --batch-rows 200000 >"$D/serve.log" 2>&1 &
+for _ in $(seq 1 300); do grep -q listening "$D/serve.log" 2>/dev/null && break; sleep 0.2; done
+PID=$(cat "$D/data/collector.pid")
+TOKEN=$("$K" collector sensor add --data "$D/data" --tenant bench --name b1 | tail -1)
+cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+TICK=$(getconf CLK_TCK)
+C0=$(cpu); T0=$(date +%s.%N)
+"$K" ship --once --eve "$D/eve.json" --to "https://$(cat "$D/data/collector.addr")" \
+  --token "$TOKEN" --ca "$D/data/tls/ca.pem" 2>"$D/ship.log"
+T1=$(date +%s.%N)
+while [ "$("$K" collector query --data "$D/data" "SELECT count() FROM events")" -lt "$N" ]; do sleep 0.2; done
+T2=$(date +%s.%N); C1=$(cpu)
+python3 - "$N" "$T0" "$T1" "$T2" "$C0" "$C1" "$TICK" "$(stat -c %s "$D/eve.json")" <<'PY'
+import sys
+n, t0, t1, t2, c0, c1, tick, size = sys.argv[1:]
+n = int(n); t0, t1, t2 = float(t0), float(t1), float(t2)
+cpu = (int(c1) - int(c0)) / int(tick)
+print(f"events: {n} ({int(size)/n:.0f} bytes/event)")
+print(f"acknowledged (ship -> spool): {t1-t0:.2f} s = {n/(t1-t0):,.0f} events/s")
+print(f"queryable (-> ClickHouse):    {t2-t0:.2f} s = {n/(t2-t0):,.0f} events/s")
+print(f"collector CPU: {cpu:.2f} s = {cpu*1e6/n:.2f} us/event")
+PY
