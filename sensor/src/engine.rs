@@ -81,6 +81,7 @@ pub struct Engine {
     /// Latest packet time seen (µs).
     pub now: i64,
     next_expire: i64,
+    next_emergency_scan: i64,
     pub stats: EngineStats,
 }
 
@@ -144,6 +145,7 @@ impl Engine {
             scratch: Vec::new(),
             now: 0,
             next_expire: 0,
+            next_emergency_scan: 0,
             stats: EngineStats::default(),
         }
     }
@@ -335,10 +337,15 @@ impl Engine {
         self.flows.update_emergency();
         let mut v = std::mem::take(&mut self.scratch);
         v.clear();
-        self.flows.expired(ts, &mut v);
-        for &i in &v {
-            self.flows.stats.timeouts += 1;
-            self.finish_flow(i, EndReason::Timeout, ts);
+        // A full scan with the (shorter) emergency timeouts at most once per second of
+        // packet time; in between, evict directly so a flood costs O(1) per new flow.
+        if ts >= self.next_emergency_scan {
+            self.next_emergency_scan = ts + 1_000_000;
+            self.flows.expired(ts, &mut v);
+            for &i in &v {
+                self.flows.stats.timeouts += 1;
+                self.finish_flow(i, EndReason::Timeout, ts);
+            }
         }
         if self.flows.over_memcap(extra) {
             v.clear();

@@ -1,0 +1,383 @@
+//! Glue to the detection engine (`khien-detect`): describes packets and app-layer
+//! transactions to it, keeps its per-flow variables, and writes its alerts as EVE `alert`
+//! records.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use khien_applayer::{HttpTx, Transaction};
+use khien_detect::{self as kd, Dir, TxBuffers};
+
+use crate::decode::{Addrs, Decoded, L4};
+use crate::eve::{EveWriter, PktSrc, Tuple};
+
+/// Detection state of one worker.
+pub struct Detect {
+    pub engine: Arc<kd::Engine>,
+    state: kd::DetectState,
+    /// Flowbits/flowints by flow id (removed at flow end).
+    vars: HashMap<u64, kd::FlowVars>,
+    pub alerts: Vec<kd::Alert>,
+    pub alert_count: u64,
+}
+
+fn ip(v6: bool, a: &[u8; 16]) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from(*a))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))
+    }
+}
+
+fn packet_info<'a>(
+    addrs: &Addrs,
+    sp: u16,
+    dp: u16,
+    proto: u8,
+    l4: L4,
+    payload: &'a [u8],
+    events: &'a [&'a str],
+    flow: Option<kd::FlowInfo>,
+    ts: i64,
+) -> kd::PacketInfo<'a> {
+    let mut p = kd::PacketInfo::ip(ip(addrs.v6, &addrs.src), ip(addrs.v6, &addrs.dst), proto);
+    p.sp = sp;
+    p.dp = dp;
+    match l4 {
+        L4::Tcp(t) => {
+            p.tcp = Some(kd::TcpInfo {
+                flags: t.flags,
+                seq: t.seq,
+                ack: t.ack,
+                window: t.win,
+                mss: t.opts.mss,
+            })
+        }
+        L4::Icmp { ty, code } => {
+            let echo = payload.get(..4).filter(|_| matches!(ty, 0 | 8 | 128 | 129));
+            p.icmp = Some(kd::IcmpInfo {
+                ty,
+                code,
+                id: echo.map(|b| u16::from_be_bytes([b[0], b[1]])),
+                seq: echo.map(|b| u16::from_be_bytes([b[2], b[3]])),
+            });
+        }
+        _ => {}
+    }
+    p.payload = payload;
+    p.events = events;
+    p.flow = flow;
+    p.ts_us = ts;
+    p
+}
+
+impl Detect {
+    pub fn new(engine: Arc<kd::Engine>) -> Self {
+        Detect {
+            engine,
+            state: kd::DetectState::default(),
+            vars: HashMap::new(),
+            alerts: Vec::new(),
+            alert_count: 0,
+        }
+    }
+
+    /// Runs the packet signatures; alerts land in `self.alerts`.
+    pub fn packet(&mut self, d: &Decoded<'_>, flow_id: Option<u64>, flow: Option<kd::FlowInfo>, ts: i64) {
+        let Some(addrs) = d.addrs else {
+            return;
+        };
+        let names: Vec<&str> = d.events.iter().map(|e| e.name()).collect();
+        let p = packet_info(&addrs, d.sp, d.dp, d.proto, d.l4, d.payload, &names, flow, ts);
+        let mut scratch = kd::FlowVars::default();
+        let vars = match flow_id {
+            Some(id) => self.vars.entry(id).or_default(),
+            None => &mut scratch,
+        };
+        self.engine
+            .inspect_packet(&p, vars, &mut self.state, &mut self.alerts);
+    }
+
+    /// Runs the transaction signatures on a transaction of the flow whose client → server
+    /// tuple is `fwd`.
+    pub fn tx(&mut self, fwd: &Tuple, flow_id: u64, flow: kd::FlowInfo, tx: &Transaction, ts: i64) {
+        let view = TxView(tx);
+        if !self.engine.wants_tx(view.proto()) {
+            return;
+        }
+        let p = packet_info(
+            &fwd.addrs,
+            fwd.sp,
+            fwd.dp,
+            fwd.proto,
+            L4::Other,
+            &[],
+            &[],
+            Some(kd::FlowInfo {
+                to_server: true,
+                ..flow
+            }),
+            ts,
+        );
+        let vars = self.vars.entry(flow_id).or_default();
+        self.engine
+            .inspect_tx(&p, &view, vars, &mut self.state, &mut self.alerts);
+    }
+
+    /// Forgets a flow's variables.
+    pub fn flow_end(&mut self, flow_id: u64) {
+        self.vars.remove(&flow_id);
+    }
+
+    /// Writes and clears `self.alerts`. `tuple` is the packet's (or, for transactions, the
+    /// client → server) tuple.
+    #[allow(clippy::too_many_arguments)] // reason: the EVE record's common fields, one each
+    pub fn write(
+        &mut self,
+        eve: &mut EveWriter,
+        ts: i64,
+        flow_id: Option<u64>,
+        pcap_cnt: Option<u64>,
+        tuple: Option<&Tuple>,
+        tx_tuple: bool,
+        app_proto: Option<&str>,
+        src: PktSrc,
+    ) -> (usize, usize) {
+        let mut errors = 0;
+        let n = self.alerts.len();
+        for a in self.alerts.drain(..) {
+            let t = tuple.map(|t| if tx_tuple && !a.to_server { t.reversed() } else { *t });
+            eve.begin(ts, flow_id, pcap_cnt, "alert", t.as_ref(), Some(src));
+            let l = &mut eve.line;
+            if let Some(id) = a.tx_id {
+                let _ = write!(l, ",\"tx_id\":{id}");
+            }
+            let s = &a.sig;
+            let _ = write!(
+                l,
+                ",\"alert\":{{\"action\":\"allowed\",\"gid\":{},\"signature_id\":{},\"rev\":{},\"signature\":{},\"category\":{},\"severity\":{}",
+                s.gid,
+                s.sid,
+                s.rev,
+                serde_json::Value::from(s.msg.as_str()),
+                serde_json::Value::from(s.category.as_deref().unwrap_or("")),
+                s.priority
+            );
+            if !s.metadata.is_empty() {
+                let m: serde_json::Map<String, serde_json::Value> = s
+                    .metadata_map()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.into()))
+                    .collect();
+                let _ = write!(l, ",\"metadata\":{}", serde_json::Value::Object(m));
+            }
+            l.push(b'}');
+            if let Some(ap) = app_proto {
+                let _ = write!(l, ",\"app_proto\":\"{ap}\"");
+            }
+            let dir = if a.to_server { "to_server" } else { "to_client" };
+            let _ = write!(l, ",\"direction\":\"{dir}\"");
+            if eve.finish().is_err() {
+                errors += 1;
+            }
+        }
+        self.alert_count += n as u64;
+        (n, errors)
+    }
+}
+
+/// A transaction seen through the detection engine's buffer names.
+struct TxView<'a>(&'a Transaction);
+
+fn one(b: &[u8]) -> Vec<Cow<'_, [u8]>> {
+    vec![Cow::Borrowed(b)]
+}
+
+fn opt(b: Option<&[u8]>) -> Vec<Cow<'_, [u8]>> {
+    b.map(one).unwrap_or_default()
+}
+
+fn owned(v: Vec<u8>) -> Vec<Cow<'static, [u8]>> {
+    vec![Cow::Owned(v)]
+}
+
+fn header_of<'a>(h: &'a [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    h.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, v)| v.as_slice())
+}
+
+/// `Name: value\r\n` lines; `skip` omits a header (Suricata leaves cookies out of
+/// `http.header`).
+fn headers_buf(h: &[(Vec<u8>, Vec<u8>)], skip: Option<&str>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in h {
+        if skip.is_some_and(|s| k.eq_ignore_ascii_case(s.as_bytes())) {
+            continue;
+        }
+        out.extend_from_slice(k);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn http_get<'a>(t: &'a HttpTx, name: &str, dir: Dir) -> Vec<Cow<'a, [u8]>> {
+    let ts = dir == Dir::ToServer;
+    let hdrs = if ts {
+        &t.request_headers
+    } else {
+        &t.response_headers
+    };
+    match name {
+        "http.uri" if ts => one(&t.uri_normalized),
+        "http.uri.raw" if ts => one(&t.uri_raw),
+        "http.method" if ts => one(&t.method),
+        "http.protocol" => one(if ts { &t.protocol } else { &t.response_protocol }),
+        "http.user_agent" if ts => opt(t.user_agent.as_deref()),
+        "http.host" if ts => opt(t.host.as_deref()),
+        "http.host.raw" if ts => opt(header_of(hdrs, "host")),
+        "http.cookie" => opt(header_of(hdrs, if ts { "cookie" } else { "set-cookie" })),
+        "http.referer" if ts => opt(header_of(hdrs, "referer")),
+        "http.accept" if ts => opt(header_of(hdrs, "accept")),
+        "http.accept_lang" if ts => opt(header_of(hdrs, "accept-language")),
+        "http.accept_enc" if ts => opt(header_of(hdrs, "accept-encoding")),
+        "http.content_type" => opt(header_of(hdrs, "content-type")),
+        "http.content_len" => opt(header_of(hdrs, "content-length")),
+        "http.connection" => opt(header_of(hdrs, "connection")),
+        "http.location" if !ts => opt(header_of(hdrs, "location")),
+        "http.server" if !ts => opt(header_of(hdrs, "server")),
+        "http.stat_code" if !ts => t
+            .status
+            .map(|s| owned(s.to_string().into_bytes()))
+            .unwrap_or_default(),
+        "http.stat_msg" if !ts && t.status.is_some() => one(&t.status_msg),
+        "http.request_body" if ts => one(&t.request_body),
+        "file.data" => {
+            let b = if ts { &t.request_body } else { &t.response_body };
+            if b.is_empty() {
+                Vec::new()
+            } else {
+                one(b)
+            }
+        }
+        "http.header" if !hdrs.is_empty() => owned(headers_buf(
+            hdrs,
+            Some(if ts { "cookie" } else { "set-cookie" }),
+        )),
+        "http.header.raw" if !hdrs.is_empty() => {
+            let mut b = headers_buf(hdrs, None);
+            b.extend_from_slice(b"\r\n");
+            owned(b)
+        }
+        "http.header_names" if !hdrs.is_empty() => {
+            let mut b = b"\r\n".to_vec();
+            for (k, _) in hdrs {
+                b.extend_from_slice(k);
+                b.extend_from_slice(b"\r\n");
+            }
+            b.extend_from_slice(b"\r\n");
+            owned(b)
+        }
+        "http.request_line" if ts => {
+            let mut b = t.method.clone();
+            b.push(b' ');
+            b.extend_from_slice(&t.uri_raw);
+            if !t.protocol.is_empty() {
+                b.push(b' ');
+                b.extend_from_slice(&t.protocol);
+            }
+            owned(b)
+        }
+        "http.response_line" if !ts => match t.status {
+            Some(s) => {
+                let mut b = t.response_protocol.clone();
+                b.extend_from_slice(format!(" {s:03} ").as_bytes());
+                b.extend_from_slice(&t.status_msg);
+                owned(b)
+            }
+            None => Vec::new(),
+        },
+        "http.start" => {
+            let mut b = match http_get(t, if ts { "http.request_line" } else { "http.response_line" }, dir).pop() {
+                Some(l) => l.into_owned(),
+                None => return Vec::new(),
+            };
+            b.extend_from_slice(b"\r\n");
+            b.extend_from_slice(&headers_buf(hdrs, None));
+            b.extend_from_slice(b"\r\n");
+            owned(b)
+        }
+        _ => Vec::new(),
+    }
+}
+
+impl TxBuffers for TxView<'_> {
+    fn proto(&self) -> &'static str {
+        self.0.proto().as_str()
+    }
+
+    fn tx_id(&self) -> u64 {
+        self.0.tx_id()
+    }
+
+    fn has_dir(&self, dir: Dir) -> bool {
+        match self.0 {
+            Transaction::Dns(d) => d.is_response == (dir == Dir::ToClient),
+            Transaction::Http(h) => dir == Dir::ToServer || h.status.is_some(),
+            _ => true,
+        }
+    }
+
+    fn get(&self, name: &str, dir: Dir) -> Vec<Cow<'_, [u8]>> {
+        let ts = dir == Dir::ToServer;
+        match self.0 {
+            Transaction::Http(t) => http_get(t, name, dir),
+            Transaction::Dns(d) => match name {
+                "dns.query" if ts && !d.is_response => {
+                    d.queries.iter().map(|q| Cow::Borrowed(q.name.as_slice())).collect()
+                }
+                _ => Vec::new(),
+            },
+            Transaction::Tls(t) => {
+                let cert = t.certs.first();
+                match name {
+                    "tls.sni" if ts => opt(t.sni.as_deref()),
+                    "ja3.string" if ts => opt(t.ja3.as_deref().map(str::as_bytes)),
+                    "ja3.hash" if ts => t
+                        .ja3
+                        .as_deref()
+                        .map(|j| owned(kd::md5_hex(j.as_bytes()).into_bytes()))
+                        .unwrap_or_default(),
+                    "ja4.hash" if ts => opt(t.ja4.as_deref().map(str::as_bytes)),
+                    "ja3s.string" if !ts => opt(t.ja3s.as_deref().map(str::as_bytes)),
+                    "ja3s.hash" if !ts => t
+                        .ja3s
+                        .as_deref()
+                        .map(|j| owned(kd::md5_hex(j.as_bytes()).into_bytes()))
+                        .unwrap_or_default(),
+                    "tls.cert_subject" if !ts => opt(cert.map(|c| c.subject.as_bytes())),
+                    "tls.cert_issuer" if !ts => opt(cert.map(|c| c.issuer.as_bytes())),
+                    "tls.cert_serial" if !ts => opt(cert.map(|c| c.serial.as_bytes())),
+                    "tls.cert_fingerprint" if !ts => {
+                        opt(cert.map(|c| c.fingerprint.as_bytes()))
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            Transaction::Ssh(s) => {
+                let ep = if ts { s.client.as_ref() } else { s.server.as_ref() };
+                match name {
+                    "ssh.proto" => opt(ep.map(|e| e.proto_version.as_slice())),
+                    "ssh.software" => opt(ep.map(|e| e.software_version.as_slice())),
+                    _ => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+}
