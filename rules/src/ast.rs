@@ -103,17 +103,19 @@ impl Action {
             Action::RejectBoth => "rejectboth",
         }
     }
+    /// Looks an action up by name, ASCII case-insensitively as Suricata does.
     pub fn from_name(s: &str) -> Option<Self> {
-        Some(match s {
-            "alert" => Action::Alert,
-            "pass" => Action::Pass,
-            "drop" => Action::Drop,
-            "reject" => Action::Reject,
-            "rejectsrc" => Action::RejectSrc,
-            "rejectdst" => Action::RejectDst,
-            "rejectboth" => Action::RejectBoth,
-            _ => return None,
-        })
+        [
+            Action::Alert,
+            Action::Pass,
+            Action::Drop,
+            Action::Reject,
+            Action::RejectSrc,
+            Action::RejectDst,
+            Action::RejectBoth,
+        ]
+        .into_iter()
+        .find(|a| a.as_str().eq_ignore_ascii_case(s))
     }
 }
 

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use nom::{
     branch::alt,
-    bytes::complete::{tag, take_while1},
+    bytes::complete::{tag_no_case, take_while1},
     character::complete::{char, digit1},
     combinator::{map, map_res, opt, recognize},
     multi::separated_list1,
@@ -273,7 +273,7 @@ fn addr_spec(i: &str) -> IResult<&str, Result<AddrSpec, String>> {
                     .map(AddrSpec::List)
             },
         ),
-        map(tag("any"), |_| Ok(AddrSpec::Any)),
+        map(tag_no_case("any"), |_| Ok(AddrSpec::Any)),
         map(var_name, |v| Ok(AddrSpec::Var(v.to_string()))),
         map(addr_atom, |a| match a {
             AddrAtom::Range(a, b) => {
@@ -376,7 +376,7 @@ fn port_spec(i: &str) -> IResult<&str, Result<PortSpec, String>> {
                     .map(PortSpec::List)
             },
         ),
-        map(tag("any"), |_| Ok(PortSpec::Any)),
+        map(tag_no_case("any"), |_| Ok(PortSpec::Any)),
         map(var_name, |v| Ok(PortSpec::Var(v.to_string()))),
         map(preceded(char(':'), port_num), |b| {
             b.map(|b| PortSpec::Range(None, Some(b)))

@@ -10,7 +10,8 @@ use crate::values::{self, PatternError};
 /// One `name[:value]` item, with spans relative to the rule text.
 #[derive(Debug)]
 pub(crate) struct RawOption<'a> {
-    pub name: &'a str,
+    /// The keyword, ASCII-lowercased (Suricata's keywords are case-insensitive).
+    pub name: std::borrow::Cow<'a, str>,
     pub value: Option<&'a str>,
     pub span: Span,
 }
@@ -50,7 +51,12 @@ pub(crate) fn split(text: &str, start: usize) -> Result<Vec<RawOption<'_>>, Diag
                 ),
             ));
         }
-        let name = text[opt_start..name_end].trim();
+        let raw_name = text[opt_start..name_end].trim();
+        let name = if raw_name.bytes().any(|c| c.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(raw_name.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(raw_name)
+        };
         if b[name_end] == b';' {
             out.push(RawOption {
                 name,
@@ -123,6 +129,13 @@ struct State {
     has_threshold: bool,
     has_detection_filter: bool,
     has_dsize: bool,
+    has_base64_decode: bool,
+    /// First packet-only keyword (dsize, ttl, flags, tcp.hdr, …), which Suricata refuses to
+    /// combine with app-layer (state) inspection or with stream-only matching.
+    packet_kw: Option<Span>,
+    /// First app-layer (state) inspection: an app-layer sticky buffer, legacy modifier, …
+    state_kw: Option<Span>,
+    only_stream: bool,
 }
 
 fn err(code: Code, span: Span, msg: impl Into<String>) -> Diagnostic {
@@ -211,6 +224,24 @@ impl State {
             ));
         }
         self.use_proto(sticky.proto, span, name)?;
+        match sticky.name {
+            "tcp.hdr" | "udp.hdr" | "ipv4.hdr" | "ipv6.hdr" | "icmpv4.hdr" | "icmpv6.hdr" => {
+                self.packet_kw.get_or_insert(span);
+            }
+            "pkt_data" | "ip.src" | "ip.dst" | "frame" => {}
+            "base64_data" => {
+                if !self.has_base64_decode {
+                    return Err(err(
+                        Code::ModifierWithoutContent,
+                        span,
+                        "`base64_data` needs a preceding `base64_decode`",
+                    ));
+                }
+            }
+            _ => {
+                self.state_kw.get_or_insert(span);
+            }
+        }
         if sticky.name == "pkt_data" {
             self.sticky = None;
             self.sticky_used = false;
@@ -290,6 +321,10 @@ pub(crate) fn parse(raw: &[RawOption<'_>], protocol: Protocol) -> Result<Parsed,
         has_threshold: false,
         has_detection_filter: false,
         has_dsize: false,
+        has_base64_decode: false,
+        packet_kw: None,
+        state_kw: None,
+        only_stream: false,
     };
     for o in raw {
         option(&mut st, o)?;
@@ -305,6 +340,25 @@ pub(crate) fn parse(raw: &[RawOption<'_>], protocol: Protocol) -> Result<Parsed,
         ));
     }
     validate_bsize(&st.out)?;
+    let packet = st.packet_kw.or(if protocol.0 == "tcp-pkt" {
+        Some(Span::new(0, 0))
+    } else {
+        None
+    });
+    if let (Some(p), Some(_)) = (packet, st.state_kw) {
+        return Err(err(
+            Code::BufferConflict,
+            p,
+            "packet keywords (dsize, flags, ttl, tcp.hdr, … or protocol tcp-pkt) cannot be combined with app-layer inspection (http.*, file.data, dns.query, …)",
+        ));
+    }
+    if let (Some(p), true) = (st.packet_kw, st.only_stream || protocol.0 == "tcp-stream") {
+        return Err(err(
+            Code::BufferConflict,
+            p,
+            "packet keywords cannot be combined with protocol tcp-stream or flow:only_stream",
+        ));
+    }
     Ok(Parsed {
         options: st.out,
         sid: st.sid,
@@ -340,7 +394,7 @@ fn bad(o: &RawOption<'_>, m: impl std::fmt::Display) -> Diagnostic {
 }
 
 fn option(st: &mut State, o: &RawOption<'_>) -> Result<(), Diagnostic> {
-    let name = o.name;
+    let name: &str = &o.name;
     let span = o.span;
     match name {
         "msg" => {
@@ -463,6 +517,7 @@ fn option(st: &mut State, o: &RawOption<'_>) -> Result<(), Diagnostic> {
                     ));
                 }
                 st.use_proto(Some("http"), span, name)?;
+                st.state_kw.get_or_insert(span);
                 buf = BufferRef {
                     name: "http.uri",
                     transforms: Vec::new(),
@@ -727,6 +782,7 @@ fn option(st: &mut State, o: &RawOption<'_>) -> Result<(), Diagnostic> {
                         }
                     }
                     st.use_proto(sticky.proto, span, "pcre")?;
+                    st.state_kw.get_or_insert(span);
                     match &st.sticky {
                         Some(cur) => cur.clone(),
                         None => BufferRef {
@@ -779,6 +835,11 @@ fn option(st: &mut State, o: &RawOption<'_>) -> Result<(), Diagnostic> {
         }
         "isdataat" => {
             let t = isdataat(need_value(o)?).map_err(|m| bad(o, m))?;
+            if let NumOrVar::Num(n) = t.position {
+                if n > 65535 {
+                    return Err(bad(o, format!("{n} is out of range (max 65535)")));
+                }
+            }
             st.check_var(&t.position, span, name)?;
             let b = st.current_buffer();
             st.push(OptionKind::Isdataat(b, t), span);
@@ -797,6 +858,7 @@ fn option(st: &mut State, o: &RawOption<'_>) -> Result<(), Diagnostic> {
         }
         "base64_decode" => {
             let t = base64_decode(o.value).map_err(|m| bad(o, m))?;
+            st.has_base64_decode = true;
             let b = st.current_buffer();
             st.push(OptionKind::Base64Decode(b, t), span);
         }
@@ -804,6 +866,7 @@ fn option(st: &mut State, o: &RawOption<'_>) -> Result<(), Diagnostic> {
         // ---- flow and state ----
         "flow" => {
             let f = flow(need_value(o)?).map_err(|m| bad(o, m))?;
+            st.only_stream |= f.only_stream;
             st.push(OptionKind::Flow(f), span);
         }
         "flowbits" => {
@@ -869,6 +932,7 @@ fn option(st: &mut State, o: &RawOption<'_>) -> Result<(), Diagnostic> {
             }
             st.has_dsize = true;
             let c = values::cmp(need_value(o)?, 65535).map_err(|m| bad(o, m))?;
+            st.packet_kw.get_or_insert(span);
             st.push(OptionKind::Dsize(c), span);
         }
         "urilen" => {
@@ -883,10 +947,12 @@ fn option(st: &mut State, o: &RawOption<'_>) -> Result<(), Diagnostic> {
             };
             let c = values::cmp(c, 65535).map_err(|m| bad(o, m))?;
             st.use_proto(Some("http"), span, name)?;
+            st.state_kw.get_or_insert(span);
             st.push(OptionKind::Urilen(c, kind), span);
         }
         "flags" | "tcp.flags" => {
             let f = tcp_flags(need_value(o)?).map_err(|m| bad(o, m))?;
+            st.packet_kw.get_or_insert(span);
             st.push(OptionKind::TcpFlags(f), span);
         }
         "ip_proto" => {
@@ -898,6 +964,17 @@ fn option(st: &mut State, o: &RawOption<'_>) -> Result<(), Diagnostic> {
             {
                 return Err(bad(o, format!("unknown protocol `{p}`")));
             }
+            if !matches!(st.protocol.0, "ip" | "ipv4" | "ip4" | "ipv6" | "ip6") {
+                return Err(err(
+                    Code::BufferConflict,
+                    span,
+                    format!(
+                        "`ip_proto` can only be used in rules for protocol ip, not {}",
+                        st.protocol.0
+                    ),
+                ));
+            }
+            st.packet_kw.get_or_insert(span);
             st.push(OptionKind::IpProto(v.to_string()), span);
         }
         "app-layer-protocol" => {
@@ -950,7 +1027,7 @@ fn option(st: &mut State, o: &RawOption<'_>) -> Result<(), Diagnostic> {
 
 /// Sticky buffers, legacy modifiers, transforms, integer keywords and generic keywords.
 fn other(st: &mut State, o: &RawOption<'_>) -> Result<(), Diagnostic> {
-    let (name, span) = (o.name, o.span);
+    let (name, span) = (&*o.name, o.span);
     if let Some(sticky) = keywords::sticky(name) {
         no_value(o)?;
         return st.set_sticky(sticky, span, name);
@@ -974,6 +1051,7 @@ fn other(st: &mut State, o: &RawOption<'_>) -> Result<(), Diagnostic> {
         let sticky =
             keywords::sticky_by_name(bname).expect("legacy modifiers select sticky buffers");
         st.use_proto(sticky.proto, span, name)?;
+        st.state_kw.get_or_insert(span);
         // Like Suricata, the modifier moves the last content still in the payload list,
         // which need not be the last content of the rule.
         let idx = st
@@ -1048,11 +1126,22 @@ fn other(st: &mut State, o: &RawOption<'_>) -> Result<(), Diagnostic> {
             _ => 65535,
         };
         let c = values::cmp(need_value(o)?, max).map_err(|m| bad(o, m))?;
+        // Suricata 7 does not count icmp_seq as a packet-only keyword.
+        if canon != "icmp_seq" {
+            st.packet_kw.get_or_insert(span);
+        }
         st.push(OptionKind::IntCmp(canon, c), span);
         return Ok(());
     }
     if let Some(k) = keywords::find(keywords::FLAGS, name) {
         no_value(o)?;
+        match k {
+            "sameip" => {
+                st.packet_kw.get_or_insert(span);
+            }
+            "ftpbounce" => st.use_proto(Some("ftp"), span, k)?,
+            _ => {}
+        }
         st.push(OptionKind::Generic(k, None), span);
         return Ok(());
     }
@@ -1071,6 +1160,9 @@ fn other(st: &mut State, o: &RawOption<'_>) -> Result<(), Diagnostic> {
     if let Some(k) = generic {
         let v = o.value.map(str::to_string);
         validate_generic(k, v.as_deref()).map_err(|m| bad(o, m))?;
+        if matches!(k, "ipopts" | "fragbits") {
+            st.packet_kw.get_or_insert(span);
+        }
         st.push(OptionKind::Generic(k, v), span);
         return Ok(());
     }
@@ -1136,6 +1228,10 @@ fn validate_generic(k: &str, v: Option<&str>) -> Result<(), String> {
             }
         }
         "ssl_version" => {
+            let negated = v.split(',').filter(|p| p.trim().starts_with('!')).count();
+            if negated != 0 && negated != v.split(',').count() {
+                return Err(format!("`{v}` mixes negated and plain versions"));
+            }
             for p in v.split(',') {
                 let p = p.trim().trim_start_matches('!');
                 if !matches!(
@@ -1885,7 +1981,14 @@ fn xbits(v: &str) -> Result<Xbits, String> {
 fn flowint(v: &str) -> Result<Flowint, String> {
     let parts: Vec<&str> = v.split(',').map(str::trim).collect();
     let usage = || format!("`{v}`: expected `<name>,<op>[,<value>]`");
-    if parts.len() < 2 || parts[0].is_empty() {
+    // Names and variable values are a letter followed by at least one more character.
+    let is_name = |s: &str, extra: &[u8]| {
+        s.len() >= 2
+            && s.as_bytes()[0].is_ascii_alphabetic()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || extra.contains(&b))
+    };
+    if parts.len() < 2 || !is_name(parts[0], b"./") {
         return Err(usage());
     }
     let op = match parts[1] {
@@ -1904,8 +2007,9 @@ fn flowint(v: &str) -> Result<Flowint, String> {
         _ => return Err(usage()),
     };
     let needs_value = !matches!(op, "isset" | "notset" | "isnotset");
-    let value = match (needs_value, parts.get(2)) {
-        (true, Some(v)) => Some(values::num_or_var(v, values::uint::<u64>)?),
+    let value = match (needs_value, parts.get(2).filter(|v| !v.is_empty())) {
+        (true, Some(v)) if is_name(v, b"") => Some(NumOrVar::Var(v.to_string())),
+        (true, Some(v)) if v.len() <= 10 => Some(NumOrVar::Num(values::uint::<u64>(v)?)),
         (false, None) => None,
         _ => return Err(usage()),
     };

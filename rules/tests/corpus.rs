@@ -196,3 +196,26 @@ fn invalid_corpus() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     assert!(n >= 60);
 }
+
+/// Rules Suricata 7.0.10 loads (edge cases of its grammar) load here too.
+#[test]
+fn valid_corpus() {
+    let mut rs = Ruleset::new(LoadOptions::default());
+    rs.add_file("valid.rules", include_str!("data/valid.rules"));
+    let c = rs.counts();
+    println!("{} valid rules loaded, {} failed", c.loaded, c.failed);
+    // Every rule has sid 1: the first loads, the others are reported as duplicates only.
+    let errors: Vec<_> = rs
+        .reports()
+        .iter()
+        .filter(|r| r.code != Code::DuplicateSid)
+        .map(|r| r.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    let lines = include_str!("data/valid.rules")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count();
+    assert_eq!(c.loaded + c.duplicates, lines);
+    assert!(lines >= 75);
+}
