@@ -281,8 +281,22 @@ pub fn parse(line: &[u8]) -> Result<Eve<'_>, LineError> {
     if line.is_empty() {
         return Err(LineError::Empty);
     }
+    let text = std::str::from_utf8(line)
+        .map_err(|e| LineError::Json(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
+    parse_str(text)
+}
+
+/// [`parse`] for a line already known to be UTF-8 (no second validation).
+pub fn parse_str(line: &str) -> Result<Eve<'_>, LineError> {
+    if line.len() > MAX_LINE {
+        return Err(LineError::TooLong(line.len()));
+    }
+    let line = line.trim();
+    if line.is_empty() {
+        return Err(LineError::Empty);
+    }
     let mut eve: Eve<'_> =
-        serde_json::from_slice(line).map_err(|e| LineError::Json(e.to_string()))?;
+        serde_json::from_str(line).map_err(|e| LineError::Json(e.to_string()))?;
     if eve.event_type.as_deref().is_none_or(str::is_empty) {
         return Err(LineError::Missing("event_type"));
     }

@@ -243,7 +243,7 @@ async fn store_group(
             let line = rec.line(range);
             let parsed = std::str::from_utf8(line)
                 .map_err(|e| eve::LineError::Json(e.to_string()))
-                .and_then(|raw| eve::parse(line).map(|eve| (raw, eve)));
+                .and_then(|raw| eve::parse_str(raw).map(|eve| (raw, eve)));
             match parsed {
                 Ok((raw, eve)) => {
                     let meta = Meta {
