@@ -93,6 +93,9 @@ pub struct SensorConfig {
     pub defrag: DefragSection,
     pub eve: EveSection,
     pub stats: StatsSection,
+    /// The compiled ruleset (`-S`), shared read-only by every worker; not a YAML setting.
+    #[serde(skip)]
+    pub detect: Option<std::sync::Arc<khien_detect::Engine>>,
 }
 
 impl Default for SensorConfig {
@@ -105,6 +108,7 @@ impl Default for SensorConfig {
             defrag: DefragSection::default(),
             eve: EveSection::default(),
             stats: StatsSection::default(),
+            detect: None,
         }
     }
 }

@@ -32,6 +32,7 @@ fn ip(v6: bool, a: &[u8; 16]) -> IpAddr {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // reason: one per header field group; a struct would only rename them
 fn packet_info<'a>(
     addrs: &Addrs,
     sp: u16,
@@ -86,12 +87,20 @@ impl Detect {
     }
 
     /// Runs the packet signatures; alerts land in `self.alerts`.
-    pub fn packet(&mut self, d: &Decoded<'_>, flow_id: Option<u64>, flow: Option<kd::FlowInfo>, ts: i64) {
+    pub fn packet(
+        &mut self,
+        d: &Decoded<'_>,
+        flow_id: Option<u64>,
+        flow: Option<kd::FlowInfo>,
+        ts: i64,
+    ) {
         let Some(addrs) = d.addrs else {
             return;
         };
         let names: Vec<&str> = d.events.iter().map(|e| e.name()).collect();
-        let p = packet_info(&addrs, d.sp, d.dp, d.proto, d.l4, d.payload, &names, flow, ts);
+        let p = packet_info(
+            &addrs, d.sp, d.dp, d.proto, d.l4, d.payload, &names, flow, ts,
+        );
         let mut scratch = kd::FlowVars::default();
         let vars = match flow_id {
             Some(id) => self.vars.entry(id).or_default(),
@@ -149,7 +158,13 @@ impl Detect {
         let mut errors = 0;
         let n = self.alerts.len();
         for a in self.alerts.drain(..) {
-            let t = tuple.map(|t| if tx_tuple && !a.to_server { t.reversed() } else { *t });
+            let t = tuple.map(|t| {
+                if tx_tuple && !a.to_server {
+                    t.reversed()
+                } else {
+                    *t
+                }
+            });
             eve.begin(ts, flow_id, pcap_cnt, "alert", t.as_ref(), Some(src));
             let l = &mut eve.line;
             if let Some(id) = a.tx_id {
@@ -178,7 +193,11 @@ impl Detect {
             if let Some(ap) = app_proto {
                 let _ = write!(l, ",\"app_proto\":\"{ap}\"");
             }
-            let dir = if a.to_server { "to_server" } else { "to_client" };
+            let dir = if a.to_server {
+                "to_server"
+            } else {
+                "to_client"
+            };
             let _ = write!(l, ",\"direction\":\"{dir}\"");
             if eve.finish().is_err() {
                 errors += 1;
@@ -237,7 +256,11 @@ fn http_get<'a>(t: &'a HttpTx, name: &str, dir: Dir) -> Vec<Cow<'a, [u8]>> {
         "http.uri" if ts => one(&t.uri_normalized),
         "http.uri.raw" if ts => one(&t.uri_raw),
         "http.method" if ts => one(&t.method),
-        "http.protocol" => one(if ts { &t.protocol } else { &t.response_protocol }),
+        "http.protocol" => one(if ts {
+            &t.protocol
+        } else {
+            &t.response_protocol
+        }),
         "http.user_agent" if ts => opt(t.user_agent.as_deref()),
         "http.host" if ts => opt(t.host.as_deref()),
         "http.host.raw" if ts => opt(header_of(hdrs, "host")),
@@ -258,7 +281,11 @@ fn http_get<'a>(t: &'a HttpTx, name: &str, dir: Dir) -> Vec<Cow<'a, [u8]>> {
         "http.stat_msg" if !ts && t.status.is_some() => one(&t.status_msg),
         "http.request_body" if ts => one(&t.request_body),
         "file.data" => {
-            let b = if ts { &t.request_body } else { &t.response_body };
+            let b = if ts {
+                &t.request_body
+            } else {
+                &t.response_body
+            };
             if b.is_empty() {
                 Vec::new()
             } else {
@@ -303,7 +330,17 @@ fn http_get<'a>(t: &'a HttpTx, name: &str, dir: Dir) -> Vec<Cow<'a, [u8]>> {
             None => Vec::new(),
         },
         "http.start" => {
-            let mut b = match http_get(t, if ts { "http.request_line" } else { "http.response_line" }, dir).pop() {
+            let mut b = match http_get(
+                t,
+                if ts {
+                    "http.request_line"
+                } else {
+                    "http.response_line"
+                },
+                dir,
+            )
+            .pop()
+            {
                 Some(l) => l.into_owned(),
                 None => return Vec::new(),
             };
@@ -338,9 +375,11 @@ impl TxBuffers for TxView<'_> {
         match self.0 {
             Transaction::Http(t) => http_get(t, name, dir),
             Transaction::Dns(d) => match name {
-                "dns.query" if ts && !d.is_response => {
-                    d.queries.iter().map(|q| Cow::Borrowed(q.name.as_slice())).collect()
-                }
+                "dns.query" if ts && !d.is_response => d
+                    .queries
+                    .iter()
+                    .map(|q| Cow::Borrowed(q.name.as_slice()))
+                    .collect(),
                 _ => Vec::new(),
             },
             Transaction::Tls(t) => {
@@ -363,14 +402,16 @@ impl TxBuffers for TxView<'_> {
                     "tls.cert_subject" if !ts => opt(cert.map(|c| c.subject.as_bytes())),
                     "tls.cert_issuer" if !ts => opt(cert.map(|c| c.issuer.as_bytes())),
                     "tls.cert_serial" if !ts => opt(cert.map(|c| c.serial.as_bytes())),
-                    "tls.cert_fingerprint" if !ts => {
-                        opt(cert.map(|c| c.fingerprint.as_bytes()))
-                    }
+                    "tls.cert_fingerprint" if !ts => opt(cert.map(|c| c.fingerprint.as_bytes())),
                     _ => Vec::new(),
                 }
             }
             Transaction::Ssh(s) => {
-                let ep = if ts { s.client.as_ref() } else { s.server.as_ref() };
+                let ep = if ts {
+                    s.client.as_ref()
+                } else {
+                    s.server.as_ref()
+                };
                 match name {
                     "ssh.proto" => opt(ep.map(|e| e.proto_version.as_slice())),
                     "ssh.software" => opt(ep.map(|e| e.software_version.as_slice())),

@@ -83,6 +83,8 @@ pub struct Engine {
     next_expire: i64,
     next_emergency_scan: i64,
     pub stats: EngineStats,
+    /// Rule matching, when a ruleset is loaded (`-S`).
+    pub detect: Option<crate::detect::Detect>,
 }
 
 fn timeouts(base: Timeouts, o: &Option<crate::config::ProtoTimeouts>) -> Timeouts {
@@ -147,6 +149,7 @@ impl Engine {
             next_expire: 0,
             next_emergency_scan: 0,
             stats: EngineStats::default(),
+            detect: cfg.detect.clone().map(crate::detect::Detect::new),
         }
     }
 
@@ -162,6 +165,7 @@ impl Engine {
         }
         let Some(addrs) = d.addrs.filter(|_| d.l4 != L4::None) else {
             self.anomalies(d, None, ts, pcap_cnt);
+            self.detect_packet(d, None, false, ts, pcap_cnt);
             return;
         };
         let (sp, dp) = match d.l4 {
@@ -322,6 +326,53 @@ impl Engine {
         if !self.app_out.is_empty() {
             self.write_app(idx, Some(pcap_cnt), PktSrc::Wire, ts);
         }
+        self.detect_packet(d, Some(idx), src_lo, ts, pcap_cnt);
+    }
+
+    /// Runs the packet rules on `d` (flow `idx`, if any) and writes its alerts.
+    fn detect_packet(
+        &mut self,
+        d: &Decoded<'_>,
+        idx: Option<usize>,
+        src_lo: bool,
+        ts: i64,
+        pcap_cnt: u64,
+    ) {
+        let Some(dt) = self.detect.as_mut() else {
+            return;
+        };
+        let f = idx.and_then(|i| self.flows.get(i));
+        let info = f.map(|f| khien_detect::FlowInfo {
+            to_server: f.dir(src_lo) == 0,
+            established: f.state != FlowState::New,
+            app_proto: f.app.eve_name(),
+        });
+        dt.packet(d, f.map(|f| f.id), info, ts);
+        if dt.alerts.is_empty() {
+            return;
+        }
+        let tuple = d.addrs.map(|a| Tuple {
+            addrs: a,
+            sp: d.sp,
+            dp: d.dp,
+            proto: d.proto,
+            ports: matches!(d.l4, L4::Tcp(_) | L4::Udp) || (d.l4 == L4::Other && d.proto == 132),
+        });
+        let app = info.and_then(|i| i.app_proto);
+        let (_, errors) = dt.write(
+            &mut self.eve,
+            ts,
+            f.map(|f| f.id),
+            Some(pcap_cnt),
+            tuple.as_ref(),
+            false,
+            app,
+            PktSrc::Wire,
+        );
+        self.stats.eve_errors += errors as u64;
+        if let Some(f) = idx.and_then(|i| self.flows.get_mut(i)) {
+            f.alerted = true;
+        }
     }
 
     /// Evicts flows when the memcap would be exceeded by one more.
@@ -425,6 +476,9 @@ impl Engine {
             self.write_app(idx, None, PktSrc::FlowTimeout, ts);
         }
         if let Some(f) = self.flows.remove(idx) {
+            if let Some(dt) = self.detect.as_mut() {
+                dt.flow_end(f.id);
+            }
             if self.types.flow {
                 self.write_flow(&f, reason, ts);
             }
@@ -557,6 +611,7 @@ impl Engine {
     /// Writes the app-layer events in `self.app_out` for flow `idx`.
     fn write_app(&mut self, idx: usize, pcap_cnt: Option<u64>, src: PktSrc, ts: i64) {
         let mut out = std::mem::take(&mut self.app_out);
+        let mut alerted = false;
         if let Some(f) = self.flows.get(idx) {
             let fwd = Self::flow_tuple(f);
             let rev = fwd.reversed();
@@ -567,6 +622,26 @@ impl Engine {
                 match ev {
                     AppEvent::Tx(tx) => {
                         self.stats.app_tx += 1;
+                        if let Some(dt) = self.detect.as_mut() {
+                            let info = khien_detect::FlowInfo {
+                                to_server: true,
+                                established: true,
+                                app_proto: Some(app_name),
+                            };
+                            dt.tx(&fwd, f.id, info, &tx, ts);
+                            let (n, errors) = dt.write(
+                                e,
+                                ts,
+                                Some(f.id),
+                                pcap_cnt,
+                                Some(&fwd),
+                                true,
+                                Some(app_name),
+                                src,
+                            );
+                            self.stats.eve_errors += errors as u64;
+                            alerted |= n > 0;
+                        }
                         let t = tuple(tx.direction());
                         let extra = tx.eve_extra();
                         for (event_type, key, value) in tx.eve() {
@@ -624,6 +699,11 @@ impl Engine {
         }
         out.clear();
         self.app_out = out;
+        if alerted {
+            if let Some(f) = self.flows.get_mut(idx) {
+                f.alerted = true;
+            }
+        }
     }
 
     /// Writes one EVE `stats` record with the given counters section (JSON object text).

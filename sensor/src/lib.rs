@@ -11,6 +11,7 @@ pub mod capture;
 pub mod config;
 pub mod decode;
 pub mod defrag;
+pub mod detect;
 pub mod engine;
 pub mod eve;
 pub mod event;

@@ -48,6 +48,16 @@ pub struct SensorArgs {
     /// Also write EVE records to stdout.
     #[arg(long)]
     stdout: bool,
+    /// Rules file to load (repeatable), like Suricata's -S.
+    #[arg(short = 'S', value_name = "FILE")]
+    rules: Vec<PathBuf>,
+    /// threshold.config for the rules (also `--set threshold-file=FILE`).
+    #[arg(long, value_name = "FILE")]
+    threshold_file: Option<PathBuf>,
+    /// classification.config (default: beside the first rules file, else
+    /// /etc/suricata/classification.config).
+    #[arg(long, value_name = "FILE")]
+    classification: Option<PathBuf>,
 }
 
 pub fn run(a: SensorArgs) -> Result<ExitCode> {
@@ -61,7 +71,22 @@ pub fn run(a: SensorArgs) -> Result<ExitCode> {
     if let Some(w) = a.workers {
         sets.push(format!("workers={w}"));
     }
-    let cfg = SensorConfig::load(a.config.as_deref(), &sets)?;
+    let mut threshold_file = a.threshold_file.clone();
+    sets.retain(|s| match s.strip_prefix("threshold-file=") {
+        Some(f) => {
+            threshold_file = Some(PathBuf::from(f));
+            false
+        }
+        None => true,
+    });
+    let mut cfg = SensorConfig::load(a.config.as_deref(), &sets)?;
+    if !a.rules.is_empty() {
+        cfg.detect = Some(std::sync::Arc::new(load_rules(
+            &a.rules,
+            threshold_file.as_deref(),
+            a.classification.as_deref(),
+        )?));
+    }
     std::fs::create_dir_all(&a.outdir)
         .with_context(|| format!("creating {}", a.outdir.display()))?;
     let eve_path = a.outdir.join(&cfg.eve.filename);
@@ -127,4 +152,61 @@ impl<A: Write, B: Write> Write for Tee<A, B> {
         self.a.flush()?;
         self.b.flush()
     }
+}
+
+/// Loads and compiles rules files; reports every rule not loaded (parse errors and
+/// keywords the engine does not implement) on stderr with its sid.
+fn load_rules(
+    files: &[PathBuf],
+    threshold: Option<&std::path::Path>,
+    classification: Option<&std::path::Path>,
+) -> Result<khien_detect::Engine> {
+    let mut rs = khien_rules::Ruleset::new(khien_rules::LoadOptions::default());
+    for f in files {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        rs.add_file(&f.display().to_string(), &text);
+    }
+    for r in rs.reports() {
+        if r.severity == khien_rules::Severity::Error {
+            eprintln!("{r}");
+        }
+    }
+    let class_path = classification.map(PathBuf::from).or_else(|| {
+        let beside = files.first()?.parent()?.join("classification.config");
+        let etc = PathBuf::from("/etc/suricata/classification.config");
+        [beside, etc].into_iter().find(|p| p.exists())
+    });
+    let mut opts = khien_detect::CompileOptions::default();
+    if let Some(p) = class_path {
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        opts.classification = khien_rules::config::classification(&text)
+            .with_context(|| format!("{}", p.display()))?;
+    }
+    if let Some(p) = threshold {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        opts.thresholds = khien_rules::config::threshold(&text)
+            .with_context(|| format!("{}", p.display()))?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
+    }
+    let (engine, report) = khien_detect::Engine::compile(&rs, &opts);
+    for u in &report.unsupported {
+        eprintln!("{u}");
+    }
+    for (sid, m) in &report.errors {
+        eprintln!("sid {sid} not loaded: {m}");
+    }
+    let c = rs.counts();
+    eprintln!(
+        "rules: {} loaded into the detection engine, {} not supported, {} failed to compile, {} invalid",
+        engine.len(),
+        report.unsupported.len(),
+        report.errors.len(),
+        c.failed
+    );
+    Ok(engine)
 }

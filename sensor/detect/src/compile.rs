@@ -485,7 +485,8 @@ fn compile_rule(
     let (ip_proto, ip_version, mut app_proto) = proto_of_rule(proto);
     let known = matches!(
         proto,
-        "ip" | "tcp"
+        "ip" | "pkthdr"
+            | "tcp"
             | "tcp-pkt"
             | "tcp-stream"
             | "udp"

@@ -382,7 +382,7 @@ pub(crate) fn tx_matches(
     if !sig.app_events.is_empty() {
         let evs = tx.events();
         for e in &sig.app_events {
-            if !evs.iter().any(|x| x == &e.name) {
+            if !evs.iter().any(|x| x.eq_ignore_ascii_case(&e.name)) {
                 return false;
             }
         }

@@ -450,3 +450,21 @@ impl Engine {
         }
     }
 }
+
+/// Lower-case hex MD5 of `b` (the `ja3.hash` of a `ja3.string`, for buffer providers).
+pub fn md5_hex(b: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("signatures", &self.sigs.len())
+            .field("tx_protocols", &self.tx_groups.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
