@@ -83,7 +83,10 @@ vars:
     VXLAN_PORTS: 4789
     TEREDO_PORTS: 3544
 "#;
-        Vars::from_yaml(yaml).expect("built-in defaults are valid")
+        static DEFAULTS: std::sync::OnceLock<Vars> = std::sync::OnceLock::new();
+        DEFAULTS
+            .get_or_init(|| Vars::from_yaml(yaml).expect("built-in defaults are valid"))
+            .clone()
     }
 
     /// Reads `vars: {address-groups, port-groups}` (or the two groups at top level) from a
