@@ -566,6 +566,13 @@ fn option(st: &mut State, o: &RawOption<'_>) -> Result<(), Diagnostic> {
                 values::num_or_var(need_value(o)?, values::uint::<u32>).map_err(|m| bad(o, m))?;
             st.check_var(&v, span, name)?;
             let (_, c) = st.last_content(name, span)?;
+            if c.fast_pattern == Some(FastPattern::Only) {
+                return Err(err(
+                    Code::ConflictingModifiers,
+                    span,
+                    format!("`{name}` cannot follow `fast_pattern:only` on the same content"),
+                ));
+            }
             if c.is_relative() {
                 return Err(err(
                     Code::ConflictingModifiers,
@@ -622,6 +629,13 @@ fn option(st: &mut State, o: &RawOption<'_>) -> Result<(), Diagnostic> {
                 values::num_or_var(need_value(o)?, values::int::<i32>).map_err(|m| bad(o, m))?;
             st.check_var(&v, span, name)?;
             let (_, c) = st.last_content(name, span)?;
+            if c.fast_pattern == Some(FastPattern::Only) {
+                return Err(err(
+                    Code::ConflictingModifiers,
+                    span,
+                    format!("`{name}` cannot follow `fast_pattern:only` on the same content"),
+                ));
+            }
             if c.depth.is_some() || c.offset.is_some() || c.startswith {
                 return Err(err(
                     Code::ConflictingModifiers,

@@ -217,7 +217,7 @@ fn flowbits_across_packets_and_pass() {
         "alert tcp any any -> any any (content:\"login\"; flowbits:set,in; flowbits:noalert; sid:1;)\n\
          alert tcp any any -> any any (content:\"secret\"; flowbits:isset,in; sid:2;)\n\
          alert tcp any any -> any any (content:\"secret\"; flowbits:isnotset,in; sid:3;)\n\
-         alert tcp any any -> any any (flowint:n,+,1; flowint:n,>,2; sid:4;)\n",
+         alert tcp any any -> any any (flowint:cnt,+,1; flowint:cnt,>,2; sid:4;)\n",
     );
     let mut vars = FlowVars::default();
     let mut st = DetectState::default();
