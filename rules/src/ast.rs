@@ -253,9 +253,9 @@ impl Content {
 pub struct Pcre {
     pub negated: bool,
     pub pattern: String,
-    /// Remaining flags in canonical order (`i s m x A E G R O B`).
+    /// Matching flags in canonical order (`i s m x A E G O B`); `R` is `relative`.
     pub flags: String,
-    /// `pcre:"/(?P<flow_x>...)/"`-style capture variable names are kept in the pattern.
+    /// `R`: relative to the previous match.
     pub relative: bool,
 }
 

@@ -187,23 +187,3 @@ impl Diagnostic {
         }
     }
 }
-
-/// A position in a file: 1-based line and column (in characters).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Position {
-    pub line: u32,
-    pub column: u32,
-}
-
-/// Computes the 1-based line and column of byte `offset` in `text`.
-pub fn position(text: &str, offset: usize) -> Position {
-    let offset = offset.min(text.len());
-    let before = &text.as_bytes()[..offset];
-    let line = memchr::memchr_iter(b'\n', before).count() as u32 + 1;
-    let line_start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
-    let column = text
-        .get(line_start..offset)
-        .map_or(offset - line_start, |s| s.chars().count()) as u32
-        + 1;
-    Position { line, column }
-}

@@ -273,11 +273,6 @@ pub fn is_stream_event(name: &str) -> bool {
     STREAM_EVENTS.binary_search(&n).is_ok()
 }
 
-/// All decoder event names, for the sensor's anomaly events.
-pub fn decoder_events() -> &'static [&'static str] {
-    DECODER_EVENTS
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

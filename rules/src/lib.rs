@@ -29,8 +29,8 @@ mod values;
 pub mod vars;
 
 pub use ast::*;
-pub use diag::{Code, Diagnostic, Position};
-pub use events::{decoder_events, is_decoder_event, is_stream_event};
+pub use diag::{Code, Diagnostic};
+pub use events::{is_decoder_event, is_stream_event};
 pub use ruleset::{Counts, LoadOptions, LoadedRule, Report, Ruleset, Severity};
 pub use vars::Vars;
 
