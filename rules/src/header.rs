@@ -245,6 +245,28 @@ fn addr_atom(i: &str) -> IResult<&str, AddrAtom> {
     ))(i)
 }
 
+/// `[item, item, …]`: a bracketed, comma-separated list (spaces allowed around commas); the
+/// first item error wins.
+fn bracketed<'a, T>(
+    item: fn(&'a str) -> IResult<&'a str, Result<T, String>>,
+) -> impl FnMut(&'a str) -> IResult<&'a str, Result<Vec<T>, String>> {
+    map(
+        delimited(
+            char('['),
+            separated_list1(
+                delimited(
+                    nom::character::complete::multispace0,
+                    char(','),
+                    nom::character::complete::multispace0,
+                ),
+                item,
+            ),
+            char(']'),
+        ),
+        |items| items.into_iter().collect(),
+    )
+}
+
 fn addr_spec(i: &str) -> IResult<&str, Result<AddrSpec, String>> {
     alt((
         map(preceded(char('!'), addr_spec), |r| {
@@ -253,26 +275,7 @@ fn addr_spec(i: &str) -> IResult<&str, Result<AddrSpec, String>> {
                 a => Ok(AddrSpec::Not(Box::new(a))),
             })
         }),
-        map(
-            delimited(
-                char('['),
-                separated_list1(
-                    delimited(
-                        nom::character::complete::multispace0,
-                        char(','),
-                        nom::character::complete::multispace0,
-                    ),
-                    addr_spec,
-                ),
-                char(']'),
-            ),
-            |items| {
-                items
-                    .into_iter()
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(AddrSpec::List)
-            },
-        ),
+        map(bracketed(addr_spec), |r| r.map(AddrSpec::List)),
         map(tag_no_case("any"), |_| Ok(AddrSpec::Any)),
         map(var_name, |v| Ok(AddrSpec::Var(v.to_string()))),
         map(addr_atom, |a| match a {
@@ -356,26 +359,7 @@ fn port_spec(i: &str) -> IResult<&str, Result<PortSpec, String>> {
                 p => Ok(PortSpec::Not(Box::new(p))),
             })
         }),
-        map(
-            delimited(
-                char('['),
-                separated_list1(
-                    delimited(
-                        nom::character::complete::multispace0,
-                        char(','),
-                        nom::character::complete::multispace0,
-                    ),
-                    port_spec,
-                ),
-                char(']'),
-            ),
-            |items| {
-                items
-                    .into_iter()
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(PortSpec::List)
-            },
-        ),
+        map(bracketed(port_spec), |r| r.map(PortSpec::List)),
         map(tag_no_case("any"), |_| Ok(PortSpec::Any)),
         map(var_name, |v| Ok(PortSpec::Var(v.to_string()))),
         map(preceded(char(':'), port_num), |b| {

@@ -898,43 +898,35 @@ fn option(st: &mut State, o: &RawOption<'_>) -> Result<(), Diagnostic> {
         // Suricata only notices a second threshold/detection_filter when no sticky buffer is
         // active (it looks for the previous one in the active list); rules relying on that
         // load there, so they load here.
-        "threshold" => {
-            if st.has_threshold && st.sticky.is_none() {
+        "threshold" | "detection_filter" => {
+            let is_df = name == "detection_filter";
+            let (same, other) = if is_df {
+                (st.has_detection_filter, st.has_threshold)
+            } else {
+                (st.has_threshold, st.has_detection_filter)
+            };
+            if same && st.sticky.is_none() {
                 return Err(err(
                     Code::DuplicateKeyword,
                     span,
-                    "only one `threshold` per rule",
+                    format!("only one `{name}` per rule"),
                 ));
             }
-            if st.has_detection_filter && st.sticky.is_none() {
+            if other && st.sticky.is_none() {
                 return Err(err(
                     Code::ConflictingModifiers,
                     span,
                     "`threshold` and `detection_filter` cannot be in the same rule",
                 ));
             }
-            st.has_threshold = true;
-            let t = threshold(need_value(o)?, false).map_err(|m| bad(o, m))?;
-            st.push(OptionKind::Threshold(t), span);
-        }
-        "detection_filter" => {
-            if st.has_threshold && st.sticky.is_none() {
-                return Err(err(
-                    Code::ConflictingModifiers,
-                    span,
-                    "`threshold` and `detection_filter` cannot be in the same rule",
-                ));
+            let t = threshold(need_value(o)?, is_df).map_err(|m| bad(o, m))?;
+            if is_df {
+                st.has_detection_filter = true;
+                st.push(OptionKind::DetectionFilter(t), span);
+            } else {
+                st.has_threshold = true;
+                st.push(OptionKind::Threshold(t), span);
             }
-            if st.has_detection_filter && st.sticky.is_none() {
-                return Err(err(
-                    Code::DuplicateKeyword,
-                    span,
-                    "only one `detection_filter` per rule",
-                ));
-            }
-            st.has_detection_filter = true;
-            let t = threshold(need_value(o)?, true).map_err(|m| bad(o, m))?;
-            st.push(OptionKind::DetectionFilter(t), span);
         }
         "dsize" => {
             if st.has_dsize {

@@ -26,16 +26,7 @@ impl fmt::Display for AddrSpec {
             AddrSpec::Cidr(a, p) => write!(f, "{a}/{p}"),
             AddrSpec::Range(a, b) => write!(f, "{a}-{b}"),
             AddrSpec::Var(v) => write!(f, "${v}"),
-            AddrSpec::List(l) => {
-                f.write_char('[')?;
-                for (i, a) in l.iter().enumerate() {
-                    if i > 0 {
-                        f.write_char(',')?;
-                    }
-                    write!(f, "{a}")?;
-                }
-                f.write_char(']')
-            }
+            AddrSpec::List(l) => write_list(f, l),
             AddrSpec::Not(a) => write!(f, "!{a}"),
         }
     }
@@ -57,19 +48,22 @@ impl fmt::Display for PortSpec {
                 Ok(())
             }
             PortSpec::Var(v) => write!(f, "${v}"),
-            PortSpec::List(l) => {
-                f.write_char('[')?;
-                for (i, p) in l.iter().enumerate() {
-                    if i > 0 {
-                        f.write_char(',')?;
-                    }
-                    write!(f, "{p}")?;
-                }
-                f.write_char(']')
-            }
+            PortSpec::List(l) => write_list(f, l),
             PortSpec::Not(p) => write!(f, "!{p}"),
         }
     }
+}
+
+/// `[a,b,c]`, as address and port lists print.
+fn write_list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T]) -> fmt::Result {
+    f.write_char('[')?;
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_char(',')?;
+        }
+        write!(f, "{x}")?;
+    }
+    f.write_char(']')
 }
 
 fn nv<T: fmt::Display>(v: &NumOrVar<T>, out: &mut String) {
