@@ -20,8 +20,10 @@ pub struct AppState {
     /// Bytes seen in each direction.
     pub seen: [u64; 2],
     /// A reassembly gap stopped parsing (Suricata's parsers for these protocols do not
-    /// accept gaps: the flow's app layer stops at the first one).
+    /// accept gaps: the flow's app layer stops at the first one; HTTP does accept them).
     pub gapped: bool,
+    /// The protocol before an upgrade (STARTTLS, CONNECT): Suricata's `app_proto_orig`.
+    pub orig: Option<AppProto>,
 }
 
 fn direction(dir: usize) -> Direction {
@@ -55,7 +57,9 @@ impl AppState {
             return;
         }
         if let Some(p) = self.parser.as_mut() {
+            let before = out.len();
             p.parse(direction(dir), data, ts, out);
+            self.upgrade(t, before, ts, cfg, out);
             return;
         }
         if self.proto.is_some() || self.nomatch[dir] {
@@ -80,6 +84,7 @@ impl AppState {
                 self.proto = Some(proto);
                 self.parser = al::new_parser_for(proto, t, cfg);
                 let bufs = std::mem::take(&mut self.probe_buf);
+                let before = out.len();
                 if let Some(p) = self.parser.as_mut() {
                     if t == Transport::Tcp {
                         let first = if buffered { bufs[dir].as_slice() } else { data };
@@ -92,6 +97,7 @@ impl AppState {
                         p.parse(direction(dir), data, ts, out);
                     }
                 }
+                self.upgrade(t, before, ts, cfg, out);
             }
             Probe::NeedMore if t == Transport::Tcp => {
                 if !buffered {
@@ -103,6 +109,51 @@ impl AppState {
             }
             Probe::NeedMore => {}
             Probe::NoMatch => self.give_up(dir),
+        }
+    }
+
+    /// Follows an `AppEvent::Upgrade` among the events from `before` on, as Suricata
+    /// does: SMTP STARTTLS and FTP AUTH TLS switch the flow to the TLS parser, an HTTP
+    /// CONNECT tunnel or 101 response makes the flow's next bytes go through detection
+    /// again. The flow's `app_proto` becomes the new protocol (or `failed`), and the old
+    /// one is kept as `app_proto_orig`.
+    fn upgrade(
+        &mut self,
+        t: Transport,
+        before: usize,
+        ts: i64,
+        cfg: &AppConfig,
+        out: &mut Vec<AppEvent>,
+    ) {
+        let upgrade = out
+            .get(before..)
+            .unwrap_or_default()
+            .iter()
+            .find_map(|e| match e {
+                AppEvent::Upgrade { from, to } => Some((*from, *to)),
+                _ => None,
+            });
+        let Some((from, to)) = upgrade else {
+            return;
+        };
+        // The old parser logs what it still holds (e.g. the SMTP transaction).
+        if let Some(mut old) = self.parser.take() {
+            old.close(ts, out);
+        }
+        if self.orig.is_none() {
+            self.orig = Some(from);
+        }
+        self.probe_buf = Default::default();
+        self.nomatch = [false; 2];
+        match to {
+            Some(proto) => {
+                self.proto = Some(proto);
+                self.parser = al::new_parser_for(proto, t, cfg);
+            }
+            None => {
+                self.proto = None;
+                self.parser = None;
+            }
         }
     }
 
@@ -124,7 +175,14 @@ impl AppState {
             return;
         }
         match self.parser.as_mut() {
-            Some(p) => p.gap(direction(dir), len, out),
+            Some(p) => {
+                p.gap(direction(dir), len, out);
+                if p.proto() == AppProto::Http {
+                    // libhtp accepts gaps (Suricata registers HTTP/1 with
+                    // APP_LAYER_PARSER_OPT_ACCEPT_GAPS): the parser resyncs where it can.
+                    return;
+                }
+            }
             None if self.proto.is_none() => self.give_up(dir & 1),
             None => {}
         }
@@ -148,6 +206,11 @@ impl AppState {
     /// EVE flow `app_proto`, when detection ran.
     pub fn eve_name(&self) -> Option<&'static str> {
         self.proto.map(AppProto::as_str)
+    }
+
+    /// EVE flow `app_proto_orig`: the protocol before an upgrade, if there was one.
+    pub fn eve_orig_name(&self) -> Option<&'static str> {
+        self.orig.map(AppProto::as_str)
     }
 }
 
@@ -187,6 +250,112 @@ mod tests {
             out.iter().any(|e| matches!(e, AppEvent::Tx(_))),
             "no transaction"
         );
+    }
+
+    #[test]
+    fn smtp_starttls_switches_the_flow_to_tls() {
+        let cfg = AppConfig::default();
+        let mut a = AppState::default();
+        let mut out = Vec::new();
+        let feed = |a: &mut AppState, dir: usize, b: &[u8], out: &mut Vec<AppEvent>| {
+            a.data(Transport::Tcp, dir, 40000, 25, b, 0, &cfg, out);
+        };
+        feed(&mut a, 1, b"220 mx.example ESMTP\r\n", &mut out);
+        feed(&mut a, 0, b"EHLO client.example\r\n", &mut out);
+        feed(&mut a, 1, b"250-mx.example\r\n250 STARTTLS\r\n", &mut out);
+        feed(&mut a, 0, b"STARTTLS\r\n", &mut out);
+        feed(&mut a, 1, b"220 2.0.0 Ready to start TLS\r\n", &mut out);
+        assert_eq!(a.proto, Some(AppProto::Tls));
+        assert_eq!(a.eve_orig_name(), Some("smtp"));
+        // A minimal TLS 1.2 ClientHello: record (handshake, 3.1, len 45), ClientHello
+        // (len 41): version 3.3, 32-byte random, no session id, one suite (0x002f), null
+        // compression, no extensions.
+        let mut hello = vec![
+            0x16, 0x03, 0x01, 0x00, 0x2d, 0x01, 0x00, 0x00, 0x29, 0x03, 0x03,
+        ];
+        hello.extend_from_slice(&[7; 32]);
+        hello.extend_from_slice(&[0x00, 0x00, 0x02, 0x00, 0x2f, 0x01, 0x00]);
+        feed(&mut a, 0, &hello, &mut out);
+        a.close(1, &mut out);
+        let kinds: Vec<_> = out
+            .iter()
+            .filter_map(|e| match e {
+                AppEvent::Tx(t) => Some(t.proto()),
+                _ => None,
+            })
+            .collect();
+        assert!(kinds.contains(&AppProto::Smtp), "{kinds:?}");
+        assert!(kinds.contains(&AppProto::Tls), "{kinds:?}");
+        assert_eq!(a.eve_name(), Some("tls"));
+    }
+
+    #[test]
+    fn http_connect_probes_again_and_gaps_do_not_stop_http() {
+        let cfg = AppConfig::default();
+        let mut a = AppState::default();
+        let mut out = Vec::new();
+        a.data(
+            Transport::Tcp,
+            0,
+            40000,
+            8080,
+            b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+            0,
+            &cfg,
+            &mut out,
+        );
+        a.data(
+            Transport::Tcp,
+            1,
+            40000,
+            8080,
+            b"HTTP/1.1 200 Connection established\r\n\r\n",
+            0,
+            &cfg,
+            &mut out,
+        );
+        assert_eq!(a.proto, None);
+        assert_eq!(a.eve_orig_name(), Some("http"));
+        a.data(
+            Transport::Tcp,
+            0,
+            40000,
+            8080,
+            b"\x01\x02",
+            0,
+            &cfg,
+            &mut out,
+        );
+        a.close(1, &mut out);
+        // Nothing recognisable after the tunnel opened: failed, like Suricata.
+        assert_eq!(a.eve_name(), Some("failed"));
+
+        let mut a = AppState::default();
+        let mut out = Vec::new();
+        a.data(
+            Transport::Tcp,
+            0,
+            40000,
+            80,
+            b"GET /a HTTP/1.1\r\n\r\n",
+            0,
+            &cfg,
+            &mut out,
+        );
+        a.gap(1, 100, &mut out);
+        a.data(
+            Transport::Tcp,
+            0,
+            40000,
+            80,
+            b"GET /b HTTP/1.1\r\n\r\n",
+            0,
+            &cfg,
+            &mut out,
+        );
+        a.close(1, &mut out);
+        let n = out.iter().filter(|e| matches!(e, AppEvent::Tx(_))).count();
+        assert_eq!(n, 2);
     }
 
     #[test]

@@ -125,38 +125,123 @@ pub(crate) struct RequestLine<'a> {
     pub(crate) protocol: &'a [u8],
 }
 
-/// Split `METHOD SP URI [SP PROTOCOL]` (spaces and tabs, any number). `None` if empty.
+/// libhtp's whitespace (`htp_is_space`): SP, HT, LF, VT, FF, CR.
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// Index of the first byte at or after `from` that is not whitespace.
+fn skip_space(line: &[u8], from: usize) -> usize {
+    line.iter()
+        .skip(from)
+        .position(|&c| !is_space(c))
+        .map_or(line.len(), |i| from + i)
+}
+
+/// Split a request line as libhtp does: leading whitespace is skipped, the method ends at
+/// the first whitespace, the URI at the next SP (or, if there is none, at any other
+/// whitespace), and the protocol is the rest of the line, spaces included
+/// ("GET /a b HTTP/1.1" is URI "/a", protocol "b HTTP/1.1"). `None` if blank.
 pub(crate) fn parse_request_line(line: &[u8]) -> Option<RequestLine<'_>> {
-    let line = trim(line);
-    let is_ws = |c: &u8| *c == b' ' || *c == b'\t';
-    let m_end = line.iter().position(is_ws).unwrap_or(line.len());
-    let method = &line[..m_end];
-    if method.is_empty() {
+    let m_start = skip_space(line, 0);
+    if m_start == line.len() {
         return None;
     }
-    let rest = trim(&line[m_end..]);
-    // The protocol is the last word if it starts with "HTTP/"; URIs may contain spaces.
-    let (uri, protocol) = match rest.iter().rposition(is_ws) {
-        Some(i)
-            if rest[i + 1..].len() >= 5 && rest[i + 1..i + 6].eq_ignore_ascii_case(b"HTTP/") =>
-        {
-            (trim(&rest[..i]), &rest[i + 1..])
-        }
-        _ => (rest, &rest[rest.len()..]),
-    };
+    let m_end = line
+        .iter()
+        .skip(m_start)
+        .position(|&c| is_space(c))
+        .map_or(line.len(), |i| m_start + i);
+    let u_start = skip_space(line, m_end);
+    let rest = line.get(u_start..).unwrap_or_default();
+    let mut u_len = rest.iter().position(|&c| c == b' ').unwrap_or(rest.len());
+    if u_len == rest.len() {
+        // No SP after the URI: other whitespace delimits it, as browsers accept.
+        u_len = rest.iter().position(|&c| is_space(c)).unwrap_or(rest.len());
+    }
+    let p_start = skip_space(line, u_start + u_len);
     Some(RequestLine {
-        method,
-        uri,
-        protocol,
+        method: line.get(m_start..m_end).unwrap_or_default(),
+        uri: rest.get(..u_len).unwrap_or_default(),
+        protocol: line.get(p_start..).unwrap_or_default(),
     })
 }
 
-/// A parsed status line: protocol, status code (if 3 digits), message.
+/// Whether a line after a request line without protocol is a header ("Name:" or
+/// "Name :"), in which case libhtp parses headers instead of ending an HTTP/0.9 request.
+fn looks_like_header(line: &[u8]) -> bool {
+    let mut after_spaces = false;
+    for &c in line {
+        match c {
+            b':' => return true,
+            b' ' | b'\t' => after_spaces = true,
+            _ if is_space(c) || after_spaces => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The methods libhtp knows (`htp_convert_method_to_number`): after a complete request,
+/// a line in the same data that starts with anything else is more body, not a request.
+const KNOWN_METHODS: &[&[u8]] = &[
+    b"GET",
+    b"PUT",
+    b"POST",
+    b"DELETE",
+    b"CONNECT",
+    b"OPTIONS",
+    b"TRACE",
+    b"PATCH",
+    b"PROPFIND",
+    b"PROPPATCH",
+    b"MKCOL",
+    b"COPY",
+    b"MOVE",
+    b"LOCK",
+    b"UNLOCK",
+    b"VERSION-CONTROL",
+    b"CHECKOUT",
+    b"UNCHECKOUT",
+    b"CHECKIN",
+    b"UPDATE",
+    b"LABEL",
+    b"REPORT",
+    b"MKWORKSPACE",
+    b"MKACTIVITY",
+    b"BASELINE-CONTROL",
+    b"MERGE",
+    b"INVALID",
+    b"HEAD",
+];
+
+/// Whether the first word of `line` is a method libhtp knows.
+fn starts_with_known_method(line: &[u8]) -> bool {
+    parse_request_line(line).is_some_and(|rl| KNOWN_METHODS.contains(&rl.method))
+}
+
+/// libhtp's test for a status line: after leading whitespace and NULs, "HTTP" in any case.
+/// Anything else is response body (what browsers do).
+fn looks_like_status_line(line: &[u8]) -> bool {
+    let start = line
+        .iter()
+        .position(|&c| !is_space(c) && c != 0)
+        .unwrap_or(line.len());
+    line.get(start..start + 4)
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"HTTP"))
+}
+
+/// A parsed status line: protocol, status code (if 3 digits), message. `None` when the
+/// line is not a status line (see [`looks_like_status_line`]).
 pub(crate) fn parse_status_line(line: &[u8]) -> Option<(&[u8], Option<u16>, &[u8])> {
-    let line = trim(line);
-    if line.len() < 5 || !line[..5].eq_ignore_ascii_case(b"HTTP/") {
+    if !looks_like_status_line(line) {
         return None;
     }
+    let start = line
+        .iter()
+        .position(|&c| !is_space(c) && c != 0)
+        .unwrap_or(line.len());
+    let line = trim(line.get(start..).unwrap_or_default());
     let is_ws = |c: &u8| *c == b' ' || *c == b'\t';
     let p_end = line.iter().position(is_ws).unwrap_or(line.len());
     let rest = trim(&line[p_end..]);
@@ -484,6 +569,9 @@ impl Decoder {
 enum State {
     /// A request or status line (blank lines before it are skipped).
     Line,
+    /// After a request line without protocol: a header line next means headers follow
+    /// (libhtp's "missing protocol"), anything else ends an HTTP/0.9 request.
+    V09Peek,
     Headers,
     /// Body bytes: `remaining` of a Content-Length body or of a chunk.
     Body(u64),
@@ -520,6 +608,10 @@ struct Side {
     blank_lines: usize,
     /// Request lines whose method is not an HTTP token (binary junk), over the flow.
     invalid_lines: usize,
+    /// A message ended inside the current chunk of data: until the chunk ends, lines that
+    /// do not start a new message (an unknown method, no "HTTP") belong to the previous
+    /// message's body, as libhtp's REQ_FINALIZE / RES_FINALIZE states decide.
+    finalize: bool,
     chunked: bool,
     decoder: Option<Decoder>,
     file: Option<FileTracker>,
@@ -538,6 +630,7 @@ impl Side {
             header_count: 0,
             blank_lines: 0,
             invalid_lines: 0,
+            finalize: false,
             chunked: false,
             decoder: None,
             file: None,
@@ -713,9 +806,35 @@ impl HttpParser {
                     return;
                 }
                 self.sides[d].blank_lines = 0;
+                if self.sides[d].finalize {
+                    let starts_message = match dir {
+                        Direction::ToServer => starts_with_known_method(line),
+                        Direction::ToClient => looks_like_status_line(line),
+                    };
+                    if !starts_message {
+                        // More body of the message that just ended (libhtp: "Unexpected
+                        // request/response body"), not a new transaction.
+                        return;
+                    }
+                    self.sides[d].finalize = false;
+                }
                 match dir {
                     Direction::ToServer => self.request_line(line, out),
                     Direction::ToClient => self.status_line(line, out),
+                }
+            }
+            State::V09Peek => {
+                if looks_like_header(line) {
+                    let cur = self.sides[d].cur;
+                    if let Some(p) = self.pending(cur) {
+                        p.v09 = false;
+                    }
+                    self.sides[d].state = State::Headers;
+                    self.header_line(dir, line, out);
+                } else {
+                    // An HTTP/0.9 request: complete; this line is what follows it.
+                    self.message_done(dir, out);
+                    self.on_line(dir, line, out);
                 }
             }
             State::Headers => {
@@ -771,7 +890,7 @@ impl HttpParser {
         s.file = None;
         s.multipart = None;
         let v09 = rl.protocol.is_empty();
-        s.state = if v09 { State::Line } else { State::Headers };
+        s.state = if v09 { State::V09Peek } else { State::Headers };
         let uri = rl.uri.to_vec();
         let (method, protocol) = (rl.method.to_vec(), rl.protocol.to_vec());
         if v09 {
@@ -796,9 +915,6 @@ impl HttpParser {
             p.tx.method = method;
             p.tx.protocol = protocol;
             p.v09 = v09;
-            if v09 {
-                p.req_done = true;
-            }
         }
     }
 
@@ -1091,6 +1207,7 @@ impl HttpParser {
         self.sides[d].decoder = None;
         if self.sides[d].state != State::Tunnel && self.sides[d].state != State::Broken {
             self.sides[d].state = State::Line;
+            self.sides[d].finalize = true;
         }
         let data_limit = self.cfg.file_data_limit;
         let file_limit = self.cfg.http_file_limit;
@@ -1185,6 +1302,11 @@ impl Parser for HttpParser {
 
     fn parse(&mut self, dir: Direction, data: &[u8], _ts: i64, out: &mut Vec<AppEvent>) {
         self.parse_dir(dir, data, out);
+        // The chunk ended: a message completed here is final unless a line is pending.
+        let side = &mut self.sides[dir.idx()];
+        if side.line.is_empty() {
+            side.finalize = false;
+        }
     }
 
     fn gap(&mut self, dir: Direction, len: u64, out: &mut Vec<AppEvent>) {
@@ -1222,6 +1344,8 @@ impl Parser for HttpParser {
                 self.sides[d].state = State::Broken;
             }
         }
+        // Data after a gap starts a new chunk.
+        self.sides[d].finalize = false;
     }
 
     fn close(&mut self, _ts: i64, out: &mut Vec<AppEvent>) {
@@ -1790,8 +1914,32 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
             disposition_filename(b"attachment; filename*=UTF-8''%e2%82%ac.txt"),
             Some("€.txt".as_bytes().to_vec())
         );
+        // libhtp: the URI ends at the first SP, the protocol is the rest (Suricata 7.0.10
+        // logs "GET /uri afterspace HTTP/1.1" as url "/uri", protocol "afterspace HTTP/1.1").
         let rl = parse_request_line(b"GET /a b HTTP/1.1").unwrap();
-        assert_eq!((rl.uri, rl.protocol), (&b"/a b"[..], &b"HTTP/1.1"[..]));
+        assert_eq!((rl.uri, rl.protocol), (&b"/a"[..], &b"b HTTP/1.1"[..]));
+        let rl = parse_request_line(b" OPTIONS rtsp://10.2.2.2:8554/ RTSP/1.0").unwrap();
+        assert_eq!(
+            (rl.method, rl.uri, rl.protocol),
+            (
+                &b"OPTIONS"[..],
+                &b"rtsp://10.2.2.2:8554/"[..],
+                &b"RTSP/1.0"[..]
+            )
+        );
+        // No SP: a tab delimits the URI.
+        let rl = parse_request_line(b"GET\t/t\tHTTP/1.0").unwrap();
+        assert_eq!((rl.uri, rl.protocol), (&b"/t"[..], &b"HTTP/1.0"[..]));
+        assert!(parse_request_line(b" \t ").is_none());
+        assert!(looks_like_header(b"Host: x"));
+        assert!(looks_like_header(b"Host : x"));
+        assert!(!looks_like_header(b"GET / HTTP/1.1"));
+        assert!(!looks_like_header(b"a b: c"));
+        assert!(starts_with_known_method(b"  GET /"));
+        assert!(!starts_with_known_method(b"DESCRIBE rtsp://x/ RTSP/1.0"));
+        assert!(looks_like_status_line(b"\0 http/1.0 200"));
+        assert!(!looks_like_status_line(b"RTSP/1.0 200 OK"));
+        assert_eq!(parse_status_line(b"RTSP/1.0 200 OK"), None);
         // libhtp keeps the leading digits: evader's "2x0" is logged as status 2.
         assert_eq!(
             parse_status_line(b"HTTP/1.1 2x0 Bad"),
@@ -1801,5 +1949,86 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
             parse_status_line(b"HTTP/1.1 OK"),
             Some((&b"HTTP/1.1"[..], None, &b""[..]))
         );
+    }
+
+    #[test]
+    fn missing_protocol_with_headers_is_not_http09() {
+        // suricata-verify style "OPTIONS HTTP/1.1" then headers: libhtp parses the headers,
+        // and the response is a normal status line (Suricata 7.0.10 logs status 400).
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (
+                    Direction::ToServer,
+                    b"OPTIONS HTTP/1.1\r\nHost: www.google.com\r\n\r\n",
+                ),
+                (
+                    Direction::ToClient,
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 2\r\n\r\nno",
+                ),
+            ],
+        );
+        let t = txs(&ev);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].method, b"OPTIONS");
+        assert_eq!(t[0].uri_raw, b"HTTP/1.1");
+        assert_eq!(t[0].host.as_deref(), Some(&b"www.google.com"[..]));
+        assert_eq!(t[0].status, Some(400));
+        // A real HTTP/0.9 request: no headers, the response is all body.
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, b"GET /old\r\n"),
+                (Direction::ToClient, b"<html>hi</html>"),
+            ],
+        );
+        let t = txs(&ev);
+        assert_eq!(t.len(), 1);
+        assert_eq!((t[0].status, t[0].response_len), (None, 15));
+    }
+
+    #[test]
+    fn data_after_a_request_in_the_same_chunk_is_body_unless_a_known_method() {
+        // One chunk: a request, then junk lines (not a method libhtp knows), then a
+        // pipelined GET. The junk is body of the first request, not transactions.
+        let chunk = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n\
+PST -0\rContent-Type: x\r\n--\r\n\x00\x00junk\r\n\
+GET /b HTTP/1.1\r\nHost: h\r\n\r\n";
+        let ev = run(&AppConfig::default(), &[(Direction::ToServer, chunk)]);
+        let urls: Vec<_> = txs(&ev).iter().map(|t| t.uri_raw.clone()).collect();
+        assert_eq!(urls, vec![b"/a".to_vec(), b"/b".to_vec()]);
+        // RTSP-like requests each in their own chunk are each a transaction, whatever the
+        // method (Suricata 7 logs DESCRIBE, SETUP, PLAY as http records).
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (
+                    Direction::ToServer,
+                    b"OPTIONS rtsp://10.2.2.2:8554/ RTSP/1.0\r\nCSeq: 2\r\n\r\n",
+                ),
+                (
+                    Direction::ToServer,
+                    b"DESCRIBE rtsp://10.2.2.2:8554/ RTSP/1.0\r\nCSeq: 3\r\n\r\n",
+                ),
+            ],
+        );
+        let t = txs(&ev);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[1].method, b"DESCRIBE");
+        assert_eq!(t[1].protocol, b"RTSP/1.0");
+        // Responses: a trailing non-status line in the same chunk is body, not a response
+        // without request.
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, b"GET / HTTP/1.1\r\n\r\n"),
+                (
+                    Direction::ToClient,
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\ntrailing junk\r\n",
+                ),
+            ],
+        );
+        assert_eq!(txs(&ev).len(), 1);
+        assert!(!anomalies(&ev).contains(&"UNABLE_TO_MATCH_RESPONSE_TO_REQUEST"));
     }
 }
