@@ -24,6 +24,8 @@ pub struct AppState {
     pub gapped: bool,
     /// The protocol before an upgrade (STARTTLS, CONNECT): Suricata's `app_proto_orig`.
     pub orig: Option<AppProto>,
+    /// The direction whose data came first.
+    first: Option<usize>,
 }
 
 fn direction(dir: usize) -> Direction {
@@ -53,6 +55,9 @@ impl AppState {
     ) {
         let dir = dir & 1;
         self.seen[dir] += data.len() as u64;
+        if self.first.is_none() && !data.is_empty() {
+            self.first = Some(dir);
+        }
         if self.gapped {
             return;
         }
@@ -62,7 +67,16 @@ impl AppState {
             self.upgrade(t, before, ts, cfg, out);
             return;
         }
-        if self.proto.is_some() || self.nomatch[dir] {
+        if self.proto.is_some() {
+            return;
+        }
+        if self.nomatch[dir] {
+            // Detection failed in this direction, but the other may still find the
+            // protocol; like Suricata, the parser then gets this direction's data too.
+            if t == Transport::Tcp {
+                let room = PROBE_LIMIT.saturating_sub(self.probe_buf[dir].len());
+                self.probe_buf[dir].extend_from_slice(&data[..data.len().min(room)]);
+            }
             return;
         }
         let (sp, dp) = if dir == 0 {
@@ -87,11 +101,18 @@ impl AppState {
                 let before = out.len();
                 if let Some(p) = self.parser.as_mut() {
                     if t == Transport::Tcp {
-                        let first = if buffered { bufs[dir].as_slice() } else { data };
-                        p.parse(direction(dir), first, ts, out);
+                        let mine = if buffered { bufs[dir].as_slice() } else { data };
+                        // The data held for the other direction (undecided, or where
+                        // detection failed) goes in too, in the order it was seen.
                         let o = dir ^ 1;
-                        if !bufs[o].is_empty() {
+                        if self.first == Some(o) && !bufs[o].is_empty() {
                             p.parse(direction(o), &bufs[o], ts, out);
+                            p.parse(direction(dir), mine, ts, out);
+                        } else {
+                            p.parse(direction(dir), mine, ts, out);
+                            if !bufs[o].is_empty() {
+                                p.parse(direction(o), &bufs[o], ts, out);
+                            }
                         }
                     } else {
                         p.parse(direction(dir), data, ts, out);
@@ -108,7 +129,12 @@ impl AppState {
                 }
             }
             Probe::NeedMore => {}
-            Probe::NoMatch => self.give_up(dir),
+            Probe::NoMatch => {
+                if t == Transport::Tcp && !buffered {
+                    self.probe_buf[dir].extend_from_slice(&data[..data.len().min(PROBE_LIMIT)]);
+                }
+                self.give_up(dir);
+            }
         }
     }
 
@@ -159,13 +185,10 @@ impl AppState {
 
     fn give_up(&mut self, dir: usize) {
         self.nomatch[dir] = true;
-        self.probe_buf[dir] = Vec::new();
-        if self.nomatch[dir ^ 1] || self.seen[dir ^ 1] == 0 {
-            // Both directions failed, or the other never spoke (yet): Suricata reports
-            // "failed" once detection has given up on the data it had.
-            if self.nomatch[dir ^ 1] {
-                self.proto = Some(AppProto::Failed);
-            }
+        if self.nomatch[dir ^ 1] {
+            // Both directions failed: Suricata reports "failed".
+            self.proto = Some(AppProto::Failed);
+            self.probe_buf = Default::default();
         }
     }
 
@@ -356,6 +379,33 @@ mod tests {
         a.close(1, &mut out);
         let n = out.iter().filter(|e| matches!(e, AppEvent::Tx(_))).count();
         assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn request_that_fails_detection_is_parsed_once_the_response_is_http() {
+        // A fuzzed method the probe does not know; the server's answer is HTTP. Suricata
+        // logs one transaction: method "OPTIONSHTTP/1.1", host www.google.com, status 400.
+        let cfg = AppConfig::default();
+        let mut a = AppState::default();
+        let mut out = Vec::new();
+        let req = b"OPTIONSHTTP/1.1\r\nHost: www.google.com\r\n\r\n";
+        a.data(Transport::Tcp, 0, 46564, 80, req, 0, &cfg, &mut out);
+        assert_eq!(a.proto, None);
+        let resp = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+        a.data(Transport::Tcp, 1, 46564, 80, resp, 1, &cfg, &mut out);
+        a.close(2, &mut out);
+        assert_eq!(a.eve_name(), Some("http"));
+        let txs: Vec<_> = out
+            .iter()
+            .filter_map(|e| match e {
+                AppEvent::Tx(khien_applayer::Transaction::Http(t)) => Some(t),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(txs.len(), 1);
+        assert_eq!(txs[0].method, b"OPTIONSHTTP/1.1");
+        assert_eq!(txs[0].host.as_deref(), Some(&b"www.google.com"[..]));
+        assert_eq!(txs[0].status, Some(400));
     }
 
     #[test]
