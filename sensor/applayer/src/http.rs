@@ -77,7 +77,11 @@ impl HttpTx {
         if let Some(p) = self.port {
             m.insert("http_port".into(), json!(p));
         }
-        m.insert("url".into(), json_str(&self.uri_raw).into());
+        // A request line that ends after the method has no URI: libhtp leaves it unset
+        // and Suricata writes no "url".
+        if !self.uri_raw.is_empty() {
+            m.insert("url".into(), json_str(&self.uri_raw).into());
+        }
         if let Some(ua) = &self.user_agent {
             m.insert("http_user_agent".into(), json_str(ua).into());
         }
@@ -418,10 +422,21 @@ fn header_param<'a>(v: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     })
 }
 
-/// Whether a comma-separated header value lists `token` (case-insensitive).
-fn has_token(v: &[u8], token: &[u8]) -> bool {
-    v.split(|&c| c == b',')
-        .any(|t| trim(t).eq_ignore_ascii_case(token))
+/// Whether a Transfer-Encoding value means chunked: libhtp looks for "chunked" anywhere in
+/// it, case-insensitively and ignoring NUL bytes ("chunked;", "xchunked", ": chunked" all
+/// count, as the evader test suite checks).
+fn is_chunked(v: &[u8]) -> bool {
+    let mut window = [0u8; 7];
+    let mut n = 0usize;
+    for &c in v.iter().filter(|&&c| c != 0) {
+        window.rotate_left(1);
+        window[6] = c.to_ascii_lowercase();
+        n += 1;
+        if n >= 7 && &window == b"chunked" {
+            return true;
+        }
+    }
+    false
 }
 
 fn parse_content_length(v: &[u8]) -> Option<u64> {
@@ -432,12 +447,18 @@ fn parse_content_length(v: &[u8]) -> Option<u64> {
     std::str::from_utf8(v).ok()?.parse().ok()
 }
 
-/// A chunk-size line: hex digits, optional extension after ';'.
+/// A chunk-size line, read like libhtp: leading whitespace (CR, LF, SP, HT, VT, FF)
+/// skipped, then hex digits; whatever follows them is an extension and ignored ("5x",
+/// "5;ext", "5\0"). `None` without a digit or past 16 digits.
 fn parse_chunk_size(line: &[u8]) -> Option<u64> {
-    let line = trim(line);
+    let start = line
+        .iter()
+        .position(|&c| !matches!(c, b'\r' | b'\n' | b' ' | b'\t' | 0x0b | 0x0c))
+        .unwrap_or(line.len());
+    let line = line.get(start..).unwrap_or_default();
     let end = line
         .iter()
-        .position(|&c| c == b';' || c == b' ' || c == b'\t')
+        .position(|c| !c.is_ascii_hexdigit())
         .unwrap_or(line.len());
     let hex = &line[..end];
     if hex.is_empty() || hex.len() > 16 {
@@ -475,7 +496,12 @@ struct Decoder {
 
 impl Decoder {
     fn new(encoding: &[u8], cfg: &AppConfig) -> Option<Decoder> {
-        let enc = trim(encoding);
+        // A list ("deflate,;deflate"): the first coding we know is decoded (one layer).
+        let enc = encoding.split(|&c| c == b',').map(trim).find(|t| {
+            [&b"gzip"[..], b"x-gzip", b"deflate"]
+                .iter()
+                .any(|k| t.eq_ignore_ascii_case(k))
+        })?;
         let (inner, deflate_pending) =
             if enc.eq_ignore_ascii_case(b"gzip") || enc.eq_ignore_ascii_case(b"x-gzip") {
                 (
@@ -900,8 +926,9 @@ impl HttpParser {
             p.tx.uri_normalized = normalize_uri(&uri);
             let authority = match split_absolute(&uri) {
                 Some((auth, _)) => Some(auth),
-                // CONNECT's authority form: "host:port".
-                None if method.eq_ignore_ascii_case(b"CONNECT") && uri.first() != Some(&b'/') => {
+                // CONNECT's authority form: "host:port". libhtp reads any CONNECT target
+                // as an authority (Suricata 7 logs hostname "/" for "CONNECT / HTTP/1.1").
+                None if method.eq_ignore_ascii_case(b"CONNECT") && !uri.is_empty() => {
                     Some(&uri[..])
                 }
                 None => None,
@@ -1089,8 +1116,7 @@ impl HttpParser {
             State::Line
         } else if no_body {
             State::Line
-        } else if let Some(te) = te.as_deref().filter(|te| has_token(te, b"chunked")) {
-            let _ = te;
+        } else if te.as_deref().is_some_and(is_chunked) {
             side.chunked = true;
             State::ChunkSize
         } else if let Some(cl) = cl {
@@ -1773,6 +1799,24 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
         // Chunk size overflowing u64.
         assert_eq!(parse_chunk_size(b"ffffffffffffffffff"), None);
         assert_eq!(parse_chunk_size(b"1A;name=v"), Some(26));
+        // libhtp's leniency (evader's chunked variants, all decoded by Suricata 7.0.10).
+        assert_eq!(parse_chunk_size(b"44x"), Some(0x44));
+        assert_eq!(parse_chunk_size(b"44,"), Some(0x44));
+        assert_eq!(parse_chunk_size(b"44\0"), Some(0x44));
+        assert_eq!(parse_chunk_size(b"\x0b44"), Some(0x44));
+        assert_eq!(parse_chunk_size(b"\r44"), Some(0x44));
+        assert_eq!(parse_chunk_size(b"x44"), None);
+        for te in [
+            &b"chunked;"[..],
+            b"xchunked",
+            b"chunked-x",
+            b": chunked",
+            b"CHUN\0KED",
+        ] {
+            assert!(is_chunked(te), "{te:?}");
+        }
+        assert!(!is_chunked(b"identity"));
+        assert!(!is_chunked(b"chunke"));
         // Truncated everywhere: every prefix of a valid exchange parses without panic.
         let full = b"POST /p HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
         for n in 0..full.len() {
@@ -1974,6 +2018,26 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
         assert_eq!(t[0].uri_raw, b"HTTP/1.1");
         assert_eq!(t[0].host.as_deref(), Some(&b"www.google.com"[..]));
         assert_eq!(t[0].status, Some(400));
+        // Only a method: no URI, no "url" in EVE (Suricata 7.0.10: method "GET/HTTP/1.1").
+        let ev = run(
+            &AppConfig::default(),
+            &[(
+                Direction::ToServer,
+                b"GET/HTTP/1.1\r\nHost: www.google.com\r\n\r\n",
+            )],
+        );
+        let e = txs(&ev)[0].eve();
+        assert_eq!(e["http_method"], "GET/HTTP/1.1");
+        assert!(e.get("url").is_none());
+        // CONNECT with an origin-form target: the target is the hostname, like libhtp.
+        let ev = run(
+            &AppConfig::default(),
+            &[(
+                Direction::ToServer,
+                b"CONNECT / HTTP/1.1\r\nHost: www.google.com\r\n\r\n",
+            )],
+        );
+        assert_eq!(txs(&ev)[0].eve()["hostname"], "/");
         // A real HTTP/0.9 request: no headers, the response is all body.
         let ev = run(
             &AppConfig::default(),
