@@ -11,8 +11,14 @@
 //!
 //! See ARCHITECTURE.md (collector section) for the invariants and the deduplication design.
 
+pub mod assets;
+pub mod correlate;
+pub mod enrich;
 pub mod eve;
+pub mod files;
+pub mod indicators;
 pub mod managed;
+pub mod prefix;
 pub mod retention;
 pub mod rows;
 pub mod schema;
@@ -59,6 +65,9 @@ pub enum Error {
     /// Shipping to the collector failed permanently.
     #[error("ship: {0}")]
     Ship(String),
+    /// An operator file (assets, indicators, correlation rules) is invalid.
+    #[error("{0}")]
+    File(#[from] files::FileError),
 }
 
 /// Result alias of the collector library.

@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "rollups",
         sql: include_str!("../sql/002_rollups.sql"),
     },
+    Migration {
+        version: 3,
+        name: "enrichment",
+        sql: include_str!("../sql/003_enrichment.sql"),
+    },
 ];
 
 impl Migration {
@@ -79,7 +84,7 @@ pub async fn migrate(client: &Client) -> Result<Vec<u32>> {
             continue;
         }
         for st in m.statements() {
-            client.query_raw(&st).execute().await?;
+            execute(client, &st).await?;
         }
         let mut ins = client.insert::<Applied<'_>>("schema_migrations").await?;
         ins.write(&Applied {
@@ -95,6 +100,46 @@ pub async fn migrate(client: &Client) -> Result<Vec<u32>> {
     Ok(applied)
 }
 
+/// The table and column of an `ALTER TABLE t ADD COLUMN c …` statement.
+pub fn add_column_target(statement: &str) -> Option<(&str, &str)> {
+    let w: Vec<&str> = statement.split_whitespace().take(6).collect();
+    match w.as_slice() {
+        [a, t, table, add, c, column]
+            if a.eq_ignore_ascii_case("ALTER")
+                && t.eq_ignore_ascii_case("TABLE")
+                && add.eq_ignore_ascii_case("ADD")
+                && c.eq_ignore_ascii_case("COLUMN") =>
+        {
+            Some((table, column))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `table` has `column` (the guard of `ADD COLUMN`, which 18.16 cannot say
+/// `IF NOT EXISTS`).
+pub fn column_exists_sql(table: &str, column: &str) -> String {
+    format!(
+        "SELECT count() FROM system.columns WHERE database = currentDatabase() \
+         AND table = '{table}' AND name = '{column}'"
+    )
+}
+
+/// Runs one migration statement idempotently: an `ADD COLUMN` whose column exists is skipped.
+pub async fn execute(client: &Client, statement: &str) -> Result<()> {
+    if let Some((table, column)) = add_column_target(statement) {
+        let n: u64 = client
+            .query_raw(&column_exists_sql(table, column))
+            .fetch_one()
+            .await?;
+        if n > 0 {
+            return Ok(());
+        }
+    }
+    client.query_raw(statement).execute().await?;
+    Ok(())
+}
+
 pub(crate) fn now_secs() -> u32 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -102,6 +147,9 @@ pub(crate) fn now_secs() -> u32 {
         .as_secs();
     u32::try_from(now).unwrap_or(u32::MAX)
 }
+
+/// The table of indicator matches.
+pub const INTEL_TABLE: &str = "intel_alerts";
 
 /// Rows of `table` per batch in `lo..=hi` (recovery check of the writer).
 pub fn batch_counts_sql(table: &str, lo: u64, hi: u64) -> String {
@@ -116,7 +164,7 @@ pub fn batch_ids_sql(table: &str, batch: u64) -> String {
 /// Active partitions of the event tables, with their partition value, for retention.
 pub const PARTITIONS_SQL: &str = "SELECT table, partition_id, any(partition) AS partition \
      FROM system.parts WHERE database = currentDatabase() AND active \
-     AND (match(table, '_events$') OR table = 'alerts_per_minute') \
+     AND (match(table, '_events$') OR table IN ('alerts_per_minute', 'intel_alerts', 'incidents')) \
      GROUP BY table, partition_id ORDER BY table, partition_id";
 
 /// Drops one partition (retention).
@@ -132,6 +180,10 @@ pub fn dialect_statements() -> Vec<String> {
         out.push(batch_counts_sql(f.table(), 1, 10));
         out.push(batch_ids_sql(f.table(), 1));
     }
+    out.push(batch_counts_sql(INTEL_TABLE, 1, 10));
+    out.push(batch_ids_sql(INTEL_TABLE, 1));
+    out.push(column_exists_sql("alert_events", "asset_level"));
+    out.extend(crate::correlate::dialect_samples());
     out.push("SELECT version FROM schema_migrations".into());
     out.push(PARTITIONS_SQL.into());
     out.push(drop_partition_sql(
@@ -156,6 +208,11 @@ mod tests {
         let all = dialect_statements();
         assert!(all.len() > 20);
         assert!(all.iter().all(|s| !s.contains(';') && !s.starts_with("--")));
+        assert_eq!(
+            add_column_target("ALTER TABLE dns_events ADD COLUMN asset_level UInt8"),
+            Some(("dns_events", "asset_level"))
+        );
+        assert_eq!(add_column_target("CREATE TABLE x (a UInt8)"), None);
         let versions: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
         assert!(
             versions.windows(2).all(|w| w[0] < w[1]),

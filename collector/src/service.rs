@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::correlate::{self, Incident, Rules};
+use crate::enrich::{EnrichPaths, Enrichment};
 use crate::managed::{self, Managed};
 use crate::server::{self, AppState, ServerConfig};
 use crate::spool::Spool;
@@ -25,21 +27,75 @@ pub struct ServeOptions {
     pub flush: Duration,
     pub spool_max_bytes: u64,
     pub max_inflight: usize,
+    /// Asset inventory and indicator files.
+    pub enrich: EnrichPaths,
+    /// Correlation rules (`DIR/correlation.yaml` by default; a missing file means none).
+    pub correlation: PathBuf,
+    /// How often the correlation rules are evaluated.
+    pub correlate_every: Duration,
+    /// How far back each evaluation looks (seconds).
+    pub lookback: u32,
 }
 
 impl ServeOptions {
     /// Defaults for `data_dir` and `listen`.
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> ServeOptions {
         ServeOptions {
-            data_dir,
             listen,
             clickhouse: None,
             batch_rows: 100_000,
             flush: Duration::from_millis(1000),
             spool_max_bytes: 8 << 30,
             max_inflight: 8,
+            enrich: EnrichPaths::for_dir(&data_dir),
+            correlation: data_dir.join("correlation.yaml"),
+            correlate_every: Duration::from_secs(30),
+            lookback: DEFAULT_LOOKBACK,
+            data_dir,
         }
     }
+}
+
+/// Default look-back of a correlation run: one day.
+pub const DEFAULT_LOOKBACK: u32 = 86_400;
+
+/// Loads the correlation rules of `path`; a missing file means no rules.
+pub fn load_rules(path: &Path) -> Result<Rules> {
+    if path.exists() {
+        Ok(Rules::load(path)?)
+    } else {
+        Ok(Rules::default())
+    }
+}
+
+/// Evaluates the rules once and stores the new incidents, holding `DIR/correlate.lock` so
+/// that the collector's timer and `khien collector correlate` never evaluate at once.
+pub async fn correlate_once(
+    dir: &Path,
+    client: &clickhouse::Client,
+    rules: &Rules,
+    lookback: u32,
+) -> Result<Vec<Incident>> {
+    let path = dir.join("correlate.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    let p2 = path.clone();
+    let lock = tokio::task::spawn_blocking(move || f.lock().map(|()| f).map_err(io_err(p2)))
+        .await
+        .map_err(|e| Error::Managed(e.to_string()))??;
+    let result = correlate::evaluate(client, rules, crate::schema::now_secs(), lookback).await;
+    drop(lock);
+    result
+}
+
+/// `khien collector correlate`: one evaluation against the store of `dir`.
+pub async fn correlate_dir(dir: &Path, rules: &Rules, lookback: u32) -> Result<Vec<Incident>> {
+    let client = managed::client_for(&clickhouse_url(dir)?);
+    correlate_once(dir, &client, rules, lookback).await
 }
 
 fn pid_path(dir: &Path) -> PathBuf {
@@ -69,6 +125,9 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     }
     write_atomic(&pid_path(dir), std::process::id().to_string().as_bytes())?;
 
+    // Operator files first: a mistake in them stops the start with file:line and field.
+    let enrich = Arc::new(Enrichment::load(&opts.enrich)?);
+    let rules = load_rules(&opts.correlation)?;
     tls::ensure_certs(dir)?;
     let tls = tls::server_config(dir)?;
 
@@ -114,6 +173,18 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     let mut wcfg = WriterConfig::for_dir(dir);
     wcfg.batch_rows = opts.batch_rows;
     wcfg.flush = opts.flush;
+    wcfg.enrich = enrich;
+    if !rules.rules.is_empty() {
+        tracing::info!(rules = rules.rules.len(), every = ?opts.correlate_every, "correlation rules loaded");
+        tokio::spawn(correlate_loop(
+            dir.clone(),
+            client.clone(),
+            rules,
+            opts.correlate_every,
+            opts.lookback,
+            stop_rx.clone(),
+        ));
+    }
     let writer = tokio::spawn(writer::run(
         spool.clone(),
         client,
@@ -161,6 +232,35 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     };
     let _ = std::fs::remove_file(pid_path(dir));
     result
+}
+
+/// Evaluates the correlation rules every `every` until shutdown (first run at start-up).
+async fn correlate_loop(
+    dir: PathBuf,
+    client: clickhouse::Client,
+    rules: Rules,
+    every: Duration,
+    lookback: u32,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        match correlate_once(&dir, &client, &rules, lookback).await {
+            Ok(new) if !new.is_empty() => {
+                tracing::info!(incidents = new.len(), "correlation: new incidents")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "correlation run failed; will retry"),
+        }
+    }
 }
 
 /// Stops the collector serving `dir` (SIGTERM, waits) and the managed ClickHouse.

@@ -9,6 +9,10 @@
 //! (`batch_counts_sql`); a batch present in full is skipped, a batch present in part gets only
 //! its missing event ids. It stays uncertain until a group is found entirely absent, because
 //! earlier groups may have been cut differently.
+//!
+//! Enrichment happens here too: each row gets the asset columns of its event (assets.rs),
+//! and each indicator match becomes an `intel_alerts` row whose id derives from the event id
+//! (indicators.rs), covered by the same batch check as the event rows.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -18,6 +22,7 @@ use std::time::{Duration, Instant};
 use clickhouse::{Client, Row};
 use tokio::sync::watch;
 
+use crate::enrich::Enrichment;
 use crate::eve::{self, Eve, Family};
 use crate::rows::*;
 use crate::spool::{Record, Spool};
@@ -36,6 +41,8 @@ pub struct WriterConfig {
     pub rejected: PathBuf,
     /// Timeout of one ClickHouse request.
     pub request_timeout: Duration,
+    /// Asset inventory and indicators applied to every event.
+    pub enrich: Arc<Enrichment>,
 }
 
 impl WriterConfig {
@@ -47,6 +54,7 @@ impl WriterConfig {
             cursor: dir.join("spool/cursor"),
             rejected: dir.join("rejected"),
             request_timeout: Duration::from_secs(120),
+            enrich: Arc::new(Enrichment::default()),
         }
     }
 }
@@ -55,6 +63,7 @@ impl WriterConfig {
 #[derive(Debug, Default)]
 pub struct WriterStats {
     pub rows: std::sync::atomic::AtomicU64,
+    pub intel_rows: std::sync::atomic::AtomicU64,
     pub inserts: std::sync::atomic::AtomicU64,
     pub retries: std::sync::atomic::AtomicU64,
     pub rejected_rows: std::sync::atomic::AtomicU64,
@@ -246,12 +255,15 @@ async fn store_group(
                 .and_then(|raw| eve::parse_str(raw).map(|eve| (raw, eve)));
             match parsed {
                 Ok((raw, eve)) => {
+                    let located = cfg.enrich.assets.locate(&eve.src_ip, &eve.dest_ip);
                     let meta = Meta {
                         event_id: event_id(&rec.sensor, &rec.stream, *offset, rec.batch, i),
                         batch: rec.batch,
                         received: rec.received,
                         tenant: &rec.tenant,
                         sensor: &rec.sensor,
+                        asset: located.map(|(_, a)| a),
+                        side: located.map_or("", |(side, _)| side.as_str()),
                     };
                     by_family[eve.family().index()].push(Item { meta, eve, raw });
                 }
@@ -261,6 +273,26 @@ async fn store_group(
     }
     if !bad.is_empty() {
         set_aside(cfg, "parse", &bad).map_err(|e| e.to_string())?;
+    }
+    // Indicator matches of every event, stored after the events.
+    let mut intel: Vec<IntelItem<'_>> = Vec::new();
+    let indicators = &cfg.enrich.indicators;
+    if !indicators.is_empty() {
+        let mut hits = Vec::new();
+        for it in by_family.iter().flatten() {
+            hits.clear();
+            indicators.match_event(&it.eve, &mut hits);
+            for h in &hits {
+                let ind = indicators.get(h.indicator);
+                intel.push(IntelItem {
+                    item: it,
+                    id: intel_id(it.meta.event_id, ind, h.field),
+                    ind,
+                    field: h.field,
+                    value: h.value,
+                });
+            }
+        }
     }
     let lo = group.first().map_or(0, |r| r.batch);
     let hi = group.last().map_or(0, |r| r.batch);
@@ -273,7 +305,11 @@ async fn store_group(
         let table = family.table();
         let mut skip: HashSet<u64> = HashSet::new();
         if uncertain {
-            let present = present_ids(client, table, items, lo, hi, cfg).await?;
+            let ids: Vec<(u64, u64)> = items
+                .iter()
+                .map(|it| (it.meta.batch, it.meta.event_id))
+                .collect();
+            let present = present_ids(client, table, &ids, lo, hi, cfg).await?;
             found_any |= !present.is_empty();
             skip = present;
         }
@@ -315,14 +351,87 @@ async fn store_group(
             }
         }
     }
+    if !intel.is_empty() {
+        found_any |= store_intel(client, &intel, uncertain, lo, hi, cfg, stats).await?;
+    }
     Ok(found_any)
 }
 
-/// Event ids of `items` that `table` already holds (batches `lo..=hi`).
+/// One indicator match of one event of a group.
+struct IntelItem<'a> {
+    item: &'a Item<'a>,
+    id: u64,
+    ind: &'a crate::indicators::Indicator,
+    field: &'static str,
+    value: &'a str,
+}
+
+/// Writes the intel alerts of a group like the event rows: skipped when already stored (if
+/// `uncertain`), one INSERT per partition, data errors set aside. `Err` is transient.
+async fn store_intel(
+    client: &Client,
+    intel: &[IntelItem<'_>],
+    uncertain: bool,
+    lo: u64,
+    hi: u64,
+    cfg: &WriterConfig,
+    stats: &WriterStats,
+) -> std::result::Result<bool, String> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let table = crate::schema::INTEL_TABLE;
+    let mut skip: HashSet<u64> = HashSet::new();
+    if uncertain {
+        let ids: Vec<(u64, u64)> = intel.iter().map(|x| (x.item.meta.batch, x.id)).collect();
+        skip = present_ids(client, table, &ids, lo, hi, cfg).await?;
+    }
+    let found_any = !skip.is_empty();
+    let mut parts: BTreeMap<(&str, u32), Vec<&IntelItem<'_>>> = BTreeMap::new();
+    for x in intel.iter().filter(|x| !skip.contains(&x.id)) {
+        parts
+            .entry((x.item.meta.tenant, x.item.eve.ts / 86_400))
+            .or_default()
+            .push(x);
+    }
+    for part in parts.values() {
+        let work = async {
+            let mut ins = client.insert::<IntelRow<'_>>(table).await?;
+            for x in part {
+                let it = x.item;
+                ins.write(&IntelRow::new(&it.meta, &it.eve, x.ind, x.field, x.value))
+                    .await?;
+            }
+            ins.end().await
+        };
+        let result = match tokio::time::timeout(cfg.request_timeout, work).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(Failure::Transient(format!("{table}: insert timed out"))),
+        };
+        match result {
+            Ok(()) => {
+                stats.intel_rows.fetch_add(part.len() as u64, Relaxed);
+                stats.inserts.fetch_add(1, Relaxed);
+            }
+            Err(Failure::Transient(reason)) => return Err(reason),
+            Err(Failure::Data(reason)) => {
+                tracing::error!(table, %reason, rows = part.len(), "rows refused by ClickHouse; set aside");
+                let lines: Vec<(String, &[u8])> = part
+                    .iter()
+                    .map(|x| (reason.clone(), x.item.raw.as_bytes()))
+                    .collect();
+                set_aside(cfg, table, &lines).map_err(|e| e.to_string())?;
+                stats.rejected_rows.fetch_add(part.len() as u64, Relaxed);
+            }
+        }
+    }
+    Ok(found_any)
+}
+
+/// Which of `ids` (batch, row id) `table` already holds (batches `lo..=hi`).
 async fn present_ids(
     client: &Client,
     table: &str,
-    items: &[Item<'_>],
+    ids: &[(u64, u64)],
     lo: u64,
     hi: u64,
     cfg: &WriterConfig,
@@ -343,8 +452,8 @@ async fn present_ids(
             .map_err(|_| format!("{table}: recovery query timed out"))?
             .map_err(|e| e.to_string())?;
     let mut expected: HashMap<u64, u64> = HashMap::new();
-    for it in items {
-        *expected.entry(it.meta.batch).or_default() += 1;
+    for (batch, _) in ids {
+        *expected.entry(*batch).or_default() += 1;
     }
     let mut present = HashSet::new();
     for c in counts {
@@ -353,10 +462,9 @@ async fn present_ids(
         }
         if expected.get(&c.batch) == Some(&c.n) {
             present.extend(
-                items
-                    .iter()
-                    .filter(|it| it.meta.batch == c.batch)
-                    .map(|it| it.meta.event_id),
+                ids.iter()
+                    .filter(|(batch, _)| *batch == c.batch)
+                    .map(|(_, id)| *id),
             );
         } else {
             let sql = crate::schema::batch_ids_sql(table, c.batch);

@@ -26,7 +26,8 @@ fn dialect_on_clickhouse_server() {
         // Twice: migrations must be idempotent.
         for _ in 0..2 {
             for st in dialect_statements() {
-                if let Err(e) = client.query_raw(&st).execute().await {
+                // `execute` guards `ADD COLUMN` (18.16 has no `IF NOT EXISTS` for it).
+                if let Err(e) = khien_collector::schema::execute(&client, &st).await {
                     failures.push(format!("{st}\n  -> {e}"));
                 }
             }

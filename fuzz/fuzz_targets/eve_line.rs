@@ -9,7 +9,15 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(e) = parse(data) {
         let raw = std::str::from_utf8(data).unwrap_or("");
-        let m = Meta { event_id: 1, batch: 1, received: 0, tenant: "t", sensor: "s" };
+        let m = Meta {
+            event_id: 1,
+            batch: 1,
+            received: 0,
+            tenant: "t",
+            sensor: "s",
+            asset: None,
+            side: "",
+        };
         match e.family() {
             Family::Alert => drop(AlertRow::new(&m, &e, raw)),
             Family::Flow => drop(FlowRow::new(&m, &e, raw)),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use khien_collector::enrich::{EnrichPaths, Enrichment};
 use khien_collector::managed::Managed;
 use khien_collector::sensors::Registry;
 use khien_collector::service::{self, ServeOptions};
@@ -29,6 +30,15 @@ pub enum CollectorCommand {
     /// Drop daily partitions older than the retention policy (run it daily, e.g. from a
     /// systemd timer); prints what was dropped.
     Retention(RetentionArgs),
+    /// Evaluate the correlation rules once over the store and add the new incidents
+    /// (the running collector does this on a timer too); prints the new incidents as TSV.
+    Correlate(CorrelateArgs),
+    /// List the incidents as TSV: id, tenant, rule, type, key field, key, window start and
+    /// end, first and last seen, ATT&CK techniques, severity, events, linked event ids.
+    Incidents(DataArg),
+    /// Validate the asset inventory, indicator files and correlation rules; prints what they
+    /// hold and every STIX indicator that cannot be used. Exits 1 on an invalid file.
+    Check(FilesArgs),
     /// Write N synthetic EVE lines of every type (Suricata 7 layout) to a file, for
     /// benchmarks and demos.
     Synth {
@@ -70,6 +80,66 @@ pub struct ServeArgs {
     /// Requests processed at once; more get 429.
     #[arg(long, default_value_t = 8)]
     max_inflight: usize,
+    #[command(flatten)]
+    files: FilesOpts,
+    /// Seconds between two evaluations of the correlation rules.
+    #[arg(long, default_value_t = 30)]
+    correlate_every: u64,
+    /// How far back (seconds) each evaluation of the correlation rules looks.
+    #[arg(long, default_value_t = service::DEFAULT_LOOKBACK)]
+    lookback_secs: u32,
+}
+
+/// Where the operator files are (defaults under the data directory).
+#[derive(Debug, Args)]
+pub struct FilesOpts {
+    /// Asset inventory (YAML) [default: DIR/assets.yaml; missing = none].
+    #[arg(long)]
+    assets: Option<PathBuf>,
+    /// Directory of indicator lists (*.txt) and STIX 2.1 bundles (*.json)
+    /// [default: DIR/indicators; missing = none].
+    #[arg(long)]
+    indicators: Option<PathBuf>,
+    /// Correlation rules (YAML) [default: DIR/correlation.yaml; missing = none].
+    #[arg(long)]
+    correlation: Option<PathBuf>,
+}
+
+impl FilesOpts {
+    fn resolve(&self, dir: &std::path::Path) -> (EnrichPaths, PathBuf) {
+        let mut e = EnrichPaths::for_dir(dir);
+        if let Some(a) = &self.assets {
+            e.assets = a.clone();
+        }
+        if let Some(i) = &self.indicators {
+            e.indicators = i.clone();
+        }
+        let c = self
+            .correlation
+            .clone()
+            .unwrap_or_else(|| dir.join("correlation.yaml"));
+        (e, c)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct FilesArgs {
+    #[command(flatten)]
+    data: DataArg,
+    #[command(flatten)]
+    files: FilesOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct CorrelateArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// Correlation rules [default: DIR/correlation.yaml].
+    #[arg(long)]
+    correlation: Option<PathBuf>,
+    /// How far back (seconds) to look.
+    #[arg(long, default_value_t = service::DEFAULT_LOOKBACK)]
+    lookback_secs: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +216,11 @@ pub fn run(cmd: CollectorCommand) -> Result<ExitCode> {
             opts.flush = Duration::from_millis(a.flush_ms);
             opts.spool_max_bytes = a.spool_max_bytes;
             opts.max_inflight = a.max_inflight;
+            let (enrich, correlation) = a.files.resolve(&opts.data_dir);
+            opts.enrich = enrich;
+            opts.correlation = correlation;
+            opts.correlate_every = Duration::from_secs(a.correlate_every.max(1));
+            opts.lookback = a.lookback_secs;
             runtime()?
                 .block_on(service::serve(opts))
                 .context("collector")?;
@@ -204,6 +279,66 @@ pub fn run(cmd: CollectorCommand) -> Result<ExitCode> {
                 println!("dropped\t{}\t{}\t{}", d.table, d.tenant, d.day);
             }
             println!("{} partitions dropped", dropped.len());
+        }
+        CollectorCommand::Correlate(a) => {
+            let path = a
+                .correlation
+                .unwrap_or_else(|| a.data.data.join("correlation.yaml"));
+            let rules = khien_collector::correlate::Rules::load(&path)?;
+            let new = runtime()?.block_on(service::correlate_dir(
+                &a.data.data,
+                &rules,
+                a.lookback_secs,
+            ))?;
+            for i in &new {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    i.id,
+                    i.tenant,
+                    i.rule,
+                    i.key,
+                    i.window_start,
+                    i.attack.join(","),
+                    i.events,
+                    i.event_ids.join(",")
+                );
+            }
+            eprintln!(
+                "{} rules evaluated, {} new incidents",
+                rules.rules.len(),
+                new.len()
+            );
+        }
+        CollectorCommand::Incidents(d) => {
+            let out = runtime()?.block_on(service::query(
+                &d.data,
+                khien_collector::correlate::LIST_SQL,
+            ))?;
+            print!("{out}");
+        }
+        CollectorCommand::Check(a) => {
+            let (enrich, correlation) = a.files.resolve(&a.data.data);
+            let e = Enrichment::load(&enrich)?;
+            let rules = service::load_rules(&correlation)?;
+            println!(
+                "assets: {} networks ({})",
+                e.assets.len(),
+                enrich.assets.display()
+            );
+            println!(
+                "indicators: {} loaded, {} unsupported ({})",
+                e.indicators.len(),
+                e.indicators.unsupported().len(),
+                enrich.indicators.display()
+            );
+            for u in e.indicators.unsupported() {
+                println!("unsupported\t{}\t{}", u.id, u.reason);
+            }
+            println!(
+                "correlation: {} rules ({})",
+                rules.rules.len(),
+                correlation.display()
+            );
         }
         CollectorCommand::Synth { events, out } => {
             let bytes = khien_collector::synth::write_file(&out, events)
