@@ -46,8 +46,12 @@ pub fn version_str(v: u16) -> String {
         0x0302 => "TLS 1.1".into(),
         0x0303 => "TLS 1.2".into(),
         0x0304 => "TLS 1.3".into(),
-        0x7f00..=0x7fff => format!("TLS 1.3 draft-{}", v & 0xff),
-        _ => "UNDETERMINED".into(),
+        0x7f00..=0x7f0f => "TLS 1.3 draft-<16".into(),
+        0x7f10..=0x7f1c => format!("TLS 1.3 draft-{}", v & 0xff),
+        // Facebook's TLS 1.3 drafts.
+        0xfb14..=0xfb17 | 0xfb1a => format!("TLS 1.3 draft-{}-fb", v & 0xff),
+        0 => "UNDETERMINED".into(),
+        _ => format!("0x{v:04x}"),
     }
 }
 
@@ -441,6 +445,9 @@ pub(crate) struct TlsParser {
     tx: TlsTx,
     client_hello: Option<ClientHello>,
     server_version: Option<u16>,
+    /// Version of the first record the server sent: Suricata's server version until a
+    /// ServerHello says otherwise (an alert-only answer is logged with it).
+    record_version: Option<u16>,
     logged: bool,
     max_buffer: usize,
     max_certs: usize,
@@ -460,6 +467,7 @@ impl TlsParser {
             tx: TlsTx::default(),
             client_hello: None,
             server_version: None,
+            record_version: None,
             logged: false,
             max_buffer: cfg.max_buffer,
             max_certs: cfg.tls_max_certs,
@@ -471,7 +479,7 @@ impl TlsParser {
             return;
         }
         self.logged = true;
-        self.tx.version = self.server_version.unwrap_or(0);
+        self.tx.version = self.server_version.or(self.record_version).unwrap_or(0);
         out.push(AppEvent::Tx(Transaction::Tls(self.tx.clone())));
     }
 
@@ -628,6 +636,14 @@ impl Parser for TlsParser {
             }
             let hdr = std::mem::take(&mut st.hdr);
             st.records += 1;
+            let valid = sslv2 || ((REC_CCS..=REC_HEARTBEAT).contains(&hdr[0]) && hdr[1] == 3);
+            if dir == Direction::ToClient && self.record_version.is_none() && valid {
+                self.record_version = Some(if sslv2 {
+                    0x0002
+                } else {
+                    u16::from_be_bytes([hdr[1], hdr[2]])
+                });
+            }
             if sslv2 {
                 let len = usize::from(hdr[0] & 0x7f) << 8 | usize::from(hdr[1]);
                 st.rec_type = 0x80;
@@ -861,6 +877,26 @@ mod tests {
     }
 
     #[test]
+    fn server_answering_with_an_alert_is_logged_with_the_record_version() {
+        // ClientHello, then the server's fatal protocol_version alert in a TLS 1.0 record
+        // (type 21, version 3.1, length 2, level 2, description 70): Suricata 7 logs the
+        // session with version "TLSv1" from the record header.
+        let mut p = TlsParser::new(&AppConfig::default());
+        let mut out = Vec::new();
+        p.parse(Direction::ToServer, &unhex(CLIENT_HELLO), 0, &mut out);
+        p.parse(
+            Direction::ToClient,
+            &[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46],
+            0,
+            &mut out,
+        );
+        p.close(0, &mut out);
+        let t = txs(&out);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].eve()["version"], "TLSv1");
+    }
+
+    #[test]
     fn malformed_records_and_messages() {
         let cfg = AppConfig::default();
         let ch = unhex(CLIENT_HELLO);
@@ -949,6 +985,12 @@ mod tests {
         assert_eq!(format_time(0), "1970-01-01T00:00:00");
         assert_eq!(format_time(1_423_764_447), "2015-02-12T18:07:27");
         assert_eq!(version_str(0x0301), "TLSv1");
+        // Suricata 7's names: drafts before 16 folded, Facebook drafts, unknown in hex.
+        assert_eq!(version_str(0x7f0e), "TLS 1.3 draft-<16");
+        assert_eq!(version_str(0x7f1c), "TLS 1.3 draft-28");
+        assert_eq!(version_str(0xfb1a), "TLS 1.3 draft-26-fb");
+        assert_eq!(version_str(0x7e01), "0x7e01");
+        assert_eq!(version_str(0), "UNDETERMINED");
         // A TLS 1.3 draft-19 ServerHello: version 7f13, random, cipher 1301, no extensions.
         let mut sh = vec![0x7f, 0x13];
         sh.extend_from_slice(&[0u8; 32]);
