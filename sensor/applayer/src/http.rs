@@ -477,17 +477,53 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
 /// Compressed bytes fed to the decoder per step, so one step's output stays small.
 const DECODE_STEP: usize = 512;
 
+/// Content-coding layers decoded at most, like Suricata's default
+/// `response-body-decompress-layer-limit: 2`.
+const MAX_LAYERS: usize = 2;
+
 enum Inflate {
     Gzip(flate2::write::GzDecoder<Vec<u8>>),
     Zlib(flate2::write::ZlibDecoder<Vec<u8>>),
     Raw(flate2::write::DeflateDecoder<Vec<u8>>),
 }
 
-/// A streaming, bounded content decoder.
+impl Inflate {
+    /// The decoder for a layer starting with `b`: gzip magic, a zlib header (CM = 8 and a
+    /// check value that divides by 31), else raw deflate. Like libhtp, which retries the
+    /// other formats when the declared one fails, the bytes decide, not the header.
+    fn detect(b: &[u8]) -> Inflate {
+        match b {
+            [0x1f, 0x8b, ..] | [0x1f] => Inflate::Gzip(flate2::write::GzDecoder::new(Vec::new())),
+            [f, rest @ ..]
+                if f & 0x0f == 8
+                    && rest
+                        .first()
+                        .is_none_or(|&s| (u16::from(*f) << 8 | u16::from(s)) % 31 == 0) =>
+            {
+                Inflate::Zlib(flate2::write::ZlibDecoder::new(Vec::new()))
+            }
+            _ => Inflate::Raw(flate2::write::DeflateDecoder::new(Vec::new())),
+        }
+    }
+
+    /// Decode `b`: what came out, and whether the stream was invalid.
+    fn write(&mut self, b: &[u8]) -> (Vec<u8>, bool) {
+        // flush() hands over everything decoded so far.
+        let (res, buf) = match self {
+            Inflate::Gzip(d) => (d.write_all(b).and_then(|()| d.flush()), d.get_mut()),
+            Inflate::Zlib(d) => (d.write_all(b).and_then(|()| d.flush()), d.get_mut()),
+            Inflate::Raw(d) => (d.write_all(b).and_then(|()| d.flush()), d.get_mut()),
+        };
+        (std::mem::take(buf), res.is_err())
+    }
+}
+
+/// A streaming, bounded content decoder: one or two layers (repeated Content-Encoding
+/// headers or a list such as "gzip, gzip"), each fed the previous layer's output.
 struct Decoder {
-    inner: Option<Inflate>,
-    /// "deflate" bodies are zlib-wrapped or raw; decided on the first byte.
-    deflate_pending: bool,
+    /// One entry per layer; `None` until the layer's first byte shows its format.
+    layers: Vec<Option<Inflate>>,
+    stopped: bool,
     fed: u64,
     produced: u64,
     limit: u64,
@@ -495,27 +531,26 @@ struct Decoder {
 }
 
 impl Decoder {
+    /// A decoder for a Content-Encoding value (repeated headers joined with ','), or
+    /// `None` when it names no coding we decode (identity, br, unknown).
     fn new(encoding: &[u8], cfg: &AppConfig) -> Option<Decoder> {
-        // A list ("deflate,;deflate"): the first coding we know is decoded (one layer).
-        let enc = encoding.split(|&c| c == b',').map(trim).find(|t| {
-            [&b"gzip"[..], b"x-gzip", b"deflate"]
+        let known = |t: &[u8]| {
+            [&b"gzip"[..], b"x-gzip", b"deflate", b"x-deflate"]
                 .iter()
                 .any(|k| t.eq_ignore_ascii_case(k))
-        })?;
-        let (inner, deflate_pending) =
-            if enc.eq_ignore_ascii_case(b"gzip") || enc.eq_ignore_ascii_case(b"x-gzip") {
-                (
-                    Some(Inflate::Gzip(flate2::write::GzDecoder::new(Vec::new()))),
-                    false,
-                )
-            } else if enc.eq_ignore_ascii_case(b"deflate") {
-                (None, true)
-            } else {
-                return None;
-            };
+        };
+        let n = encoding
+            .split(|&c| c == b',')
+            .map(trim)
+            .filter(|t| known(t))
+            .count()
+            .min(MAX_LAYERS);
+        if n == 0 {
+            return None;
+        }
         Some(Decoder {
-            inner,
-            deflate_pending,
+            layers: (0..n).map(|_| None).collect(),
+            stopped: false,
             fed: 0,
             produced: 0,
             limit: cfg.decompress_limit as u64,
@@ -526,8 +561,8 @@ impl Decoder {
     /// A decoder that has given up: it produces nothing more.
     fn stopped() -> Decoder {
         Decoder {
-            inner: None,
-            deflate_pending: false,
+            layers: Vec::new(),
+            stopped: true,
             fed: 0,
             produced: 0,
             limit: 0,
@@ -538,44 +573,32 @@ impl Decoder {
     /// Decode `data`: the bytes produced, and Suricata's event name if decoding stopped
     /// (failed or hit a limit; what was decoded before is still returned).
     fn feed(&mut self, data: &[u8]) -> (Vec<u8>, Option<&'static str>) {
-        if self.deflate_pending {
-            let Some(&first) = data.first() else {
-                return (Vec::new(), None);
-            };
-            self.deflate_pending = false;
-            // A zlib header: CM = 8 and a check value that divides by 31.
-            let zlib = first & 0x0f == 8
-                && data
-                    .get(1)
-                    .is_none_or(|&b| (u16::from(first) << 8 | u16::from(b)) % 31 == 0);
-            self.inner = Some(if zlib {
-                Inflate::Zlib(flate2::write::ZlibDecoder::new(Vec::new()))
-            } else {
-                Inflate::Raw(flate2::write::DeflateDecoder::new(Vec::new()))
-            });
-        }
         let mut out = Vec::new();
         for step in data.chunks(DECODE_STEP) {
-            let Some(inner) = self.inner.as_mut() else {
+            if self.stopped {
                 break;
-            };
-            self.fed += step.len() as u64;
-            let (res, buf) = match inner {
-                // flush() hands over everything decoded so far.
-                Inflate::Gzip(d) => (d.write_all(step).and_then(|()| d.flush()), d.get_mut()),
-                Inflate::Zlib(d) => (d.write_all(step).and_then(|()| d.flush()), d.get_mut()),
-                Inflate::Raw(d) => (d.write_all(step).and_then(|()| d.flush()), d.get_mut()),
-            };
-            self.produced += buf.len() as u64;
-            out.append(buf);
-            if res.is_err() {
-                self.inner = None;
-                return (out, Some("GZIP_DECOMPRESSION_FAILED"));
             }
+            self.fed += step.len() as u64;
+            let mut buf = step.to_vec();
+            for layer in &mut self.layers {
+                if buf.is_empty() {
+                    break;
+                }
+                let inner = layer.get_or_insert_with(|| Inflate::detect(&buf));
+                let (next, failed) = inner.write(&buf);
+                buf = next;
+                if failed {
+                    self.stopped = true;
+                    out.append(&mut buf);
+                    return (out, Some("GZIP_DECOMPRESSION_FAILED"));
+                }
+            }
+            self.produced += buf.len() as u64;
+            out.append(&mut buf);
             if self.produced > self.limit
                 || self.produced > self.fed.saturating_mul(self.ratio).max(64 * 1024)
             {
-                self.inner = None;
+                self.stopped = true;
                 let keep = out
                     .len()
                     .saturating_sub((self.produced.saturating_sub(self.limit)) as usize);
@@ -1060,7 +1083,14 @@ impl HttpParser {
             .filter(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
             .count();
         let cl = get("content-length");
-        let ce = get("content-encoding");
+        // libhtp joins repeated headers with ", "; every Content-Encoding counts.
+        let ce = hdrs
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(b"content-encoding"))
+            .map(|(_, v)| v.as_slice())
+            .collect::<Vec<_>>()
+            .join(&b',');
+        let ce = (!ce.is_empty()).then_some(ce);
         let disposition = get("content-disposition");
         let mut events = Vec::new();
         if is_req {
@@ -1993,6 +2023,58 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
             parse_status_line(b"HTTP/1.1 OK"),
             Some((&b"HTTP/1.1"[..], None, &b""[..]))
         );
+    }
+
+    #[test]
+    fn two_content_encoding_layers_are_decoded() {
+        fn gzip(b: &[u8]) -> Vec<u8> {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(b).unwrap();
+            e.finish().unwrap()
+        }
+        fn deflate(b: &[u8]) -> Vec<u8> {
+            let mut e =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(b).unwrap();
+            e.finish().unwrap()
+        }
+        let eicar = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+        // evader's "ce:gzip;ce:gzip" (two headers) and "ce:deflate,gzip" (a list whose
+        // order does not match the data: each layer's format is taken from its bytes).
+        for (headers, body) in [
+            (
+                &b"Content-Encoding: gzip\r\nContent-Encoding: gzip\r\n"[..],
+                gzip(&gzip(eicar)),
+            ),
+            (
+                &b"Content-Encoding: deflate,gzip\r\n"[..],
+                gzip(&deflate(eicar)),
+            ),
+            (
+                &b"Content-Encoding: identity\r\nContent-Encoding: gzip\r\n"[..],
+                gzip(eicar),
+            ),
+        ] {
+            let mut resp = b"HTTP/1.1 200 OK\r\n".to_vec();
+            resp.extend_from_slice(headers);
+            resp.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+            resp.extend_from_slice(&body);
+            let ev = run(
+                &AppConfig::default(),
+                &[
+                    (Direction::ToServer, b"GET /eicar.txt HTTP/1.1\r\n\r\n"),
+                    (Direction::ToClient, &resp),
+                ],
+            );
+            let f = files(&ev);
+            assert_eq!(
+                f[0].size,
+                eicar.len() as u64,
+                "{}",
+                String::from_utf8_lossy(headers)
+            );
+            assert_eq!(f[0].state, FileState::Closed);
+        }
     }
 
     #[test]
