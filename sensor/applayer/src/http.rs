@@ -897,11 +897,17 @@ impl HttpParser {
                 Some(0) => self.sides[d].state = State::Trailers,
                 Some(n) => self.sides[d].state = State::Body(n),
                 None if trim(line).is_empty() => {}
+                None if dir == Direction::ToClient => {
+                    // libhtp: a response whose chunk length is invalid is not chunked
+                    // after all; it is plain body until the stream closes, this line
+                    // included (evader's "chunked" headers over a Content-Length body).
+                    out.push(anomaly("INVALID_RESPONSE_CHUNK_LEN"));
+                    self.sides[d].chunked = false;
+                    self.sides[d].state = State::BodyUntilClose;
+                    self.body_data(dir, line, out);
+                }
                 None => {
-                    out.push(anomaly(match dir {
-                        Direction::ToServer => "INVALID_REQUEST_CHUNK_LEN",
-                        Direction::ToClient => "INVALID_RESPONSE_CHUNK_LEN",
-                    }));
+                    out.push(anomaly("INVALID_REQUEST_CHUNK_LEN"));
                     self.message_done(dir, out);
                     self.sides[d].state = State::Broken;
                 }
@@ -1405,6 +1411,13 @@ impl Parser for HttpParser {
     }
 
     fn close(&mut self, _ts: i64, out: &mut Vec<AppEvent>) {
+        // A chunk-size line cut by the end of the stream is read as a line, as libhtp
+        // does with what it buffered when the stream closes.
+        let tc = Direction::ToClient.idx();
+        if self.sides[tc].state == State::ChunkSize && !self.sides[tc].line.is_empty() {
+            let line = std::mem::take(&mut self.sides[tc].line);
+            self.on_line(Direction::ToClient, &line, out);
+        }
         for dir in [Direction::ToServer, Direction::ToClient] {
             let d = dir.idx();
             let until_close = self.sides[d].state == State::BodyUntilClose;
@@ -2075,6 +2088,26 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
             );
             assert_eq!(f[0].state, FileState::Closed);
         }
+    }
+
+    #[test]
+    fn invalid_response_chunk_length_falls_back_to_body_until_close() {
+        // evader "chunked,http10,do_clen": chunked announced, a plain 68-byte body sent,
+        // then the connection closes. Suricata 7.0.10 extracts the 68-byte file.
+        let eicar = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+        let mut resp =
+            b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 68\r\n\r\n".to_vec();
+        resp.extend_from_slice(eicar);
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, b"GET /eicar.txt HTTP/1.1\r\n\r\n"),
+                (Direction::ToClient, &resp),
+            ],
+        );
+        assert!(anomalies(&ev).contains(&"INVALID_RESPONSE_CHUNK_LEN"));
+        let f = files(&ev);
+        assert_eq!((f[0].size, f[0].state), (68, FileState::Closed));
     }
 
     #[test]
