@@ -415,8 +415,8 @@ fn assets_enrich_events_and_raise_severity() {
 }
 
 /// A plain list and a STIX 2.1 bundle: an IP, a domain (via a subdomain), a URL and a
-/// SHA-256 each give one intel alert with its source and matched field; near misses give
-/// none; re-shipping the same file adds nothing; unsupported STIX patterns are reported.
+/// SHA-256 each give one intel alert with its source and matched field (the `http` object
+/// that Suricata repeats in the fileinfo record does not match twice); near misses give none; re-shipping the same file adds nothing; unsupported STIX patterns are reported.
 #[test]
 fn indicators_from_list_and_stix_make_intel_alerts() {
     let tmp = tempfile::tempdir().unwrap();
@@ -463,7 +463,8 @@ fn indicators_from_list_and_stix_make_intel_alerts() {
     let t = now() - 600;
     let near_sha = format!("{}e", &sha[..63]);
     let lines = vec![
-        flow(t, "10.20.1.10", 40_000, "198.51.100.23", 443),
+        // A flow record is written when the flow ends: its timestamp is `t`.
+        flow(t - 60, "10.20.1.10", 40_000, "198.51.100.23", 443),
         format!("{{\"timestamp\":\"{}\",\"flow_id\":11,\"in_iface\":\"ens18\",\"event_type\":\"dns\",\"src_ip\":\"10.20.1.10\",\"src_port\":53124,\"dest_ip\":\"10.20.0.53\",\"dest_port\":53,\"proto\":\"UDP\",\"dns\":{{\"version\":2,\"type\":\"query\",\"id\":4242,\"rrname\":\"cdn.evil.example\",\"rrtype\":\"A\",\"tx_id\":0,\"opcode\":0}}}}", ts(t + 1, 0)),
         format!("{{\"timestamp\":\"{}\",\"flow_id\":12,\"in_iface\":\"ens18\",\"event_type\":\"http\",\"src_ip\":\"10.20.1.10\",\"src_port\":40100,\"dest_ip\":\"192.0.2.80\",\"dest_port\":80,\"proto\":\"TCP\",\"tx_id\":0,\"http\":{{\"hostname\":\"dl.bad.example\",\"url\":\"/payload.bin\",\"http_user_agent\":\"curl/8.4.0\",\"http_method\":\"GET\",\"protocol\":\"HTTP/1.1\",\"status\":200,\"length\":5120}}}}", ts(t + 2, 0)),
         format!("{{\"timestamp\":\"{}\",\"flow_id\":12,\"in_iface\":\"ens18\",\"event_type\":\"fileinfo\",\"src_ip\":\"192.0.2.80\",\"src_port\":80,\"dest_ip\":\"10.20.1.10\",\"dest_port\":40100,\"proto\":\"TCP\",\"http\":{{\"hostname\":\"dl.bad.example\",\"url\":\"/payload.bin\"}},\"app_proto\":\"http\",\"fileinfo\":{{\"filename\":\"/payload.bin\",\"sid\":[],\"gaps\":false,\"state\":\"CLOSED\",\"md5\":\"d41d8cd98f00b204e9800998ecf8427e\",\"sha1\":\"da39a3ee5e6b4b0d3255bfef95601890afd80709\",\"sha256\":\"{sha}\",\"stored\":false,\"size\":5120,\"tx_id\":0}}}}", ts(t + 3, 0)),

@@ -13,15 +13,16 @@
 //! [`Indicators::unsupported`] with the object id, never ignored silently; an `OR` keeps its
 //! supported comparisons (each one alone implies the pattern) and reports the others.
 //!
-//! Matched fields: `src_ip`, `dest_ip`, `dns.rrname` (query and answer records),
-//! `http.hostname`, `http.url` (with the hostname), `tls.sni`, `fileinfo.md5|sha1|sha256`.
+//! Matched fields: `src_ip`, `dest_ip` (every record), and in their own record type only
+//! `dns.rrname` (query and answer records), `http.hostname`, `http.url` (with the hostname),
+//! `tls.sni`, `fileinfo.md5|sha1|sha256`.
 //! A lookup is a hash probe per field (per label for domains, per prefix length for IPs).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::eve::Eve;
+use crate::eve::{Eve, Family};
 use crate::files::{self, FileError};
 use crate::prefix::{Net, PrefixMap};
 
@@ -302,13 +303,16 @@ impl Indicators {
                 }
             }
         }
-        if let Some(d) = &e.dns {
+        // App-layer fields only in their own record type: Suricata repeats the `http` object in
+        // fileinfo and alert records of the same transaction, which would match it again.
+        let family = e.family();
+        if let (Family::Dns, Some(d)) = (family, &e.dns) {
             self.match_domain("dns.rrname", &d.rrname, out);
         }
-        if let Some(t) = &e.tls {
+        if let (Family::Tls, Some(t)) = (family, &e.tls) {
             self.match_domain("tls.sni", &t.sni, out);
         }
-        if let Some(h) = &e.http {
+        if let (Family::Http, Some(h)) = (family, &e.http) {
             self.match_domain("http.hostname", &h.hostname, out);
             if !self.urls.is_empty() && !h.url.is_empty() {
                 let (host, path) = match split_url(&h.url) {
@@ -326,7 +330,7 @@ impl Indicators {
                 }
             }
         }
-        if let Some(f) = &e.fileinfo {
+        if let (Family::Fileinfo, Some(f)) = (family, &e.fileinfo) {
             if !self.hashes.is_empty() {
                 for (field, v) in [
                     ("fileinfo.md5", &f.md5),
