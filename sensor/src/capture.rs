@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::decode::LinkType;
 use crate::eve::EveWriter;
 use crate::sensor::{RunSummary, Sensor};
+use crate::stats::{Counters, StatsHub};
 use crate::SensorError;
 
 fn ts_micros(h: &pcap::PacketHeader) -> i64 {
@@ -91,11 +92,28 @@ pub fn run_live(sensor: &mut Sensor, cfg: &LiveConfig) -> Result<RunSummary, Sen
     })?;
     let started = Instant::now();
     let mut sum = RunSummary::default();
+    let mut next_poll = started;
+    let kernel = |cap: &mut pcap::Capture<pcap::Active>, sensor: &mut Sensor| {
+        if let Ok(s) = cap.stats() {
+            sensor.capture = [
+                u64::from(s.received),
+                u64::from(s.dropped),
+                u64::from(s.if_dropped),
+            ];
+        }
+    };
     loop {
         if cfg.duration.is_some_and(|d| started.elapsed() >= d)
             || cfg.max_packets.is_some_and(|m| sum.packets >= m)
         {
             break;
+        }
+        let now = Instant::now();
+        if now >= next_poll {
+            // Kernel counters and published stats about every 200 ms, busy or idle.
+            next_poll = now + Duration::from_millis(200);
+            kernel(&mut cap, sensor);
+            sensor.idle();
         }
         match cap.next_packet() {
             Ok(p) => {
@@ -113,9 +131,8 @@ pub fn run_live(sensor: &mut Sensor, cfg: &LiveConfig) -> Result<RunSummary, Sen
             }
         }
     }
-    if let Ok(s) = cap.stats() {
-        sum.kernel_drops = u64::from(s.dropped) + u64::from(s.if_dropped);
-    }
+    kernel(&mut cap, sensor);
+    sum.kernel_drops = sensor.capture[1] + sensor.capture[2];
     sensor.finish();
     sum.elapsed = started.elapsed();
     sum.flows = sensor.engine.flows.stats.created;
@@ -196,9 +213,16 @@ pub fn run_files_parallel(
     files: &[&Path],
     workers: usize,
     out: Box<dyn Write + Send>,
+    hub: &Arc<StatsHub>,
 ) -> Result<RunSummary, SensorError> {
     let workers = workers.max(1);
     let shared = Arc::new(Mutex::new(out));
+    // The merged stats records are written here, not by the workers.
+    let mut stats_eve = EveWriter::new(Box::new(SharedEve::new(Arc::clone(&shared))));
+    let stats_interval = (cfg.stats.interval > 0 && cfg.eve_enabled("stats"))
+        .then(|| Duration::from_secs(cfg.stats.interval));
+    let mut next_stats = stats_interval.map(|i| Instant::now() + i);
+    let mut last_ts = 0i64;
     let (pool_tx, pool_rx) = mpsc::channel::<Batch>();
     let mut txs = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
@@ -208,8 +232,10 @@ pub fn run_files_parallel(
         let pool_tx = pool_tx.clone();
         let cfg = cfg.clone();
         let eve = SharedEve::new(Arc::clone(&shared));
+        let slot = hub.register();
         handles.push(std::thread::spawn(move || {
-            let mut sensor = Sensor::new(&cfg, EveWriter::new(Box::new(eve)));
+            let mut sensor =
+                Sensor::new(&cfg, EveWriter::new(Box::new(eve))).with_stats(slot, false);
             for msg in rx {
                 match msg {
                     Msg::Batch(mut b) => {
@@ -276,6 +302,16 @@ pub fn run_files_parallel(
                     sum.packets += 1;
                     sum.bytes += p.data.len() as u64;
                     let ts = ts_micros(p.header);
+                    last_ts = last_ts.max(ts);
+                    if sum.packets.is_multiple_of(4096) {
+                        if let (Some(i), Some(due)) = (stats_interval, next_stats) {
+                            let now = Instant::now();
+                            if now >= due {
+                                next_stats = Some(now + i);
+                                write_stats_record(&mut stats_eve, last_ts, &hub.snapshot());
+                            }
+                        }
+                    }
                     let w = (crate::decode::shard_hash(link, p.data) % workers as u64) as usize;
                     let b = &mut batches[w];
                     b.index.push((ts, sum.packets, b.data.len(), p.data.len()));
@@ -326,6 +362,23 @@ pub fn run_files_parallel(
         }
     }
     result?;
+    // Every worker published its final counters before it ended.
+    if cfg.eve_enabled("stats") {
+        write_stats_record(&mut stats_eve, last_ts, &hub.snapshot());
+    }
+    sum.eve_records += stats_eve.records;
+    stats_eve.flush().map_err(|source| SensorError::Io {
+        path: "eve".into(),
+        source,
+    })?;
     sum.elapsed = started.elapsed();
     Ok(sum)
+}
+
+/// Writes one EVE `stats` record with the counters `c`.
+fn write_stats_record(eve: &mut EveWriter, ts: i64, c: &Counters) {
+    eve.begin(ts, None, None, "stats", None, None);
+    let _ = write!(eve.line, ",\"stats\":{}", c.eve_json());
+    // A failed write shows up when the file is flushed at the end.
+    let _ = eve.finish();
 }

@@ -17,6 +17,13 @@
 //!   filename: eve.json
 //!   types: [flow, anomaly, http, dns, tls, ssh, smtp, ftp, fileinfo, stats]
 //! stats: { interval: 8 }    # seconds between EVE stats records; 0 disables
+//! metrics:
+//!   listen: 127.0.0.1:9110  # Prometheus /metrics (off unless set; --metrics ADDR)
+//! files:
+//!   yara-rules: /etc/khien/yara   # directory of .yar files, compiled at start-up
+//!   yara-max-bytes: 4mb     # bytes of each file kept and scanned (its first bytes)
+//!   yara-timeout: 5         # seconds one scan may take
+//!   store-dir: /var/lib/khien/files   # optional: files stored once by sha256
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -93,6 +100,12 @@ pub struct SensorConfig {
     pub defrag: DefragSection,
     pub eve: EveSection,
     pub stats: StatsSection,
+    pub metrics: MetricsSection,
+    pub files: FilesSection,
+    /// Compiled YARA rules (from `files.yara-rules`), shared read-only by every worker;
+    /// not a YAML setting.
+    #[serde(skip)]
+    pub yara: Option<crate::yara::YaraRules>,
     /// The compiled ruleset (`-S`), shared read-only by every worker; not a YAML setting.
     #[serde(skip)]
     pub detect: Option<std::sync::Arc<khien_detect::Engine>>,
@@ -108,6 +121,9 @@ impl Default for SensorConfig {
             defrag: DefragSection::default(),
             eve: EveSection::default(),
             stats: StatsSection::default(),
+            metrics: MetricsSection::default(),
+            files: FilesSection::default(),
+            yara: None,
             detect: None,
         }
     }
@@ -221,6 +237,50 @@ impl Default for StatsSection {
     }
 }
 
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct MetricsSection {
+    /// Address of the Prometheus `/metrics` endpoint (e.g. `127.0.0.1:9110`); a bare port
+    /// listens on loopback. None: no endpoint.
+    pub listen: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct FilesSection {
+    /// Directory of `.yar`/`.yara` files scanned against every extracted file.
+    pub yara_rules: Option<PathBuf>,
+    /// Bytes of each file kept for YARA and the store (the file's first bytes). HTTP
+    /// files are tracked up to 100 KiB only, like Suricata's libhtp body limit.
+    pub yara_max_bytes: ByteSize,
+    /// Seconds one YARA scan may take before it is abandoned (reported in EVE).
+    pub yara_timeout: u64,
+    /// Store each complete file once by SHA-256 under this directory (`ab/abcdef…`).
+    pub store_dir: Option<PathBuf>,
+}
+
+impl Default for FilesSection {
+    fn default() -> Self {
+        FilesSection {
+            yara_rules: None,
+            yara_max_bytes: ByteSize(4 << 20),
+            yara_timeout: 5,
+            store_dir: None,
+        }
+    }
+}
+
+impl FilesSection {
+    /// File bytes the app layer must keep: none unless something scans or stores them.
+    pub fn keep_bytes(&self) -> usize {
+        if self.yara_rules.is_some() || self.store_dir.is_some() {
+            usize::try_from(self.yara_max_bytes.0).unwrap_or(usize::MAX)
+        } else {
+            0
+        }
+    }
+}
+
 impl SensorConfig {
     /// Loads `path` (or defaults when None), applies `--set` overrides and validates.
     pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Self, ConfigError> {
@@ -288,6 +348,12 @@ impl SensorConfig {
         }
         if self.flow.memcap.0 < 1 << 20 {
             return bad("flow.memcap: must be at least 1mb".into());
+        }
+        if self.files.yara_max_bytes.0 > 1 << 30 {
+            return bad("files.yara-max-bytes: must be at most 1gb".into());
+        }
+        if self.files.yara_timeout == 0 {
+            return bad("files.yara-timeout: must be at least 1 second".into());
         }
         Ok(())
     }

@@ -67,6 +67,12 @@ pub struct EngineStats {
     pub app_files: u64,
     pub app_anomalies: u64,
     pub eve_errors: u64,
+    pub alerts: u64,
+    /// Per application protocol (`crate::stats::APP_PROTOS` order): flows (counted when
+    /// they end), transactions, parser anomalies.
+    pub app_flows: [u64; 8],
+    pub app_tx_by: [u64; 8],
+    pub app_errors: [u64; 8],
 }
 
 pub struct Engine {
@@ -85,6 +91,8 @@ pub struct Engine {
     pub stats: EngineStats,
     /// Rule matching, when a ruleset is loaded (`-S`).
     pub detect: Option<crate::detect::Detect>,
+    /// YARA scanning and storing of closed files, when configured.
+    pub files: Option<crate::yara::FileInspector>,
 }
 
 fn timeouts(base: Timeouts, o: &Option<crate::config::ProtoTimeouts>) -> Timeouts {
@@ -140,7 +148,10 @@ impl Engine {
             flows: FlowTable::new(flow_cfg),
             stream_cfg,
             stream_stats: StreamStats::default(),
-            app_cfg: AppConfig::default(),
+            app_cfg: AppConfig {
+                file_data_limit: cfg.files.keep_bytes(),
+                ..AppConfig::default()
+            },
             types: EveTypes::from_config(cfg),
             eve,
             app_out: Vec::new(),
@@ -150,6 +161,7 @@ impl Engine {
             next_emergency_scan: 0,
             stats: EngineStats::default(),
             detect: cfg.detect.clone().map(crate::detect::Detect::new),
+            files: crate::yara::FileInspector::from_config(cfg),
         }
     }
 
@@ -359,7 +371,7 @@ impl Engine {
             ports: matches!(d.l4, L4::Tcp(_) | L4::Udp) || (d.l4 == L4::Other && d.proto == 132),
         });
         let app = info.and_then(|i| i.app_proto);
-        let (_, errors) = dt.write(
+        let (n, errors) = dt.write(
             &mut self.eve,
             ts,
             f.map(|f| f.id),
@@ -370,6 +382,7 @@ impl Engine {
             PktSrc::Wire,
         );
         self.stats.eve_errors += errors as u64;
+        self.stats.alerts += n as u64;
         if let Some(f) = idx.and_then(|i| self.flows.get_mut(i)) {
             f.alerted = true;
         }
@@ -377,7 +390,7 @@ impl Engine {
 
     /// Evicts flows when the memcap would be exceeded by one more.
     fn make_room(&mut self, ts: i64) {
-        let extra = crate::flow::FLOW_COST + TCP_COST;
+        let extra = self.flows.flow_cost() + TCP_COST;
         if !self.flows.over_memcap(extra) {
             if self.flows.emergency {
                 self.flows.update_emergency();
@@ -392,11 +405,7 @@ impl Engine {
         // packet time; in between, evict directly so a flood costs O(1) per new flow.
         if ts >= self.next_emergency_scan {
             self.next_emergency_scan = ts + 1_000_000;
-            self.flows.expired(ts, &mut v);
-            for &i in &v {
-                self.flows.stats.timeouts += 1;
-                self.finish_flow(i, EndReason::Timeout, ts);
-            }
+            self.expire(ts);
         }
         if self.flows.over_memcap(extra) {
             v.clear();
@@ -412,14 +421,13 @@ impl Engine {
 
     /// Times out idle flows at `now`.
     pub fn expire(&mut self, now: i64) {
-        let mut v = std::mem::take(&mut self.scratch);
-        v.clear();
-        self.flows.expired(now, &mut v);
-        for &i in &v {
+        // Walks the slab in place (no list of expired flows: a whole table can expire).
+        let mut at = 0;
+        while let Some(i) = self.flows.next_expired(at, now) {
             self.flows.stats.timeouts += 1;
             self.finish_flow(i, EndReason::Timeout, now);
+            at = i + 1;
         }
-        self.scratch = v;
     }
 
     /// Advances the engine clock to `ts` and times out idle flows.
@@ -442,14 +450,12 @@ impl Engine {
 
     /// Ends every flow (end of a pcap run).
     pub fn shutdown(&mut self) {
-        let mut v = std::mem::take(&mut self.scratch);
-        v.clear();
-        self.flows.all(&mut v);
         let now = self.now;
-        for &i in &v {
+        let mut at = 0;
+        while let Some(i) = self.flows.next_flow(at) {
             self.finish_flow(i, EndReason::Shutdown, now);
+            at = i + 1;
         }
-        self.scratch = v;
         if self.eve.flush().is_err() {
             self.stats.eve_errors += 1;
         }
@@ -476,6 +482,9 @@ impl Engine {
             self.write_app(idx, None, PktSrc::FlowTimeout, ts);
         }
         if let Some(f) = self.flows.remove(idx) {
+            if let Some(i) = f.app.eve_name().and_then(crate::stats::app_index) {
+                self.stats.app_flows[i] += 1;
+            }
             if let Some(dt) = self.detect.as_mut() {
                 dt.flow_end(f.id);
             }
@@ -622,6 +631,9 @@ impl Engine {
                 match ev {
                     AppEvent::Tx(tx) => {
                         self.stats.app_tx += 1;
+                        if let Some(i) = crate::stats::app_index(app_name) {
+                            self.stats.app_tx_by[i] += 1;
+                        }
                         if let Some(dt) = self.detect.as_mut() {
                             let info = khien_detect::FlowInfo {
                                 to_server: true,
@@ -640,6 +652,7 @@ impl Engine {
                                 src,
                             );
                             self.stats.eve_errors += errors as u64;
+                            self.stats.alerts += n as u64;
                             alerted |= n > 0;
                         }
                         let t = tuple(tx.direction());
@@ -663,11 +676,14 @@ impl Engine {
                     }
                     AppEvent::File(file) => {
                         self.stats.app_files += 1;
+                        let (mut info, section) = file.eve();
+                        if let Some(fi) = self.files.as_mut() {
+                            fi.inspect(&file, &mut info);
+                        }
                         if !self.types.fileinfo {
                             continue;
                         }
                         let t = tuple(file.direction);
-                        let (info, section) = file.eve();
                         e.begin(ts, Some(f.id), pcap_cnt, "fileinfo", Some(&t), Some(src));
                         if let Some((k, v)) = &section {
                             e.value(k, v);
@@ -680,6 +696,9 @@ impl Engine {
                     }
                     AppEvent::Anomaly { proto, event } => {
                         self.stats.app_anomalies += 1;
+                        if let Some(i) = crate::stats::app_index(proto.as_str()) {
+                            self.stats.app_errors[i] += 1;
+                        }
                         if !self.types.anomaly {
                             continue;
                         }

@@ -16,9 +16,12 @@ pub mod engine;
 pub mod eve;
 pub mod event;
 pub mod flow;
+pub mod metrics;
 pub mod sensor;
+pub mod stats;
 pub mod stream;
 pub mod wire;
+pub mod yara;
 
 pub use config::{ConfigError, SensorConfig};
 pub use sensor::{RunSummary, Sensor};

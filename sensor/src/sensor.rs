@@ -1,5 +1,6 @@
 //! A sensor: decoder + engine + stats for one thread of packets.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::SensorConfig;
@@ -7,6 +8,7 @@ use crate::decode::{ChecksumMode, Decoder, LinkType};
 use crate::defrag::DefragConfig;
 use crate::engine::Engine;
 use crate::eve::EveWriter;
+use crate::stats::Slot;
 
 /// What a run did.
 #[derive(Clone, Debug, Default)]
@@ -30,6 +32,16 @@ pub struct Sensor {
     start_ts: i64,
     /// Packet time of the last fragment-tracker expiry.
     last_defrag_expire: i64,
+    /// Where the counters are published (None: nowhere but this sensor's EVE).
+    slot: Option<Arc<Slot>>,
+    /// Whether this sensor writes EVE `stats` records (false for the workers of a
+    /// multi-worker run, whose merged record the reader thread writes).
+    writes_stats: bool,
+    vals: Vec<u64>,
+    started: Instant,
+    /// Kernel counters of a live capture: packets received, dropped, dropped by the
+    /// interface (`pcap_stats`).
+    pub capture: [u64; 3],
 }
 
 impl Sensor {
@@ -54,7 +66,20 @@ impl Sensor {
             next_stats: Instant::now(),
             start_ts: 0,
             last_defrag_expire: 0,
+            slot: None,
+            writes_stats: true,
+            vals: Vec::new(),
+            started: Instant::now(),
+            capture: [0; 3],
         }
+    }
+
+    /// Publishes counters to `slot` (every 1024 packets, on ticks and at the end);
+    /// `writes_stats` says whether this sensor also writes the EVE `stats` records.
+    pub fn with_stats(mut self, slot: Arc<Slot>, writes_stats: bool) -> Self {
+        self.slot = Some(slot);
+        self.writes_stats = writes_stats;
+        self
     }
 
     /// Processes one captured packet with timestamp `ts` (µs since the epoch).
@@ -87,7 +112,10 @@ impl Sensor {
             self.last_defrag_expire = ts;
             self.decoder.expire(ts);
         }
-        if self.pcap_cnt.is_multiple_of(4096) {
+        if self.pcap_cnt.is_multiple_of(1024) {
+            self.publish();
+        }
+        if self.pcap_cnt.is_multiple_of(4096) && self.writes_stats {
             if let Some(i) = self.stats_interval {
                 let now = Instant::now();
                 if now >= self.next_stats {
@@ -102,6 +130,22 @@ impl Sensor {
     /// shards still time their flows out).
     pub fn tick(&mut self, ts: i64) {
         self.engine.tick(ts);
+        self.publish();
+    }
+
+    /// Called by a live capture while no packets arrive: publishes the counters and
+    /// writes a stats record when one is due.
+    pub fn idle(&mut self) {
+        self.publish();
+        if let (Some(i), true) = (self.stats_interval, self.writes_stats) {
+            let now = Instant::now();
+            if now >= self.next_stats {
+                self.next_stats = now + i;
+                let ts = self.engine.now;
+                self.write_stats(ts);
+                self.engine.flush();
+            }
+        }
     }
 
     /// Ends the run: flushes every flow (reason "shutdown") and writes final stats.
@@ -116,61 +160,118 @@ impl Sensor {
         self.pcap_cnt
     }
 
-    /// The counters as an EVE `stats` section (Suricata's layout where it has one).
-    pub fn stats_json(&self) -> String {
+    /// Fills `out` with this sensor's counters in [`crate::stats`] order.
+    pub fn counters(&self, out: &mut Vec<u64>) {
+        use crate::stats::C;
+        out.clear();
+        out.resize(crate::stats::len(), 0);
         let d = &self.decoder.stats;
         let f = &self.engine.flows.stats;
         let s = &self.engine.stream_stats;
         let g = self.decoder.defrag_stats();
         let e = &self.engine.stats;
-        let mut events = serde_json::Map::new();
-        for ev in crate::event::DecodeEvent::ALL {
-            let n = d.events.get(*ev as usize).copied().unwrap_or(0);
-            if n > 0 {
-                events.insert(
-                    ev.name().trim_start_matches("decoder.").to_string(),
-                    n.into(),
-                );
-            }
+        let fs = self
+            .engine
+            .files
+            .as_ref()
+            .map(|x| x.stats.clone())
+            .unwrap_or_default();
+        let mut set = |c: C, v: u64| out[c as usize] = v;
+        set(C::KernelPackets, self.capture[0]);
+        set(C::KernelDrops, self.capture[1]);
+        set(C::KernelIfDrops, self.capture[2]);
+        set(C::Pkts, d.pkts);
+        set(C::Bytes, d.bytes);
+        set(C::Invalid, d.invalid);
+        set(C::Ipv4, d.ipv4);
+        set(C::Ipv6, d.ipv6);
+        set(C::Ethernet, d.pkts);
+        set(C::Tcp, d.tcp);
+        set(C::Udp, d.udp);
+        set(C::Icmpv4, d.icmpv4);
+        set(C::Icmpv6, d.icmpv6);
+        set(C::Vlan, d.vlan);
+        set(C::InvalidChecksum, d.invalid_checksum);
+        set(C::FlowMemcap, f.memcap_hits);
+        set(C::StreamMemcap, s.memcap_drops);
+        set(C::DefragMemcap, g.memcap_drops);
+        set(C::DefragTrackerDrops, g.tracker_drops);
+        set(C::FlowTcp, f.tcp);
+        set(C::FlowUdp, f.udp);
+        set(C::FlowIcmp, f.icmp);
+        set(C::FlowOther, f.other);
+        set(C::FlowTotal, f.created);
+        set(C::FlowActive, f.active);
+        set(C::FlowTcpReuse, f.tcp_reuse);
+        set(C::FlowEmergency, f.emergency_entered);
+        set(C::FlowTimeouts, f.timeouts);
+        set(C::FlowEvicted, f.forced);
+        set(C::FlowMemuse, f.memuse as u64);
+        set(C::StreamMemuse, s.memuse as u64);
+        set(C::DefragMemuse, g.memuse as u64);
+        set(C::TcpSessions, s.sessions);
+        set(C::TcpMidstream, s.midstream_pickups);
+        set(C::TcpSsnMemcap, 0);
+        set(C::TcpGaps, s.gaps);
+        set(C::TcpOverlaps, s.overlaps);
+        set(C::TcpRetrans, s.retransmissions);
+        set(C::TcpOoo, s.out_of_order);
+        set(C::TcpDepth, s.depth_reached);
+        set(C::DefragFragments, g.fragments);
+        set(C::DefragReassembled, g.reassembled);
+        set(C::DefragTimeouts, g.timeouts);
+        set(C::DefragOverlaps, g.overlaps);
+        set(C::DefragTooLarge, g.too_large);
+        set(C::AppFiles, e.app_files);
+        set(C::Anomalies, e.anomalies);
+        set(C::Alerts, e.alerts);
+        set(C::YaraScanned, fs.scanned);
+        set(C::YaraMatched, fs.matched);
+        set(C::YaraMatches, fs.rule_matches);
+        set(C::YaraErrors, fs.scan_errors);
+        set(C::StoreStored, fs.stored);
+        set(C::StoreDups, fs.store_dups);
+        set(C::StoreSkipped, fs.store_skipped);
+        set(C::StoreErrors, fs.store_errors);
+        set(C::EveRecords, self.engine.eve_records());
+        set(C::EveErrors, e.eve_errors);
+        for i in 0..crate::stats::APP_PROTOS.len() {
+            out[C::AppFlowHttp as usize + i] = e.app_flows[i];
+            out[C::AppTxHttp as usize + i] = e.app_tx_by[i];
+            out[C::AppErrHttp as usize + i] = e.app_errors[i];
         }
-        let uptime = (self.engine.now - self.start_ts).max(0) / 1_000_000;
-        serde_json::json!({
-            "uptime": uptime,
-            "decoder": {
-                "pkts": d.pkts, "bytes": d.bytes, "invalid": d.invalid, "ipv4": d.ipv4,
-                "ipv6": d.ipv6, "ethernet": d.pkts, "tcp": d.tcp, "udp": d.udp,
-                "icmpv4": d.icmpv4, "icmpv6": d.icmpv6, "vlan": d.vlan,
-                "invalid_checksum": d.invalid_checksum, "event": events,
-            },
-            "flow": {
-                "memcap": f.memcap_hits, "tcp": f.tcp, "udp": f.udp, "icmpv4_6": f.icmp,
-                "other": f.other, "total": f.created, "active": f.active,
-                "tcp_reuse": f.tcp_reuse, "emerg_mode_entered": f.emergency_entered,
-                "mgr": { "flows_timeout": f.timeouts, "flows_evicted_forced": f.forced },
-                "memuse": f.memuse,
-            },
-            "tcp": {
-                "sessions": s.sessions, "midstream_pickups": s.midstream_pickups,
-                "ssn_memcap_drop": 0, "segment_memcap_drop": s.memcap_drops,
-                "reassembly_gap": s.gaps, "overlap": s.overlaps, "pkt_retransmission": s.retransmissions,
-                "out_of_order": s.out_of_order, "depth_reached": s.depth_reached,
-                "reassembly_memuse": s.memuse,
-            },
-            "defrag": {
-                "ipv4_ipv6_fragments": g.fragments, "reassembled": g.reassembled,
-                "timeouts": g.timeouts, "overlaps": g.overlaps, "too_large": g.too_large,
-                "memcap_drops": g.memcap_drops, "tracker_drops": g.tracker_drops, "memuse": g.memuse,
-            },
-            "app_layer": {
-                "tx": e.app_tx, "files": e.app_files, "anomalies": e.app_anomalies,
-            },
-            "anomalies": e.anomalies,
-        })
-        .to_string()
+        let base = crate::stats::FIXED.len();
+        for (o, &v) in out.iter_mut().skip(base).zip(&d.events) {
+            *o = v;
+        }
+    }
+
+    /// This sensor's counters.
+    pub fn snapshot(&self) -> crate::stats::Counters {
+        let mut vals = Vec::new();
+        self.counters(&mut vals);
+        crate::stats::Counters {
+            vals,
+            uptime: self.started.elapsed().as_secs(),
+        }
+    }
+
+    /// Publishes the counters to this sensor's stats slot (for `/metrics` and the merged
+    /// stats record of a multi-worker run).
+    pub fn publish(&mut self) {
+        if let Some(slot) = &self.slot {
+            let mut v = std::mem::take(&mut self.vals);
+            self.counters(&mut v);
+            slot.publish(&v);
+            self.vals = v;
+        }
     }
 
     fn write_stats(&mut self, ts: i64) {
-        let body = self.stats_json();
-        self.engine.write_stats(ts, &body);
+        self.publish();
+        if self.writes_stats {
+            let body = self.snapshot().eve_json();
+            self.engine.write_stats(ts, &body);
+        }
     }
 }

@@ -5,12 +5,15 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use khien_sensor::capture::{self, LiveConfig};
 use khien_sensor::eve::EveWriter;
+use khien_sensor::metrics::{parse_addr, MetricsServer};
+use khien_sensor::stats::StatsHub;
 use khien_sensor::{Sensor, SensorConfig};
 
 #[derive(Debug, Args)]
@@ -58,6 +61,27 @@ pub struct SensorArgs {
     /// /etc/suricata/classification.config).
     #[arg(long, value_name = "FILE")]
     classification: Option<PathBuf>,
+    /// Directory of YARA rules (.yar) to scan extracted files with (also
+    /// `files.yara-rules` in the config).
+    #[arg(long, value_name = "DIR")]
+    yara_rules: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9110; a bare port
+    /// listens on loopback). Also `metrics.listen` in the config.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// Keep serving /metrics this many seconds after the run ends (final counters).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    metrics_linger: u64,
+    /// Ship the EVE records to a collector (base URL, e.g. https://10.0.0.5:8443) while
+    /// writing them; the run ends once all are acknowledged.
+    #[arg(long, value_name = "URL", requires = "ship_token")]
+    ship_to: Option<String>,
+    /// The sensor's collector token (`khien collector sensor add`).
+    #[arg(long, value_name = "TOKEN", env = "KHIEN_SHIP_TOKEN", hide_env_values = true)]
+    ship_token: Option<String>,
+    /// CA certificate to trust for --ship-to (the collector's DIR/tls/ca.pem).
+    #[arg(long, value_name = "PEM", requires = "ship_to")]
+    ship_ca: Option<PathBuf>,
 }
 
 pub fn run(a: SensorArgs) -> Result<ExitCode> {
@@ -87,6 +111,30 @@ pub fn run(a: SensorArgs) -> Result<ExitCode> {
             a.classification.as_deref(),
         )?));
     }
+    if a.yara_rules.is_some() {
+        cfg.files.yara_rules.clone_from(&a.yara_rules);
+    }
+    if let Some(dir) = cfg.files.yara_rules.clone() {
+        let rules = khien_sensor::yara::YaraRules::compile_dir(&dir)
+            .with_context(|| format!("loading YARA rules from {}", dir.display()))?;
+        eprintln!("yara: {} rules from {}", rules.len(), dir.display());
+        cfg.yara = Some(rules);
+    }
+    if let Some(dir) = &cfg.files.store_dir {
+        khien_sensor::yara::FileStore::new(dir)?;
+    }
+    if a.metrics.is_some() {
+        cfg.metrics.listen.clone_from(&a.metrics);
+    }
+    let hub = Arc::new(StatsHub::new());
+    let metrics = match &cfg.metrics.listen {
+        Some(addr) => {
+            let srv = MetricsServer::start(parse_addr(addr)?, Arc::clone(&hub))?;
+            eprintln!("metrics: listening on http://{}/metrics", srv.local_addr());
+            Some(srv)
+        }
+        None => None,
+    };
     std::fs::create_dir_all(&a.outdir)
         .with_context(|| format!("creating {}", a.outdir.display()))?;
     let eve_path = a.outdir.join(&cfg.eve.filename);
@@ -94,11 +142,20 @@ pub fn run(a: SensorArgs) -> Result<ExitCode> {
         File::create(&eve_path).with_context(|| format!("creating {}", eve_path.display()))?;
     let out: Box<dyn Write + Send> = if a.stdout {
         Box::new(Tee {
-            a: BufWriter::with_capacity(1 << 20, file),
+            a: BufWriter::with_capacity(256 << 10, file),
             b: std::io::stdout(),
         })
     } else {
-        Box::new(BufWriter::with_capacity(1 << 20, file))
+        Box::new(BufWriter::with_capacity(256 << 10, file))
+    };
+    let shipper = match (&a.ship_to, &a.ship_token) {
+        (Some(to), Some(token)) => Some(super::ship::SensorShipper::start(
+            eve_path.clone(),
+            to.clone(),
+            token.clone(),
+            a.ship_ca.clone(),
+        )?),
+        _ => None,
     };
     let summary = match &a.iface {
         Some(iface) => {
@@ -110,15 +167,17 @@ pub fn run(a: SensorArgs) -> Result<ExitCode> {
                 duration: a.duration.map(Duration::from_secs),
                 max_packets: a.max_packets,
             };
-            let mut sensor = Sensor::new(&cfg, EveWriter::new(out));
+            let mut sensor =
+                Sensor::new(&cfg, EveWriter::new(out)).with_stats(hub.register(), true);
             capture::run_live(&mut sensor, &live)?
         }
         None => {
             let files: Vec<&std::path::Path> = a.read.iter().map(PathBuf::as_path).collect();
             if cfg.workers > 1 {
-                capture::run_files_parallel(&cfg, &files, cfg.workers, out)?
+                capture::run_files_parallel(&cfg, &files, cfg.workers, out, &hub)?
             } else {
-                let mut sensor = Sensor::new(&cfg, EveWriter::new(out));
+                let mut sensor =
+                    Sensor::new(&cfg, EveWriter::new(out)).with_stats(hub.register(), true);
                 capture::run_files(&mut sensor, &files)?
             }
         }
@@ -133,6 +192,21 @@ pub fn run(a: SensorArgs) -> Result<ExitCode> {
         summary.kernel_drops
     );
     println!("time elapsed {:.3}s", summary.elapsed.as_secs_f64());
+    if let Some(shipper) = shipper {
+        let s = shipper.finish()?;
+        eprintln!(
+            "shipped: {} accepted, {} duplicates, {} rejected, {} requests, {} retries",
+            s.accepted, s.duplicates, s.rejected, s.requests, s.retries
+        );
+    }
+    if let Some(srv) = metrics {
+        if a.metrics_linger > 0 {
+            // Flush so that a scraper waiting for the line above sees it now.
+            std::io::stdout().flush()?;
+            std::thread::sleep(Duration::from_secs(a.metrics_linger));
+        }
+        srv.shutdown();
+    }
     Ok(ExitCode::SUCCESS)
 }
 
