@@ -27,7 +27,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::files::{self, FileError};
-use crate::prefix::{Net, PrefixMap};
+use crate::prefix::{Addrs, Net, PrefixMap};
 
 /// One information system of the inventory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,9 +162,18 @@ impl Assets {
         if self.nets.is_empty() {
             return None;
         }
-        self.lookup(dest)
-            .map(|a| (Side::Dest, a))
-            .or_else(|| self.lookup(src).map(|a| (Side::Src, a)))
+        self.locate_addrs(&Addrs::parse(src, dest))
+    }
+
+    /// [`locate`](Self::locate) with the addresses already parsed.
+    pub fn locate_addrs(&self, a: &Addrs) -> Option<(Side, &Asset)> {
+        if self.nets.is_empty() {
+            return None;
+        }
+        let find = |ip: Option<std::net::IpAddr>| ip.and_then(|ip| self.nets.lookup(ip));
+        find(a.dest)
+            .map(|x| (Side::Dest, x))
+            .or_else(|| find(a.src).map(|x| (Side::Src, x)))
     }
 }
 

@@ -32,6 +32,11 @@ impl EnrichPaths {
 }
 
 impl Enrichment {
+    /// Whether there is nothing to add (the writer then skips parsing addresses).
+    pub fn is_empty(&self) -> bool {
+        self.assets.is_empty() && self.indicators.is_empty()
+    }
+
     /// Loads both; a missing inventory file or indicator directory means none. Unsupported
     /// STIX patterns are logged (one warning each, with the object id) and kept in
     /// `indicators.unsupported()`.

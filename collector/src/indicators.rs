@@ -19,12 +19,11 @@
 //! A lookup is a hash probe per field (per label for domains, per prefix length for IPs).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::Path;
 
 use crate::eve::{Eve, Family};
 use crate::files::{self, FileError};
-use crate::prefix::{Net, PrefixMap};
+use crate::prefix::{Addrs, FastMap, Net, PrefixMap};
 
 /// Kinds of indicator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,10 +82,10 @@ pub struct Hit<'e> {
 pub struct Indicators {
     list: Vec<Indicator>,
     ips: PrefixMap<usize>,
-    domains: HashMap<String, usize>,
+    domains: FastMap<String, usize>,
     /// host → (path and query, index).
-    urls: HashMap<String, Vec<(String, usize)>>,
-    hashes: HashMap<String, usize>,
+    urls: FastMap<String, Vec<(String, usize)>>,
+    hashes: FastMap<String, usize>,
     unsupported: Vec<Unsupported>,
 }
 
@@ -292,9 +291,20 @@ impl Indicators {
         if self.list.is_empty() {
             return;
         }
+        self.match_event_at(e, &Addrs::parse(&e.src_ip, &e.dest_ip), out);
+    }
+
+    /// [`match_event`](Self::match_event) with the event's addresses already parsed.
+    pub fn match_event_at<'e>(&self, e: &'e Eve<'_>, addrs: &Addrs, out: &mut Vec<Hit<'e>>) {
+        if self.list.is_empty() {
+            return;
+        }
         if !self.ips.is_empty() {
-            for (field, v) in [("src_ip", &e.src_ip), ("dest_ip", &e.dest_ip)] {
-                if let Some(&i) = self.ips.lookup_str(v) {
+            for (field, ip, v) in [
+                ("src_ip", addrs.src, &e.src_ip),
+                ("dest_ip", addrs.dest, &e.dest_ip),
+            ] {
+                if let Some(&i) = ip.and_then(|ip| self.ips.lookup(ip)) {
                     out.push(Hit {
                         indicator: i,
                         field,

@@ -112,6 +112,8 @@ fn read_cursor(path: &Path) -> u64 {
 /// One parsed line of a group.
 struct Item<'a> {
     meta: Meta<'a>,
+    /// Parsed addresses (only when enrichment is loaded).
+    addrs: crate::prefix::Addrs,
     eve: Eve<'a>,
     raw: &'a str,
 }
@@ -255,7 +257,12 @@ async fn store_group(
                 .and_then(|raw| eve::parse_str(raw).map(|eve| (raw, eve)));
             match parsed {
                 Ok((raw, eve)) => {
-                    let located = cfg.enrich.assets.locate(&eve.src_ip, &eve.dest_ip);
+                    let addrs = if cfg.enrich.is_empty() {
+                        crate::prefix::Addrs::default()
+                    } else {
+                        crate::prefix::Addrs::parse(&eve.src_ip, &eve.dest_ip)
+                    };
+                    let located = cfg.enrich.assets.locate_addrs(&addrs);
                     let meta = Meta {
                         event_id: event_id(&rec.sensor, &rec.stream, *offset, rec.batch, i),
                         batch: rec.batch,
@@ -265,7 +272,12 @@ async fn store_group(
                         asset: located.map(|(_, a)| a),
                         side: located.map_or("", |(side, _)| side.as_str()),
                     };
-                    by_family[eve.family().index()].push(Item { meta, eve, raw });
+                    by_family[eve.family().index()].push(Item {
+                        meta,
+                        addrs,
+                        eve,
+                        raw,
+                    });
                 }
                 Err(e) => bad.push((format!("batch {}: {e}", rec.batch), line)),
             }
@@ -281,7 +293,7 @@ async fn store_group(
         let mut hits = Vec::new();
         for it in by_family.iter().flatten() {
             hits.clear();
-            indicators.match_event(&it.eve, &mut hits);
+            indicators.match_event_at(&it.eve, &it.addrs, &mut hits);
             for h in &hits {
                 let ind = indicators.get(h.indicator);
                 intel.push(IntelItem {
