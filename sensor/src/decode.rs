@@ -173,6 +173,11 @@ pub struct Decoded<'a> {
     /// For an ICMPv4 destination-unreachable: the embedded packet's tuple, which selects
     /// the flow of the original packet.
     pub icmp_embedded: Option<icmp::Embedded4>,
+    /// The (innermost) IP header: IPv4 with its options, or IPv6's fixed 40 bytes (the
+    /// detection engine's `ipv4.hdr`/`ipv6.hdr`, ttl, tos, id, ipopts).
+    pub ip_hdr: &'a [u8],
+    /// The transport header (`tcp.hdr` with options, `udp.hdr`, ICMP's first 8 bytes).
+    pub l4_hdr: &'a [u8],
 }
 
 impl Decoded<'_> {
@@ -189,6 +194,8 @@ impl Decoded<'_> {
             csum_ok: true,
             fragment: false,
             icmp_embedded: None,
+            ip_hdr: &[],
+            l4_hdr: &[],
         }
     }
 }
@@ -327,6 +334,7 @@ impl Decoder {
         match buf.first().map(|b| b >> 4) {
             Some(4) => {
                 if let Ok(ip) = Ipv4Packet::new_checked(buf) {
+                    d.ip_hdr = buf.get(..ip.header_len()).unwrap_or(&[]);
                     let addrs = Addrs::v4(ip.src(), ip.dst());
                     d.addrs = Some(addrs);
                     d.proto = ip.protocol();
@@ -336,6 +344,7 @@ impl Decoder {
             }
             Some(6) => {
                 if let Ok(ip) = Ipv6Packet::new_checked(buf) {
+                    d.ip_hdr = buf.get(..ipv6::IPV6_HEADER_LEN).unwrap_or(&[]);
                     d.addrs = Some(Addrs::v6(ip.src(), ip.dst()));
                     d.proto = ip.next_header();
                     let (proto, payload, hl) = (ip.next_header(), ip.payload(), ip.hop_limit());
@@ -524,6 +533,7 @@ impl Decoder {
             Err(e) => return d.events.push(e),
         };
         self.stats.ipv4 += 1;
+        d.ip_hdr = b.get(..ip.header_len()).unwrap_or(&[]);
         d.addrs = Some(Addrs::v4(ip.src(), ip.dst()));
         d.proto = ip.protocol();
         ipv4::check_options(ip.options(), &mut d.events);
@@ -575,6 +585,7 @@ impl Decoder {
             Err(e) => return d.events.push(e),
         };
         self.stats.ipv6 += 1;
+        d.ip_hdr = b.get(..ipv6::IPV6_HEADER_LEN).unwrap_or(&[]);
         d.addrs = Some(Addrs::v6(ip.src(), ip.dst()));
         let payload = &b[ipv6::IPV6_HEADER_LEN..ipv6::IPV6_HEADER_LEN + ip.payload_len()];
         let w = ipv6::walk_ext(ip.next_header(), payload, &mut d.events);
@@ -703,6 +714,7 @@ fn transport<'a>(
                     opts,
                 });
                 d.payload = t.payload();
+                d.l4_hdr = b.get(..t.header_len()).unwrap_or(&[]);
                 if verify && checksum_fold(checksum_add(pseudo(b.len()), b)) != 0 {
                     d.csum_ok = false;
                 }
@@ -715,6 +727,7 @@ fn transport<'a>(
                 d.dp = u.dst_port();
                 d.l4 = L4::Udp;
                 d.payload = u.payload();
+                d.l4_hdr = b.get(..8).unwrap_or(&[]);
                 let dg = u.datagram();
                 if verify
                     && (u.checksum() != 0 || addrs.v6)
@@ -729,6 +742,8 @@ fn transport<'a>(
             Ok((ty, code, emb)) => {
                 d.l4 = L4::Icmp { ty, code };
                 d.icmp_embedded = emb;
+                d.l4_hdr = b.get(..8).unwrap_or(b);
+                d.payload = b.get(8..).unwrap_or(&[]);
                 if verify && checksum_fold(checksum_add(0, b)) != 0 {
                     d.csum_ok = false;
                 }
@@ -738,6 +753,8 @@ fn transport<'a>(
         58 => match icmp::check_v6(b, hop, ev) {
             Ok((ty, code)) => {
                 d.l4 = L4::Icmp { ty, code };
+                d.l4_hdr = b.get(..8).unwrap_or(b);
+                d.payload = b.get(8..).unwrap_or(&[]);
                 if verify && checksum_fold(checksum_add(pseudo(b.len()), b)) != 0 {
                     d.csum_ok = false;
                 }

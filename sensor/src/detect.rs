@@ -40,6 +40,7 @@ fn packet_info<'a>(
     proto: u8,
     l4: L4,
     payload: &'a [u8],
+    (ip_hdr, l4_hdr): (&'a [u8], &'a [u8]),
     events: &'a [&'a str],
     flow: Option<kd::FlowInfo>,
     ts: i64,
@@ -58,7 +59,9 @@ fn packet_info<'a>(
             })
         }
         L4::Icmp { ty, code } => {
-            let echo = payload.get(..4).filter(|_| matches!(ty, 0 | 8 | 128 | 129));
+            let echo = l4_hdr
+                .get(4..8)
+                .filter(|_| matches!(ty, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18 | 128 | 129));
             p.icmp = Some(kd::IcmpInfo {
                 ty,
                 code,
@@ -69,6 +72,23 @@ fn packet_info<'a>(
         _ => {}
     }
     p.payload = payload;
+    p.ip_hdr = ip_hdr;
+    p.l4_hdr = l4_hdr;
+    if addrs.v6 {
+        // version(4) traffic class(8) flow label(20) | length(16) next(8) hop limit(8)
+        if let (Some(a), Some(b)) = (ip_hdr.first(), ip_hdr.get(1)) {
+            p.tos = Some((a << 4) | (b >> 4));
+        }
+        p.ttl = ip_hdr.get(7).copied();
+    } else {
+        // version/ihl(8) tos(8) length(16) | id(16) flags/fragment offset(16) | ttl(8) …
+        p.tos = ip_hdr.get(1).copied();
+        p.ip_id = ip_hdr.get(4..6).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        p.frag_offset = ip_hdr
+            .get(6..8)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]) & 0x1fff);
+        p.ttl = ip_hdr.get(8).copied();
+    }
     p.events = events;
     p.flow = flow;
     p.ts_us = ts;
@@ -93,14 +113,25 @@ impl Detect {
         flow_id: Option<u64>,
         flow: Option<kd::FlowInfo>,
         ts: i64,
+        stream_added: bool,
     ) {
         let Some(addrs) = d.addrs else {
             return;
         };
         let names: Vec<&str> = d.events.iter().map(|e| e.name()).collect();
-        let p = packet_info(
-            &addrs, d.sp, d.dp, d.proto, d.l4, d.payload, &names, flow, ts,
+        let mut p = packet_info(
+            &addrs,
+            d.sp,
+            d.dp,
+            d.proto,
+            d.l4,
+            d.payload,
+            (d.ip_hdr, d.l4_hdr),
+            &names,
+            flow,
+            ts,
         );
+        p.stream_added = stream_added;
         let mut scratch = kd::FlowVars::default();
         let vars = match flow_id {
             Some(id) => self.vars.entry(id).or_default(),
@@ -108,6 +139,41 @@ impl Detect {
         };
         self.engine
             .inspect_packet(&p, vars, &mut self.state, &mut self.alerts);
+    }
+
+    /// Runs the stream signatures on a raw-stream chunk of one direction (`tuple`, in
+    /// that direction). `d` is the packet of that direction that made the chunk ready
+    /// (its header fields are tested), `None` for the flow-end pseudo packet.
+    #[allow(clippy::too_many_arguments)] // reason: the chunk and its context, one each
+    pub fn stream(
+        &mut self,
+        d: Option<&Decoded<'_>>,
+        tuple: &Tuple,
+        flow_id: u64,
+        flow: kd::FlowInfo,
+        chunk: &[u8],
+        new_from: usize,
+        ts: i64,
+    ) {
+        let (l4, hdrs) = match d {
+            Some(d) => (d.l4, (d.ip_hdr, d.l4_hdr)),
+            None => (L4::Other, (&[][..], &[][..])),
+        };
+        let p = packet_info(
+            &tuple.addrs,
+            tuple.sp,
+            tuple.dp,
+            tuple.proto,
+            l4,
+            chunk,
+            hdrs,
+            &[],
+            Some(flow),
+            ts,
+        );
+        let vars = self.vars.entry(flow_id).or_default();
+        self.engine
+            .inspect_stream(&p, new_from, vars, &mut self.state, &mut self.alerts);
     }
 
     /// Runs the transaction signatures on a transaction of the flow whose client → server
@@ -124,6 +190,7 @@ impl Detect {
             fwd.proto,
             L4::Other,
             &[],
+            (&[], &[]),
             &[],
             Some(kd::FlowInfo {
                 to_server: true,
@@ -154,6 +221,7 @@ impl Detect {
         tx_tuple: bool,
         app_proto: Option<&str>,
         src: PktSrc,
+        payload: &[u8],
     ) -> (usize, usize) {
         let mut errors = 0;
         let n = self.alerts.len();
@@ -199,12 +267,52 @@ impl Detect {
                 "to_client"
             };
             let _ = write!(l, ",\"direction\":\"{dir}\"");
+            if a.tx_id.is_none() {
+                // Like Suricata's `payload`/`payload-printable` (4 KiB payload buffer).
+                let p = payload.get(..PAYLOAD_MAX).unwrap_or(payload);
+                l.extend_from_slice(b",\"payload\":\"");
+                base64(p, l);
+                let printable: String = p
+                    .iter()
+                    .map(|&c| {
+                        if c.is_ascii_graphic() || c == b' ' || c == b'\n' || c == b'\r' {
+                            char::from(c)
+                        } else {
+                            '.'
+                        }
+                    })
+                    .collect();
+                let _ = write!(
+                    l,
+                    "\",\"payload_printable\":{},\"stream\":{}",
+                    serde_json::Value::from(printable),
+                    u8::from(a.stream)
+                );
+            }
             if eve.finish().is_err() {
                 errors += 1;
             }
         }
         self.alert_count += n as u64;
         (n, errors)
+    }
+}
+
+/// Bytes of payload an alert record carries (Suricata's `payload-buffer-size: 4kb`).
+const PAYLOAD_MAX: usize = 4096;
+
+/// Standard base64 with padding, appended to `out`.
+fn base64(b: &[u8], out: &mut Vec<u8>) {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(c.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(c.get(2).copied().unwrap_or(0));
+        let idx = |s: u32| A[((n >> s) & 63) as usize];
+        out.push(idx(18));
+        out.push(idx(12));
+        out.push(if c.len() > 1 { idx(6) } else { b'=' });
+        out.push(if c.len() > 2 { idx(0) } else { b'=' });
     }
 }
 
@@ -291,6 +399,17 @@ fn http_get<'a>(t: &'a HttpTx, name: &str, dir: Dir) -> Vec<Cow<'a, [u8]>> {
             } else {
                 one(b)
             }
+        }
+        "http.request_header" | "http.response_header" if ts == (name == "http.request_header") => {
+            hdrs.iter()
+                .map(|(k, v)| {
+                    let mut b = Vec::with_capacity(k.len() + 2 + v.len());
+                    b.extend_from_slice(k);
+                    b.extend_from_slice(b": ");
+                    b.extend_from_slice(v);
+                    Cow::Owned(b)
+                })
+                .collect()
         }
         "http.header" if !hdrs.is_empty() => owned(headers_buf(
             hdrs,

@@ -142,6 +142,7 @@ impl Engine {
             midstream: cfg.stream.midstream,
             depth: cfg.stream.reassembly.depth.0,
             memcap: cfg.stream.reassembly.memcap.0 as usize / cfg.workers.max(1),
+            raw: cfg.detect.as_ref().is_some_and(|e| e.wants_stream()),
             ..StreamConfig::default()
         };
         Engine {
@@ -177,7 +178,7 @@ impl Engine {
         }
         let Some(addrs) = d.addrs.filter(|_| d.l4 != L4::None) else {
             self.anomalies(d, None, ts, pcap_cnt);
-            self.detect_packet(d, None, false, ts, pcap_cnt);
+            self.detect_packet(d, None, false, ts, pcap_cnt, false);
             return;
         };
         let (sp, dp) = match d.l4 {
@@ -294,6 +295,7 @@ impl Engine {
         let (_, cport, _, sport) = f.endpoints();
         let app_cfg = &self.app_cfg;
         let out = &mut self.app_out;
+        let mut stream_added = false;
         match d.l4 {
             L4::Tcp(t) if !new_session => {
                 let Flow {
@@ -314,6 +316,7 @@ impl Engine {
                         &mut self.stream_stats,
                         &mut sink,
                     );
+                    stream_added = s.last_added;
                     if s.state.is_closed() {
                         *state = FlowState::Closed;
                     } else if s.state.is_established() {
@@ -335,13 +338,81 @@ impl Engine {
             }
             _ => {}
         }
+        // An app-layer transaction makes the raw stream ready (Suricata's TRIGGER_RAW).
+        let had_tx = self.app_out.iter().any(|e| matches!(e, AppEvent::Tx(_)));
         if !self.app_out.is_empty() {
             self.write_app(idx, Some(pcap_cnt), PktSrc::Wire, ts);
         }
-        self.detect_packet(d, Some(idx), src_lo, ts, pcap_cnt);
+        self.detect_packet(d, Some(idx), src_lo, ts, pcap_cnt, stream_added);
+        self.detect_stream(Some(d), idx, src_lo, ts, Some(pcap_cnt), had_tx);
+    }
+
+    /// Raw stream inspection: when the direction of `src_lo` in flow `idx` has a chunk
+    /// ready (see `TcpSession::raw_chunk`), runs the stream signatures on it and writes
+    /// their alerts. `d` is the packet that made it ready; `None` at flow end, where the
+    /// whole rest of the stream is inspected.
+    fn detect_stream(
+        &mut self,
+        d: Option<&Decoded<'_>>,
+        idx: usize,
+        src_lo: bool,
+        ts: i64,
+        pcap_cnt: Option<u64>,
+        trigger: bool,
+    ) {
+        let Some(dt) = self.detect.as_mut() else {
+            return;
+        };
+        let Some(f) = self.flows.get(idx) else {
+            return;
+        };
+        let dir = f.dir(src_lo);
+        let Some((chunk, new_from)) = f
+            .tcp
+            .as_ref()
+            .and_then(|s| s.raw_chunk(dir, trigger, d.is_none()))
+        else {
+            return;
+        };
+        let len = chunk.len();
+        let fwd = Self::flow_tuple(f);
+        let tuple = if dir == 0 { fwd } else { fwd.reversed() };
+        let info = khien_detect::FlowInfo {
+            to_server: dir == 0,
+            established: f.state != FlowState::New,
+            app_proto: f.app.eve_name(),
+        };
+        dt.stream(d, &tuple, f.id, info, chunk, new_from, ts);
+        if !dt.alerts.is_empty() {
+            let src = if d.is_some() {
+                PktSrc::Wire
+            } else {
+                PktSrc::FlowTimeout
+            };
+            let (n, errors) = dt.write(
+                &mut self.eve,
+                ts,
+                Some(f.id),
+                pcap_cnt,
+                Some(&tuple),
+                false,
+                info.app_proto,
+                src,
+                chunk,
+            );
+            self.stats.eve_errors += errors as u64;
+            self.stats.alerts += n as u64;
+            if let Some(f) = self.flows.get_mut(idx) {
+                f.alerted = true;
+            }
+        }
+        if let Some(s) = self.flows.get_mut(idx).and_then(|f| f.tcp.as_mut()) {
+            s.raw_done(dir, len);
+        }
     }
 
     /// Runs the packet rules on `d` (flow `idx`, if any) and writes its alerts.
+    /// `stream_added`: the TCP payload went into the reassembled stream.
     fn detect_packet(
         &mut self,
         d: &Decoded<'_>,
@@ -349,6 +420,7 @@ impl Engine {
         src_lo: bool,
         ts: i64,
         pcap_cnt: u64,
+        stream_added: bool,
     ) {
         let Some(dt) = self.detect.as_mut() else {
             return;
@@ -359,7 +431,7 @@ impl Engine {
             established: f.state != FlowState::New,
             app_proto: f.app.eve_name(),
         });
-        dt.packet(d, f.map(|f| f.id), info, ts);
+        dt.packet(d, f.map(|f| f.id), info, ts, stream_added);
         if dt.alerts.is_empty() {
             return;
         }
@@ -380,6 +452,7 @@ impl Engine {
             false,
             app,
             PktSrc::Wire,
+            d.payload,
         );
         self.stats.eve_errors += errors as u64;
         self.stats.alerts += n as u64;
@@ -480,6 +553,11 @@ impl Engine {
         app.close(ts, out);
         if !self.app_out.is_empty() {
             self.write_app(idx, None, PktSrc::FlowTimeout, ts);
+        }
+        // The rest of each direction's raw stream (Suricata's flow-timeout pseudo packets).
+        if let Some(client_lo) = self.flows.get(idx).map(|f| f.client_is_lo) {
+            self.detect_stream(None, idx, client_lo, ts, None, true);
+            self.detect_stream(None, idx, !client_lo, ts, None, true);
         }
         if let Some(f) = self.flows.remove(idx) {
             if let Some(i) = f.app.eve_name().and_then(crate::stats::app_index) {
@@ -650,6 +728,7 @@ impl Engine {
                                 true,
                                 Some(app_name),
                                 src,
+                                &[],
                             );
                             self.stats.eve_errors += errors as u64;
                             self.stats.alerts += n as u64;

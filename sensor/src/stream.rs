@@ -71,6 +71,9 @@ pub struct StreamConfig {
     pub memcap: usize,
     /// Out-of-order segments held per direction.
     pub max_segments: usize,
+    /// Keep each direction's in-order bytes for raw stream inspection (set when the
+    /// detection engine has stream signatures).
+    pub raw: bool,
 }
 
 impl Default for StreamConfig {
@@ -80,6 +83,7 @@ impl Default for StreamConfig {
             depth: 1 << 20,
             memcap: 256 << 20,
             max_segments: 1024,
+            raw: false,
         }
     }
 }
@@ -122,6 +126,13 @@ struct Dir {
     fin_seq: Option<u32>,
     depth_reached: bool,
     max_regions: u32,
+    /// Raw stream for detection (`StreamConfig::raw`): bytes delivered and not yet
+    /// inspected, after `raw_keep` bytes of already-inspected tail kept so that a pattern
+    /// split across two chunks is found.
+    raw: Vec<u8>,
+    raw_keep: usize,
+    /// Relative sequence number the other side acknowledged.
+    acked: Option<u32>,
 }
 
 /// One TCP session.
@@ -130,7 +141,18 @@ pub struct TcpSession {
     pub state: TcpState,
     dirs: [Dir; 2],
     first_fin: usize,
+    /// The last segment's payload was accepted into the stream (delivered in order or
+    /// queued out of order), so stream inspection covers it (Suricata's PKT_STREAM_ADD).
+    pub last_added: bool,
 }
+
+/// Raw-stream inspection: bytes of already-inspected data kept before the next chunk (a
+/// pattern up to this long split across chunks is still found).
+pub const RAW_OVERLAP: usize = 1024;
+/// Acknowledged bytes that make a chunk ready (Suricata's reassembly chunk size).
+pub const RAW_CHUNK: usize = 2560;
+/// Uninspected bytes held per direction; past it a chunk is inspected unacknowledged.
+pub const RAW_MAX: usize = 64 * 1024;
 
 /// Is `a` after `b` in sequence space?
 fn seq_gt(a: u32, b: u32) -> bool {
@@ -145,6 +167,7 @@ impl TcpSession {
             state: TcpState::None,
             dirs: Default::default(),
             first_fin: 0,
+            last_added: false,
         };
         if t.flags & (SYN | ACK | RST) == SYN {
             s.state = TcpState::SynSent;
@@ -191,6 +214,7 @@ impl TcpSession {
     ) {
         let dir = dir & 1;
         let other = dir ^ 1;
+        self.last_added = false;
         if t.flags & RST != 0 {
             if self.state != TcpState::SynSent || dir == 1 {
                 self.state = TcpState::Closed;
@@ -226,6 +250,13 @@ impl TcpSession {
         }
         if t.flags & ACK != 0 {
             self.ack_gap(other, t.ack, cfg, stats, sink);
+            let o = &mut self.dirs[other];
+            if o.base_set {
+                let rel = t.ack.wrapping_sub(o.base);
+                if o.acked.is_none_or(|a| seq_gt(rel, a)) {
+                    o.acked = Some(rel);
+                }
+            }
         }
         if !payload.is_empty() {
             self.data(dir, t.seq, payload, cfg, stats, sink);
@@ -312,6 +343,7 @@ impl TcpSession {
                 stats.memuse -= n;
             }
             d.ooo.insert(rel, payload.to_vec());
+            self.last_added = true;
             d.ooo_bytes += payload.len();
             stats.memuse += payload.len();
             d.max_regions = d.max_regions.max(1 + d.ooo.len() as u32);
@@ -323,6 +355,7 @@ impl TcpSession {
             stats.overlaps += 1;
         }
         let fresh = payload.get(skip..).unwrap_or(&[]);
+        self.last_added = !fresh.is_empty();
         Self::deliver(d, dir, fresh, cfg, stats, sink);
         Self::drain(d, dir, cfg, stats, sink);
     }
@@ -339,6 +372,9 @@ impl TcpSession {
         let n = (data.len() as u64).min(room) as usize;
         if n > 0 {
             sink(dir, Chunk::Data(&data[..n]));
+            if cfg.raw {
+                d.raw.extend_from_slice(&data[..n]);
+            }
         }
         d.next = d.next.wrapping_add(data.len() as u32);
         d.delivered += n as u64;
@@ -397,6 +433,7 @@ impl TcpSession {
         if seq_gt(first, d.next) && !seq_gt(first, ack_rel) {
             let len = first.wrapping_sub(d.next);
             stats.gaps += 1;
+            d.raw_gap();
             sink(dir, Chunk::Gap(u64::from(len)));
             d.next = first;
             Self::drain(d, dir, cfg, stats, sink);
@@ -416,11 +453,62 @@ impl TcpSession {
             while let Some((&first, _)) = d.ooo.first_key_value() {
                 if seq_gt(first, d.next) {
                     stats.gaps += 1;
+                    d.raw_gap();
                     sink(dir, Chunk::Gap(u64::from(first.wrapping_sub(d.next))));
                     d.next = first;
                 }
                 Self::drain(d, dir, cfg, stats, sink);
             }
+        }
+    }
+
+    /// The raw-stream chunk of direction `dir` ready for inspection, if any: the kept
+    /// overlap plus the new bytes, of which the returned offset is the first new one. A
+    /// chunk is ready once `RAW_CHUNK` acknowledged bytes wait, on `trigger` (an app-layer
+    /// transaction completed, or the session closes) with acknowledged bytes, always at
+    /// `eof` (flow end), and when more than `RAW_MAX` bytes wait. Call
+    /// [`TcpSession::raw_done`] after inspecting it.
+    pub fn raw_chunk(&self, dir: usize, trigger: bool, eof: bool) -> Option<(&[u8], usize)> {
+        let d = self.dirs.get(dir)?;
+        let waiting = d.raw.len().checked_sub(d.raw_keep)?;
+        if waiting == 0 {
+            return None;
+        }
+        // Bytes at the end of `raw` not yet acknowledged.
+        let unacked = match d.acked {
+            Some(a) if !seq_gt(d.next, a) => 0,
+            Some(a) => d.next.wrapping_sub(a) as usize,
+            None => waiting,
+        };
+        let acked = waiting.saturating_sub(unacked);
+        let ready = eof
+            || waiting > RAW_MAX
+            || acked >= RAW_CHUNK
+            || (acked > 0 && (trigger || self.state.is_closed()));
+        if !ready {
+            return None;
+        }
+        let end = if eof || waiting > RAW_MAX {
+            d.raw.len()
+        } else {
+            d.raw_keep + acked
+        };
+        Some((d.raw.get(..end)?, d.raw_keep))
+    }
+
+    /// Marks the chunk given by [`TcpSession::raw_chunk`] (`len` bytes long) inspected,
+    /// keeping its last `RAW_OVERLAP` bytes.
+    pub fn raw_done(&mut self, dir: usize, len: usize) {
+        let Some(d) = self.dirs.get_mut(dir) else {
+            return;
+        };
+        let len = len.min(d.raw.len());
+        let keep = len.min(RAW_OVERLAP);
+        d.raw.drain(..len - keep);
+        d.raw_keep = keep;
+        // A burst grew the buffer: give the memory back (flows idle with the overlap only).
+        if d.raw.capacity() > 16 * 1024 {
+            d.raw.shrink_to(4 * 1024);
         }
     }
 
@@ -442,6 +530,11 @@ impl Dir {
     }
     fn delivered_any(&self) -> bool {
         self.delivered > 0
+    }
+    /// A gap: the inspected overlap before it must not join data after it in a match.
+    fn raw_gap(&mut self) {
+        self.raw.drain(..self.raw_keep.min(self.raw.len()));
+        self.raw_keep = 0;
     }
 }
 
@@ -478,6 +571,7 @@ mod tests {
                     state: TcpState::None,
                     dirs: Default::default(),
                     first_fin: 0,
+                    last_added: false,
                 },
                 cfg,
                 st,
@@ -504,6 +598,42 @@ mod tests {
                 },
             );
         }
+    }
+
+    #[test]
+    fn raw_stream_chunks_on_ack_trigger_and_eof_with_overlap() {
+        let mut r = Run::new(StreamConfig {
+            raw: true,
+            ..StreamConfig::default()
+        });
+        r.pkt(0, 1001, 5001, PSH | ACK, b"GET /a");
+        assert!(r.s.last_added);
+        // Not acknowledged yet: nothing ready, even on a trigger; always at eof.
+        assert_eq!(r.s.raw_chunk(0, true, false), None);
+        assert_eq!(r.s.raw_chunk(0, false, true), Some((&b"GET /a"[..], 0)));
+        // A retransmission is not added.
+        r.pkt(0, 1001, 5001, PSH | ACK, b"GET /a");
+        assert!(!r.s.last_added);
+        // The server acknowledges 4 of the 6 bytes: below the chunk size, ready on a
+        // trigger only, and only up to the acknowledgement.
+        r.pkt(1, 5001, 1005, ACK, b"");
+        assert_eq!(r.s.raw_chunk(0, false, false), None);
+        assert_eq!(r.s.raw_chunk(0, true, false), Some((&b"GET "[..], 0)));
+        r.s.raw_done(0, 4);
+        // The inspected bytes stay as overlap before the new ones.
+        r.pkt(1, 5001, 1007, ACK, b"");
+        assert_eq!(r.s.raw_chunk(0, true, false), Some((&b"GET /a"[..], 4)));
+        r.s.raw_done(0, 6);
+        assert_eq!(r.s.raw_chunk(0, true, false), None);
+        // RAW_CHUNK acknowledged bytes are ready without a trigger.
+        let big = vec![b'x'; RAW_CHUNK];
+        r.pkt(0, 1007, 5001, ACK, &big);
+        r.pkt(1, 5001, 1007 + RAW_CHUNK as u32, ACK, b"");
+        let (c, new_from) = r.s.raw_chunk(0, false, false).unwrap();
+        assert_eq!((c.len(), new_from), (6 + RAW_CHUNK, 6));
+        let n = c.len();
+        r.s.raw_done(0, n);
+        assert_eq!(r.s.dirs[0].raw.len(), RAW_OVERLAP);
     }
 
     #[test]

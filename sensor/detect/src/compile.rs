@@ -218,10 +218,19 @@ pub(crate) enum PktCheck {
     Dsize(Cmp),
     Int(&'static str, Cmp),
     Flags(TcpFlags),
-    IpProto { negated: bool, op: u8, proto: u8 },
+    IpProto {
+        negated: bool,
+        op: u8,
+        proto: u8,
+    },
     DecodeEvent(EventRef),
     SameIp,
-    AppProto { negated: bool, proto: String },
+    /// `ipopts:` (an IPv4 option by Suricata's name, or `any`).
+    IpOpt(String),
+    AppProto {
+        negated: bool,
+        proto: String,
+    },
 }
 
 #[derive(Debug)]
@@ -239,6 +248,18 @@ pub(crate) enum FlowAct {
     IntSet(u32, u64),
     IntAdd(u32, u64),
     IntSub(u32, u64),
+}
+
+/// Where a packet signature's payload keywords look on TCP (Suricata's
+/// SIG_FLAG_REQUIRE_PACKET / SIG_FLAG_REQUIRE_STREAM).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StreamMode {
+    /// The packet only (`tcp-pkt`, `flow:no_stream`, `dsize`, no payload keywords, not TCP).
+    Packet,
+    /// The reassembled stream only (`tcp-stream`, `flow:only_stream`).
+    Stream,
+    /// The stream, and packets whose data did not go into a stream.
+    Either,
 }
 
 #[derive(Debug)]
@@ -262,6 +283,7 @@ pub(crate) struct Sig {
     /// Application protocol the flow must have.
     pub app_proto: Option<&'static str>,
     pub flow: Option<Flow>,
+    pub stream: StreamMode,
     pub pkt_checks: Vec<PktCheck>,
     pub bufs: Vec<BufProg>,
     pub conds: Vec<FlowCond>,
@@ -312,6 +334,8 @@ fn buffer_dirs(name: &str) -> Option<&'static [Dir]> {
         | "http.server" => TC,
         "http.header" | "http.header.raw" | "http.header_names" | "http.content_type"
         | "http.content_len" | "http.connection" | "http.start" | "file.data" => BOTH,
+        "http.request_header" => TS,
+        "http.response_header" => TC,
         "dns.query" => TS,
         "tls.sni" | "ja3.hash" | "ja3.string" | "ja4.hash" => TS,
         "tls.cert_subject"
@@ -446,6 +470,12 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
             }
         }
     }
+    let stream_list: Vec<u32> = packet_lists[0]
+        .iter()
+        .copied()
+        .filter(|&i| sigs[i as usize].stream != StreamMode::Packet)
+        .collect();
+    let stream_group = Group::build(&sigs, stream_list);
     let packet_groups = packet_lists.map(|l| Group::build(&sigs, l));
     let tx_groups = tx_lists
         .into_iter()
@@ -455,6 +485,7 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
         sigs,
         flowbit_names: names.bit_names,
         packet_groups,
+        stream_group,
         tx_groups,
         suppress: Suppressions::new(&opts.thresholds),
     };
@@ -528,9 +559,11 @@ fn compile_rule(
     let mut app_events = Vec::new();
     let mut urilen = None;
     let mut var_names: Vec<String> = Vec::new();
-    let mut flowbits_rank = 2u8;
+    // Suricata orders flowbits writers (set/unset/toggle) first, then rules that read and
+    // write, then readers, then rules without flowbits.
+    let (mut fb_read, mut fb_write) = (false, false);
     let push_op = |bufs: &mut Vec<BufProg>, b: &BufferRef, op: Op| -> Result<(), Reject> {
-        if b.name != "pkt_data" && buffer_dirs(b.name).is_none() {
+        if !crate::inspect::is_packet_buffer(b.name) && buffer_dirs(b.name).is_none() {
             return Err(Reject::Unsupported(format!("buffer {}", b.name)));
         }
         for t in &b.transforms {
@@ -650,17 +683,23 @@ fn compile_rule(
                 match fb.cmd {
                     FlowbitsCmd::Set => {
                         acts.extend(ids.iter().map(|&i| FlowAct::Set(i)));
-                        flowbits_rank = 0;
+                        fb_write = true;
                     }
-                    FlowbitsCmd::Unset => acts.extend(ids.iter().map(|&i| FlowAct::Unset(i))),
-                    FlowbitsCmd::Toggle => acts.extend(ids.iter().map(|&i| FlowAct::Toggle(i))),
+                    FlowbitsCmd::Unset => {
+                        acts.extend(ids.iter().map(|&i| FlowAct::Unset(i)));
+                        fb_write = true;
+                    }
+                    FlowbitsCmd::Toggle => {
+                        acts.extend(ids.iter().map(|&i| FlowAct::Toggle(i)));
+                        fb_write = true;
+                    }
                     FlowbitsCmd::IsSet => {
                         conds.push(FlowCond::IsSet(ids));
-                        flowbits_rank = if flowbits_rank == 0 { 1 } else { 3 };
+                        fb_read = true;
                     }
                     FlowbitsCmd::IsNotSet => {
                         conds.push(FlowCond::IsNotSet(ids));
-                        flowbits_rank = if flowbits_rank == 0 { 1 } else { 3 };
+                        fb_read = true;
                     }
                     FlowbitsCmd::NoAlert => noalert = true,
                 }
@@ -722,6 +761,48 @@ fn compile_rule(
                 pkt_checks.push(PktCheck::DecodeEvent(e.clone()))
             }
             OptionKind::Generic("sameip", _) => pkt_checks.push(PktCheck::SameIp),
+            OptionKind::Generic("ipopts", Some(v)) => {
+                let v = v.trim().to_ascii_lowercase();
+                if v != "any" && crate::inspect::ipopt_known(&v).is_none() {
+                    return Err(Reject::Error(format!("ipopts: unknown option {v}")));
+                }
+                pkt_checks.push(PktCheck::IpOpt(v))
+            }
+            OptionKind::Generic(k @ ("tls.subject" | "tls.issuerdn"), Some(v)) => {
+                // Legacy form: a case-sensitive substring of the certificate field.
+                let (negated, v) = match v.trim().strip_prefix('!') {
+                    Some(rest) => (true, rest.trim()),
+                    None => (false, v.trim()),
+                };
+                let v = v
+                    .strip_prefix('"')
+                    .and_then(|x| x.strip_suffix('"'))
+                    .unwrap_or(v);
+                let name = if *k == "tls.subject" {
+                    "tls.cert_subject"
+                } else {
+                    "tls.cert_issuer"
+                };
+                let c = Content {
+                    pattern: v.as_bytes().to_vec(),
+                    negated,
+                    nocase: false,
+                    rawbytes: false,
+                    depth: None,
+                    offset: None,
+                    distance: None,
+                    within: None,
+                    startswith: false,
+                    endswith: false,
+                    fast_pattern: None,
+                    replace: None,
+                };
+                let b = BufferRef {
+                    name,
+                    transforms: Vec::new(),
+                };
+                push_op(&mut bufs, &b, Op::Content(c))?;
+            }
             OptionKind::Generic("requires", _) => {}
             OptionKind::Generic("prefilter", _) => {}
             OptionKind::Generic(k, _) => return Err(Reject::Unsupported(k.to_string())),
@@ -736,7 +817,10 @@ fn compile_rule(
         }
     }
     // Transaction or packet signature.
-    let app_bufs: Vec<&BufProg> = bufs.iter().filter(|b| b.name != "pkt_data").collect();
+    let app_bufs: Vec<&BufProg> = bufs
+        .iter()
+        .filter(|b| !crate::inspect::is_packet_buffer(b.name))
+        .collect();
     let tx = !app_bufs.is_empty() || !app_events.is_empty() || urilen.is_some();
     let kind = if tx {
         if app_proto.is_none() {
@@ -756,7 +840,10 @@ fn compile_rule(
         if !TX_PROTOS.contains(&ap) {
             return Err(Reject::Unsupported(format!("protocol {ap}")));
         }
-        if bufs.iter().any(|b| b.name == "pkt_data") {
+        if bufs
+            .iter()
+            .any(|b| crate::inspect::is_packet_buffer(b.name))
+        {
             return Err(Reject::Unsupported(
                 "pkt_data mixed with app-layer buffers".into(),
             ));
@@ -799,6 +886,23 @@ fn compile_rule(
         Action::Alert => 3,
     };
     let fast = choose_fast(&bufs);
+    let payload = bufs
+        .iter()
+        .any(|b| b.name == "pkt_data" && !b.ops.is_empty());
+    let tcp = ip_proto.is_none_or(|p| p == 6) && !matches!(proto, "icmp" | "pkthdr");
+    let stream = if !payload
+        || !tcp
+        || !matches!(kind, SigKind::Packet)
+        || proto == "tcp-pkt"
+        || flow.as_ref().is_some_and(|f| f.no_stream)
+        || pkt_checks.iter().any(|c| matches!(c, PktCheck::Dsize(_)))
+    {
+        StreamMode::Packet
+    } else if proto == "tcp-stream" || flow.as_ref().is_some_and(|f| f.only_stream) {
+        StreamMode::Stream
+    } else {
+        StreamMode::Either
+    };
     let meta = SigMeta {
         sid: rule.sid,
         gid: rule.gid,
@@ -823,6 +927,7 @@ fn compile_rule(
         ip_version,
         app_proto,
         flow,
+        stream,
         pkt_checks,
         bufs,
         conds,
@@ -834,7 +939,17 @@ fn compile_rule(
         urilen,
         var_names,
         fast,
-        order: (action_rank, flowbits_rank, priority, order),
+        order: (
+            action_rank,
+            match (fb_write, fb_read) {
+                (true, false) => 0,
+                (true, true) => 1,
+                (false, true) => 2,
+                (false, false) => 3,
+            },
+            priority,
+            order,
+        ),
     })
 }
 

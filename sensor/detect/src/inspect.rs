@@ -292,6 +292,7 @@ fn pkt_checks(sig: &Sig, p: &PacketInfo<'_>, tx: bool) -> bool {
                 has != e.negated
             }
             PktCheck::SameIp => p.src == p.dst,
+            PktCheck::IpOpt(name) => p.src.is_ipv4() && has_ipopt(p.ip_hdr, name),
             PktCheck::AppProto { negated, proto } => {
                 let ap = p.flow.and_then(|f| f.app_proto);
                 let r = match proto.as_str() {
@@ -356,6 +357,78 @@ pub(crate) fn apply_actions(sig: &Sig, vars: &mut FlowVars) {
     }
 }
 
+/// Whether `name` is a buffer of the packet itself (not of a transaction).
+pub(crate) fn is_packet_buffer(name: &str) -> bool {
+    matches!(
+        name,
+        "pkt_data" | "ipv4.hdr" | "ipv6.hdr" | "tcp.hdr" | "udp.hdr" | "icmpv4.hdr" | "icmpv6.hdr"
+    )
+}
+
+/// A packet buffer's bytes; `None` when the packet has no such layer.
+pub(crate) fn packet_buffer<'a>(p: &PacketInfo<'a>, name: &str) -> Option<&'a [u8]> {
+    let v6 = p.src.is_ipv6();
+    let some = |b: &'a [u8]| (!b.is_empty()).then_some(b);
+    match name {
+        "pkt_data" => Some(p.payload),
+        "ipv4.hdr" if !v6 => some(p.ip_hdr),
+        "ipv6.hdr" if v6 => some(p.ip_hdr),
+        "tcp.hdr" if p.proto == 6 => some(p.l4_hdr),
+        "udp.hdr" if p.proto == 17 => some(p.l4_hdr),
+        "icmpv4.hdr" if p.proto == 1 => some(p.l4_hdr),
+        "icmpv6.hdr" if p.proto == 58 => some(p.l4_hdr),
+        _ => None,
+    }
+}
+
+/// IPv4 option type of one of Suricata's `ipopts` names.
+pub(crate) fn ipopt_known(name: &str) -> Option<u8> {
+    Some(match name {
+        "eol" => 0,
+        "nop" => 1,
+        "rr" => 7,
+        "ts" => 68,
+        "sec" => 130,
+        "lsrr" => 131,
+        "esec" => 133,
+        "satid" => 136,
+        "ssrr" => 137,
+        _ => return None,
+    })
+}
+
+/// Whether the IPv4 header carries option `name` (`any`: any option). Walks the options;
+/// every step advances, and a malformed length ends the walk.
+fn has_ipopt(ip_hdr: &[u8], name: &str) -> bool {
+    let Some(opts) = ip_hdr.get(20..) else {
+        return false;
+    };
+    if name == "any" {
+        return !opts.is_empty();
+    }
+    let Some(want) = ipopt_known(name) else {
+        return false;
+    };
+    let mut i = 0;
+    while let Some(&t) = opts.get(i) {
+        if t == want {
+            return true;
+        }
+        match t {
+            0 => return false,
+            1 => i += 1,
+            _ => {
+                let len = usize::from(opts.get(i + 1).copied().unwrap_or(0));
+                if len < 2 {
+                    return false;
+                }
+                i += len;
+            }
+        }
+    }
+    false
+}
+
 /// Non-header checks and the payload program of a packet signature.
 pub(crate) fn packet_matches(sig: &Sig, p: &PacketInfo<'_>, vars: &FlowVars) -> bool {
     if !pkt_checks(sig, p, false) || !conds(sig, vars) {
@@ -363,9 +436,32 @@ pub(crate) fn packet_matches(sig: &Sig, p: &PacketInfo<'_>, vars: &FlowVars) -> 
     }
     let mut regs = vec![0u64; sig.var_names.len()];
     sig.bufs.iter().all(|b| {
-        let t = crate::transform::apply(p.payload, &b.transforms);
+        let Some(raw) = packet_buffer(p, b.name) else {
+            return false;
+        };
+        let t = crate::transform::apply(raw, &b.transforms);
         run_prog(sig, b, &t, &mut regs)
     })
+}
+
+/// Whether a stream signature that matched `chunk` is reported for this chunk: it does
+/// not match the already-inspected part alone (the match needs new bytes), or it matches
+/// the new bytes alone (a new occurrence). A second occurrence that straddles the boundary
+/// while the first lies in the old part is not reported (documented limitation).
+pub(crate) fn needs_new_bytes(sig: &Sig, chunk: &[u8], new_from: usize) -> bool {
+    let Some(old) = chunk.get(..new_from).filter(|o| !o.is_empty()) else {
+        return true;
+    };
+    let on = |part: &[u8]| {
+        let mut regs = vec![0u64; sig.var_names.len()];
+        sig.bufs.iter().all(|b| {
+            b.name != "pkt_data" || {
+                let t = crate::transform::apply(part, &b.transforms);
+                run_prog(sig, b, &t, &mut regs)
+            }
+        })
+    };
+    !on(old) || on(chunk.get(new_from..).unwrap_or(&[]))
 }
 
 /// A transaction signature on one direction of a transaction.
@@ -714,17 +810,26 @@ impl Ctx<'_, '_> {
     fn byte_jump(&self, j: &ByteJump, buf: &[u8], prev: usize) -> Option<usize> {
         let n = self.nov(&j.nbytes)? as usize;
         let off = self.nov(&j.offset)?;
-        let (v, after) = self.read_at(
-            buf,
-            prev,
-            Read {
-                relative: j.relative,
-                offset: i64::from(off),
-                n,
-                endian: j.endian,
-                base: j.base,
-            },
-        )?;
+        // Zero bytes (Suricata accepts it): a jump of 0 from the offset, for post_offset.
+        let read = if n == 0 {
+            let at = if j.relative { prev as i64 } else { 0 } + i64::from(off);
+            (0..=buf.len() as i64)
+                .contains(&at)
+                .then_some((0, at as usize))
+        } else {
+            self.read_at(
+                buf,
+                prev,
+                Read {
+                    relative: j.relative,
+                    offset: i64::from(off),
+                    n,
+                    endian: j.endian,
+                    base: j.base,
+                },
+            )
+        };
+        let (v, after) = read?;
         let mut v = apply_mask(v, j.bitmask) as i64;
         v = v.checked_mul(i64::from(j.multiplier.unwrap_or(1)))?;
         if j.align {

@@ -90,7 +90,15 @@ pub struct PacketInfo<'a> {
     pub icmp: Option<IcmpInfo>,
     /// The packet's L4 payload (`pkt_data`).
     pub payload: &'a [u8],
+    /// The IP header (IPv4 with options, or IPv6's fixed header): `ipv4.hdr`/`ipv6.hdr`,
+    /// `ipopts`. Empty when unknown.
+    pub ip_hdr: &'a [u8],
+    /// The transport header: `tcp.hdr`, `udp.hdr`, `icmpv4.hdr`/`icmpv6.hdr`.
+    pub l4_hdr: &'a [u8],
     pub flow: Option<FlowInfo>,
+    /// TCP: the packet's payload went into the flow's reassembled stream, so signatures
+    /// that may inspect the stream see it there and not in the packet.
+    pub stream_added: bool,
     /// Decoder/stream events raised on this packet, Suricata's names without the prefix
     /// (`ipv4.trunc_pkt`, `stream.pkt_invalid_timestamp`, …).
     pub events: &'a [&'a str],
@@ -113,7 +121,10 @@ impl<'a> PacketInfo<'a> {
             tcp: None,
             icmp: None,
             payload: &[],
+            ip_hdr: &[],
+            l4_hdr: &[],
             flow: None,
+            stream_added: false,
             events: &[],
             ts_us: 0,
         }
@@ -260,6 +271,8 @@ pub struct Alert {
     /// The rule matched with the packet's addresses swapped (`<>` rules and to_client
     /// transaction rules): EVE src/dest are then the packet's reversed.
     pub swapped: bool,
+    /// The match was on reassembled stream data (EVE `stream: 1`), not a packet.
+    pub stream: bool,
 }
 
 /// A compiled ruleset. Immutable; share it behind an `Arc`.
@@ -269,6 +282,8 @@ pub struct Engine {
     /// Packet signatures by IP protocol class (see `compile::proto_class`), each group
     /// with its prefilter.
     packet_groups: [inspect::Group; 4],
+    /// TCP packet signatures that inspect the reassembled stream.
+    stream_group: inspect::Group,
     /// Transaction signatures by app protocol.
     tx_groups: BTreeMap<&'static str, inspect::Group>,
     /// suppress entries of threshold.config and its threshold overrides.
@@ -289,6 +304,12 @@ impl Engine {
 
     pub fn is_empty(&self) -> bool {
         self.sigs.is_empty()
+    }
+
+    /// Whether any signature inspects the reassembled TCP stream (the sensor keeps raw
+    /// stream data only then).
+    pub fn wants_stream(&self) -> bool {
+        !self.stream_group.is_empty()
     }
 
     /// Whether any signature inspects application-layer transactions of `proto`.
@@ -318,14 +339,36 @@ impl Engine {
             return;
         }
         let mut cands = group.candidates(|name| {
-            if name == "pkt_data" {
-                vec![Cow::Borrowed(p.payload)]
-            } else {
-                Vec::new()
-            }
+            inspect::packet_buffer(p, name)
+                .map(|b| vec![Cow::Borrowed(b)])
+                .unwrap_or_default()
         });
         cands.sort_unstable();
-        self.run(&cands, p, None, vars, state, out);
+        self.run(&cands, p, None, Pass::Packet, vars, state, out);
+    }
+
+    /// Runs the stream signatures on a chunk of one direction's reassembled TCP stream:
+    /// `p` is the packet that made the chunk ready (or a pseudo packet at flow end) with
+    /// `payload` set to the chunk, whose first `new_from` bytes were inspected before
+    /// (kept so that patterns split across chunks are found; matches lying entirely in
+    /// them are not reported again). Offsets and depths count from the chunk's start.
+    pub fn inspect_stream(
+        &self,
+        p: &PacketInfo<'_>,
+        new_from: usize,
+        vars: &mut FlowVars,
+        state: &mut DetectState,
+        out: &mut Vec<Alert>,
+    ) {
+        if vars.pass || self.stream_group.is_empty() {
+            return;
+        }
+        let mut cands = self.stream_group.candidates(|name| match name {
+            "pkt_data" => vec![Cow::Borrowed(p.payload)],
+            _ => Vec::new(),
+        });
+        cands.sort_unstable();
+        self.run(&cands, p, None, Pass::Stream(new_from), vars, state, out);
     }
 
     /// Runs the transaction signatures of the transaction's protocol. `p` describes the
@@ -351,14 +394,16 @@ impl Engine {
             v
         });
         cands.sort_unstable();
-        self.run(&cands, p, Some(tx), vars, state, out);
+        self.run(&cands, p, Some(tx), Pass::Packet, vars, state, out);
     }
 
+    #[allow(clippy::too_many_arguments)] // reason: the inspection context, one each
     fn run(
         &self,
         cands: &[u32],
         p: &PacketInfo<'_>,
         tx: Option<&dyn TxBuffers>,
+        pass: Pass,
         vars: &mut FlowVars,
         state: &mut DetectState,
         out: &mut Vec<Alert>,
@@ -373,9 +418,28 @@ impl Engine {
             let Some(sig) = self.sigs.get(i as usize) else {
                 continue;
             };
+            match pass {
+                Pass::Packet if tx.is_none() && p.proto == 6 => {
+                    let skip = match sig.stream {
+                        compile::StreamMode::Packet => false,
+                        compile::StreamMode::Stream => true,
+                        compile::StreamMode::Either => p.stream_added,
+                    };
+                    if skip {
+                        continue;
+                    }
+                }
+                _ => {}
+            }
             let Some((dir_to_server, swapped)) = self.matches(sig, p, &mut rev, tx, vars) else {
                 continue;
             };
+            if let Pass::Stream(new_from) = pass {
+                // Only the kept overlap matched: reported with the earlier chunk.
+                if !inspect::needs_new_bytes(sig, p.payload, new_from) {
+                    continue;
+                }
+            }
             // Side effects of a match: flowbits/flowints, then thresholds, then output.
             inspect::apply_actions(sig, vars);
             if sig.noalert {
@@ -386,10 +450,10 @@ impl Engine {
             } else {
                 p
             };
-            if !state.allow(self, sig, i, pk) {
+            let Some(action) = state.allow(self, sig, i, pk) else {
                 continue;
-            }
-            if sig.meta.action == Action::Pass {
+            };
+            if action == Action::Pass {
                 vars.pass = p.flow.is_some();
                 return;
             }
@@ -398,6 +462,7 @@ impl Engine {
                 tx_id: tx.map(|t| t.tx_id()),
                 to_server: dir_to_server,
                 swapped,
+                stream: matches!(pass, Pass::Stream(_)),
             });
         }
     }
@@ -449,6 +514,15 @@ impl Engine {
             _ => None,
         }
     }
+}
+
+/// Which inspection `Engine::run` does.
+#[derive(Clone, Copy, Debug)]
+enum Pass {
+    /// A packet or a transaction.
+    Packet,
+    /// A raw-stream chunk whose bytes from the given offset are new.
+    Stream(usize),
 }
 
 /// Lower-case hex MD5 of `b` (the `ja3.hash` of a `ja3.string`, for buffer providers).

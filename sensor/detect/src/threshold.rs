@@ -7,7 +7,40 @@ use khien_rules::config::ThresholdEntry;
 use khien_rules::{Threshold, ThresholdType, Track};
 
 use crate::compile::Sig;
-use crate::{Engine, PacketInfo};
+use crate::{Action, Engine, PacketInfo};
+
+/// A `rate_filter` of threshold.config: past `count` matches in `seconds`, the rule's
+/// action becomes `new_action` for `timeout` seconds.
+#[derive(Clone, Debug)]
+pub(crate) struct RateFilter {
+    track: Track,
+    count: u32,
+    seconds: u32,
+    new_action: Action,
+    timeout: u32,
+}
+
+/// Suricata's `new_action` values; in IDS mode `drop`/`sdrop`/`reject` only change the
+/// reported action, `log` is an alert.
+fn new_action(s: &str) -> Option<Action> {
+    Some(match s {
+        "alert" | "log" => Action::Alert,
+        "drop" | "sdrop" => Action::Drop,
+        "reject" => Action::Reject,
+        "pass" => Action::Pass,
+        _ => return None,
+    })
+}
+
+fn track(s: &str) -> Option<Track> {
+    Some(match s {
+        "by_src" => Track::BySrc,
+        "by_dst" => Track::ByDst,
+        "by_rule" => Track::ByRule,
+        "by_both" => Track::ByBoth,
+        _ => return None,
+    })
+}
 
 /// threshold.config: suppressions and threshold overrides by (gid, sid).
 #[derive(Debug, Default)]
@@ -15,6 +48,7 @@ pub(crate) struct Suppressions {
     /// (gid, sid) → suppress entries.
     suppress: HashMap<(u32, u32), Vec<SuppressBy>>,
     overrides: HashMap<(u32, u32), Threshold>,
+    rate: HashMap<(u32, u32), RateFilter>,
 }
 
 /// One suppress entry: `None` suppresses every alert, else (track, network, prefix).
@@ -86,7 +120,35 @@ impl Suppressions {
                         },
                     );
                 }
-                ThresholdEntry::RateFilter { .. } => {}
+                ThresholdEntry::RateFilter {
+                    gid,
+                    sid,
+                    track: t,
+                    count,
+                    seconds,
+                    new_action: a,
+                    timeout,
+                } => match (track(t), new_action(a)) {
+                    (Some(track), Some(new_action)) => {
+                        s.rate.insert(
+                            (*gid, *sid),
+                            RateFilter {
+                                track,
+                                count: *count,
+                                seconds: *seconds,
+                                new_action,
+                                timeout: *timeout,
+                            },
+                        );
+                    }
+                    _ => tracing::warn!(
+                        gid,
+                        sid,
+                        track = t.as_str(),
+                        new_action = a.as_str(),
+                        "rate_filter with an unknown track or new_action not applied"
+                    ),
+                },
             }
         }
         s
@@ -123,25 +185,56 @@ enum Key {
 struct Entry {
     start: i64,
     count: u32,
+    /// rate_filter: when the new action took effect.
+    since: Option<i64>,
 }
 
-/// Mutable detection state of one worker: threshold counters.
+/// Mutable detection state of one worker: threshold and rate_filter counters.
 #[derive(Debug, Default)]
 pub struct DetectState {
     entries: HashMap<(u32, u8, Key), Entry>,
 }
 
+fn key(track: Track, p: &PacketInfo<'_>) -> Key {
+    match track {
+        Track::BySrc => Key::One(p.src),
+        Track::ByDst => Key::One(p.dst),
+        Track::ByRule => Key::Rule,
+        Track::ByBoth => {
+            let (a, b) = if p.src <= p.dst {
+                (p.src, p.dst)
+            } else {
+                (p.dst, p.src)
+            };
+            Key::Pair(a, b)
+        }
+        Track::ByFlow => {
+            if (p.src, p.sp) <= (p.dst, p.dp) {
+                Key::Flow(p.src, p.dst, p.sp, p.dp, p.proto)
+            } else {
+                Key::Flow(p.dst, p.src, p.dp, p.sp, p.proto)
+            }
+        }
+    }
+}
+
 impl DetectState {
-    /// Whether an alert of `sig` on `p` passes suppression, threshold and
-    /// detection_filter.
-    pub(crate) fn allow(&mut self, e: &Engine, sig: &Sig, idx: u32, p: &PacketInfo<'_>) -> bool {
+    /// The action of an alert of `sig` on `p` after suppression, threshold,
+    /// detection_filter and rate_filter; `None` when no alert is raised.
+    pub(crate) fn allow(
+        &mut self,
+        e: &Engine,
+        sig: &Sig,
+        idx: u32,
+        p: &PacketInfo<'_>,
+    ) -> Option<Action> {
         let (gid, sid) = (sig.meta.gid, sig.meta.sid);
         if e.suppress.suppressed(gid, sid, p) {
-            return false;
+            return None;
         }
         if let Some(df) = &sig.detection_filter {
             if !self.count(idx, 0, df, p) {
-                return false;
+                return None;
             }
         }
         let t = e
@@ -149,38 +242,50 @@ impl DetectState {
             .overrides
             .get(&(gid, sid))
             .or(sig.threshold.as_ref());
-        match t {
-            Some(t) => self.count(idx, 1, t, p),
-            None => true,
+        if let Some(t) = t {
+            if !self.count(idx, 1, t, p) {
+                return None;
+            }
+        }
+        match e.suppress.rate.get(&(gid, sid)) {
+            Some(r) => Some(self.rate(idx, r, p).unwrap_or(sig.meta.action)),
+            None => Some(sig.meta.action),
         }
     }
 
+    /// Counts a match against a rate_filter; the new action while it is in effect.
+    fn rate(&mut self, idx: u32, r: &RateFilter, p: &PacketInfo<'_>) -> Option<Action> {
+        let now = p.ts_us;
+        let e = self
+            .entries
+            .entry((idx, 2, key(r.track, p)))
+            .or_insert(Entry {
+                start: now,
+                count: 0,
+                since: None,
+            });
+        let window = i64::from(r.seconds) * 1_000_000;
+        if now - e.start >= window {
+            e.start = now;
+            e.count = 0;
+        }
+        e.count = e.count.saturating_add(1);
+        if e.count > r.count {
+            e.since = Some(now);
+        }
+        e.since
+            .filter(|s| now - s < i64::from(r.timeout) * 1_000_000)
+            .map(|_| r.new_action)
+    }
+
     fn count(&mut self, idx: u32, slot: u8, t: &Threshold, p: &PacketInfo<'_>) -> bool {
-        let key = match t.track {
-            Track::BySrc => Key::One(p.src),
-            Track::ByDst => Key::One(p.dst),
-            Track::ByRule => Key::Rule,
-            Track::ByBoth => {
-                let (a, b) = if p.src <= p.dst {
-                    (p.src, p.dst)
-                } else {
-                    (p.dst, p.src)
-                };
-                Key::Pair(a, b)
-            }
-            Track::ByFlow => {
-                if (p.src, p.sp) <= (p.dst, p.dp) {
-                    Key::Flow(p.src, p.dst, p.sp, p.dp, p.proto)
-                } else {
-                    Key::Flow(p.dst, p.src, p.dp, p.sp, p.proto)
-                }
-            }
-        };
+        let key = key(t.track, p);
         let window = i64::from(t.seconds) * 1_000_000;
         let now = p.ts_us;
         let e = self.entries.entry((idx, slot, key)).or_insert(Entry {
             start: now,
             count: 0,
+            since: None,
         });
         if now - e.start > window {
             e.start = now;

@@ -417,3 +417,113 @@ fn hostile_payloads_are_bounded() {
     assert!(sids(&e, &pkt(&big)).is_empty());
     assert!(sids(&e, &pkt(b"")).is_empty());
 }
+
+#[test]
+fn stream_inspection_modes_and_split_patterns() {
+    let e = engine(
+        "alert tcp any any -> any any (content:\"d2d3\"; sid:1;)\n\
+         alert tcp-pkt any any -> any any (content:\"d2\"; sid:2;)\n\
+         alert tcp-stream any any -> any any (content:\"d2\"; sid:3;)\n\
+         alert tcp any any -> any any (content:\"d2\"; dsize:2; sid:4;)\n\
+         alert tcp any any -> any any (content:\"GET\"; depth:3; sid:5;)\n",
+    );
+    assert!(e.wants_stream());
+    // A packet whose data went into the stream: only packet-only signatures.
+    let mut p = pkt(b"d2");
+    p.stream_added = true;
+    assert_eq!(sids(&e, &p), [2, 4]);
+    // Not added (no stream, or a retransmission): every signature but tcp-stream ones.
+    assert_eq!(sids(&e, &pkt(b"d2d3")), [1, 2]);
+    // The stream chunk holding both segments: the split pattern matches.
+    let stream = |chunk: &'static [u8], new_from: usize| {
+        let mut out = Vec::new();
+        e.inspect_stream(
+            &pkt(chunk),
+            new_from,
+            &mut FlowVars::default(),
+            &mut DetectState::default(),
+            &mut out,
+        );
+        assert!(out.iter().all(|a| a.stream));
+        out.iter().map(|a| a.sig.sid).collect::<Vec<_>>()
+    };
+    assert_eq!(stream(b"GET d2d3", 0), [1, 3, 5]);
+    // Matches lying entirely in the already-inspected overlap are not repeated; `depth`
+    // counts from the chunk's start.
+    assert_eq!(stream(b"GET d2d3 more", 8), Vec::<u32>::new());
+    assert_eq!(stream(b"GET d2d3 d2", 8), [3]);
+    assert_eq!(stream(b"GET d2d3 d", 8), Vec::<u32>::new());
+    assert_eq!(stream(b"xxxxxx d", 6), Vec::<u32>::new());
+    assert_eq!(stream(b"xxxxxd2d3", 6), [1, 3]);
+}
+
+#[test]
+fn rate_filter_changes_the_action() {
+    let mut rs = khien_rules::Ruleset::new(Default::default());
+    rs.add_file(
+        "t.rules",
+        "alert tcp any any -> any any (content:\"a\"; sid:1;)\n",
+    );
+    let cfg = khien_rules::config::threshold(
+        "rate_filter gen_id 1, sig_id 1, track by_rule, count 2, seconds 60, new_action pass, timeout 10\n",
+    )
+    .unwrap();
+    let opts = CompileOptions {
+        thresholds: cfg.into_iter().map(|(_, e)| e).collect(),
+        ..Default::default()
+    };
+    let (e, _) = Engine::compile(&rs, &opts);
+    let mut st = DetectState::default();
+    let mut vars = FlowVars::default();
+    let mut out = Vec::new();
+    for i in 0..4 {
+        let mut p = pkt(b"a");
+        p.ts_us = i * 1000;
+        e.inspect_packet(&p, &mut vars, &mut st, &mut out);
+    }
+    // Two alerts, then the third match exceeds the rate: pass, which passes the flow.
+    assert_eq!(out.len(), 2);
+    assert!(vars.pass);
+}
+
+#[test]
+fn header_buffers_and_ipopts() {
+    let e = engine(
+        "alert ip any any -> any any (ipv4.hdr; content:\"|40 06|\"; offset:8; depth:2; sid:1;)\n\
+         alert tcp any any -> any any (tcp.hdr; content:\"|00 50|\"; offset:2; depth:2; sid:2;)\n\
+         alert ip any any -> any any (ipv6.hdr; content:\"|40|\"; sid:3;)\n\
+         alert ip any any -> any any (ipopts:rr; sid:4;)\n\
+         alert ip any any -> any any (ipopts:lsrr; sid:5;)\n",
+    );
+    // version/ihl tos len | id flags/frag | ttl 64 proto 6 csum | src | dst | RR option
+    let ip_hdr: &[u8] = &[
+        0x46, 0, 0, 44, 0, 1, 0, 0, 0x40, 6, 0, 0, 10, 0, 0, 1, 192, 0, 2, 1, 7, 3, 4, 0,
+    ];
+    let tcp_hdr: &[u8] = &[
+        0x9c, 0x40, 0, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 4, 0, 0, 0, 0, 0,
+    ];
+    let mut p = pkt(b"x");
+    p.ip_hdr = ip_hdr;
+    p.l4_hdr = tcp_hdr;
+    assert_eq!(sids(&e, &p), [1, 2, 4]);
+    // A malformed option length ends the walk (the LSRR behind it is not seen).
+    let bad: &[u8] = &[
+        0x46, 0, 0, 44, 0, 1, 0, 0, 0x40, 6, 0, 0, 10, 0, 0, 1, 192, 0, 2, 1, 1, 9, 0, 131,
+    ];
+    p.ip_hdr = bad;
+    assert_eq!(sids(&e, &p), [1, 2]);
+}
+
+#[test]
+fn flowbits_writers_run_before_readers() {
+    let e = engine(
+        "alert tcp any any -> any any (flowbits:isset,a; sid:1;)\n\
+         alert tcp any any -> any any (flowbits:unset,b; sid:2;)\n\
+         alert tcp any any -> any any (flowbits:isnotset,b; flowbits:set,a; sid:3;)\n\
+         alert tcp any any -> any any (flowbits:isset,b; sid:4;)\n\
+         alert tcp any any -> any any (flowbits:set,b; sid:5;)\n",
+    );
+    // Writers (2, 5: b set last), then read-and-write (3: b is set, no match), then
+    // readers (1 no, 4 yes).
+    assert_eq!(sids(&e, &pkt(b"x")), [2, 5, 4]);
+}
