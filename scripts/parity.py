@@ -13,6 +13,8 @@ and compares records per event type by key (a multiset match):
   tls       (flow, sni, version, ja3 hash)
   fileinfo  (flow, sha256); fileinfo* the same restricted to http and smtp files
   ssh/smtp/ftp  (flow) counts only
+  alert     (signature_id, flow), with --rules DIR (every DIR/*.rules, concatenated into
+            OUT/rules.rules and given to both as -S)
 Prints per type: Suricata count, khien count, matched, match rate (matched / Suricata) and
 extra rate ((khien - matched) / Suricata), then the first mismatches both ways.
 Exit status 0 always (a report, not a test); --json writes the numbers for tests/benches.
@@ -53,10 +55,12 @@ def key(e):
         return (f, s.get("sni"), s.get("version"), (s.get("ja3") or {}).get("hash"))
     if t == "fileinfo":
         return (f, e.get("fileinfo", {}).get("sha256"))
+    if t == "alert":
+        return (e.get("alert", {}).get("signature_id"), f)
     return f
 
 
-TYPES = ["flow", "http", "dns", "tls", "fileinfo", "fileinfo*", "ssh", "smtp", "ftp", "anomaly"]
+TYPES = ["flow", "http", "dns", "tls", "fileinfo", "fileinfo*", "ssh", "smtp", "ftp", "anomaly", "alert"]
 # "fileinfo*": fileinfo of the protocols khien parses files from (Suricata also extracts
 # files from SMB, NFS, HTTP/2 and FTP data channels, which khien does not parse yet).
 FILE_PROTOS = {"http", "smtp"}
@@ -120,8 +124,18 @@ def main():
     ap.add_argument("--show", type=int, default=3, help="mismatches to print per type and side")
     ap.add_argument("--json", help="write the numbers here")
     ap.add_argument("--reuse-suricata", action="store_true", help="reuse OUT/…/suricata/eve.json if present")
+    ap.add_argument("--rules", help="directory of *.rules for both engines (alert comparison)")
     a = ap.parse_args()
     report = {}
+    rules = "/dev/null"
+    if a.rules:
+        os.makedirs(a.out, exist_ok=True)
+        rules = os.path.join(a.out, "rules.rules")
+        with open(rules, "w", encoding="utf-8") as out:
+            for f in sorted(os.listdir(a.rules)):
+                if f.endswith(".rules"):
+                    with open(os.path.join(a.rules, f), encoding="utf-8", errors="replace") as fh:
+                        out.write(fh.read().rstrip("\n") + "\n")
     for pcap in a.pcaps:
         name = os.path.basename(pcap).rsplit(".", 1)[0]
         sdir, kdir = os.path.join(a.out, name, "suricata"), os.path.join(a.out, name, "khien")
@@ -132,10 +146,11 @@ def main():
             if os.path.exists(seve):
                 os.remove(seve)
             st, _ = run([a.suricata, "-r", pcap, "-l", sdir, "-k", "none", "--runmode", "single",
-                         "-c", SURI_CONF, "-S", "/dev/null"])
+                         "-c", SURI_CONF, "-S", rules])
         else:
             st = None
-        kt, _ = run([a.khien, "sensor", "-r", pcap, "-l", kdir, "-k", "none"] if not a.khien.endswith("sws")
+        kt, _ = run([a.khien, "sensor", "-r", pcap, "-l", kdir, "-k", "none"]
+                    + (["-S", rules] if a.rules else []) if not a.khien.endswith("sws")
                     else [a.khien, "-r", pcap, "-l", kdir, "-k", "none"])
         print(f"{pcap}: suricata time elapsed {st}s, khien time elapsed {kt}s")
         report[name] = compare(load(seve), load(os.path.join(kdir, "eve.json")), a.show)

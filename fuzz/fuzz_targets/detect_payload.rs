@@ -1,6 +1,7 @@
 //! Fuzzes the detection engine: a rule built from the input's first line (kept when it
-//! parses and compiles) evaluated on the rest as packet payload, plus a fixed set of
-//! backtracking-heavy rules. Must never panic or loop unboundedly.
+//! parses and compiles) evaluated on the rest as packet payload, header buffers and a
+//! raw-stream chunk, plus a fixed set of backtracking-heavy rules. Must never panic or
+//! loop unboundedly.
 #![no_main]
 
 use khien_detect::{CompileOptions, DetectState, Engine, FlowInfo, FlowVars, PacketInfo};
@@ -36,6 +37,17 @@ fuzz_target!(|data: &[u8]| {
         established: true,
         app_proto: None,
     });
+    // The payload also stands for the IP and TCP headers (ipopts, *.hdr buffers).
+    p.ip_hdr = payload;
+    p.l4_hdr = payload;
     let mut out = Vec::new();
     engine.inspect_packet(&p, &mut FlowVars::default(), &mut DetectState::default(), &mut out);
+    // As a raw-stream chunk whose first half was inspected before.
+    engine.inspect_stream(
+        &p,
+        payload.len() / 2,
+        &mut FlowVars::default(),
+        &mut DetectState::default(),
+        &mut out,
+    );
 });
