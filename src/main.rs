@@ -30,7 +30,7 @@ enum Command {
     #[command(subcommand)]
     Rules(cmd::rules::RulesCommand),
     /// Read pcap/pcapng files or a live interface and write Suricata-compatible EVE JSON.
-    Sensor(cmd::sensor::SensorArgs),
+    Sensor(Box<cmd::sensor::SensorArgs>),
     /// The collector: HTTPS EVE ingest, durable spool, ClickHouse store.
     #[command(subcommand)]
     Collector(cmd::collector::CollectorCommand),
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Rules(c) => cmd::rules::run(c),
-        Command::Sensor(a) => cmd::sensor::run(a),
+        Command::Sensor(a) => cmd::sensor::run(*a),
         Command::Collector(c) => cmd::collector::run(c),
         Command::Ship(a) => cmd::ship::run(a),
     };

@@ -17,10 +17,17 @@ fn data_dir() -> PathBuf {
 
 /// A suricata-verify test's pcap; fails when the reference data is missing.
 fn sv_pcap(test: &str) -> PathBuf {
-    let p = data_dir()
-        .join("suricata-verify/tests")
-        .join(test)
-        .join("input.pcap");
+    let dir = data_dir().join("suricata-verify/tests").join(test);
+    // The test's one pcap (most are `input.pcap`).
+    let p = std::fs::read_dir(&dir)
+        .ok()
+        .and_then(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "pcap"))
+        })
+        .unwrap_or_else(|| dir.join("input.pcap"));
     assert!(
         p.exists(),
         "reference pcap missing: {} (set KHIEN_DATA)",
@@ -63,10 +70,11 @@ fn records(dir: &Path, event_type: &str) -> Vec<serde_json::Value> {
 
 fn write_rules(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    // Text of the 166-byte HTTP response body in http-not09-file's pcap.
+    // Text of the 2,381-byte HTTP response body (a web page; Suricata's md5 for it is
+    // 090fe607a5be1228362614ccaa088577) in bug-2576-04's pcap.
     std::fs::write(
         dir.join("webpages.yar"),
-        "rule nginx_error_page : web test {\n  strings:\n    $a = \"<center>nginx</center>\"\n    $b = \"400 Bad Request\"\n  condition:\n    $a and $b\n}\n",
+        "rule status_ok_page : web test {\n  strings:\n    $a = \"<!--STATUS OK-->\"\n    $b = \"baidu.min.css\"\n  condition:\n    $a and $b\n}\n",
     )
     .unwrap();
     std::fs::write(
@@ -85,7 +93,7 @@ fn yara_matches_go_into_fileinfo() {
     let out = khien(&[
         "sensor",
         "-r",
-        sv_pcap("http-not09-file").to_str().unwrap(),
+        sv_pcap("bug-2576-04").to_str().unwrap(),
         "-l",
         dir.to_str().unwrap(),
         "-k",
@@ -101,20 +109,21 @@ fn yara_matches_go_into_fileinfo() {
     let files = records(&dir, "fileinfo");
     assert_eq!(files.len(), 1, "{files:?}");
     let f = &files[0]["fileinfo"];
-    assert_eq!(f["size"], 166, "{f}");
+    assert_eq!(f["size"], 2381, "{f}");
+    assert_eq!(f["md5"], "090fe607a5be1228362614ccaa088577", "{f}");
     let y = &f["yara"];
     assert_eq!(
         y["matches"],
-        serde_json::json!([{"rule": "nginx_error_page", "namespace": "webpages", "tags": ["web", "test"]}]),
+        serde_json::json!([{"rule": "status_ok_page", "namespace": "webpages", "tags": ["web", "test"]}]),
         "{f}"
     );
-    assert_eq!(y["scanned_bytes"], 166, "{f}");
+    assert_eq!(y["scanned_bytes"], 2381, "{f}");
     // The complete file is stored once under its SHA-256.
     assert_eq!(f["stored"], true, "{f}");
     let sha = f["sha256"].as_str().unwrap();
     let stored = std::fs::read(store.join(&sha[..2]).join(sha)).unwrap();
-    assert_eq!(stored.len(), 166);
-    assert!(String::from_utf8_lossy(&stored).contains("<center>nginx</center>"));
+    assert_eq!(stored.len(), 2381);
+    assert!(String::from_utf8_lossy(&stored).contains("<!--STATUS OK-->"));
     let stats = records(&dir, "stats");
     let s = &stats.last().expect("a stats record")["stats"];
     assert_eq!(s["yara"]["scanned"], 1, "{s}");
@@ -127,7 +136,7 @@ fn yara_matches_go_into_fileinfo() {
     let out = khien(&[
         "sensor",
         "-r",
-        sv_pcap("http-not09-file").to_str().unwrap(),
+        sv_pcap("bug-2576-04").to_str().unwrap(),
         "-l",
         plain.to_str().unwrap(),
         "-k",
@@ -201,7 +210,7 @@ fn bad_yara_rule_fails_startup_naming_file_and_line() {
     let out = khien(&[
         "sensor",
         "-r",
-        sv_pcap("http-not09-file").to_str().unwrap(),
+        sv_pcap("bug-2576-04").to_str().unwrap(),
         "-l",
         dir.to_str().unwrap(),
         "--yara-rules",

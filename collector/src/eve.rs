@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
+use crate::json::{JsonError, Scanner};
 
 /// Longest EVE line accepted (Suricata's own lines with big payload dumps stay well below).
 pub const MAX_LINE: usize = 1 << 20;
@@ -88,174 +88,116 @@ impl Family {
 }
 
 /// One parsed EVE record: the common fields plus the family's own fields.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub struct Eve<'a> {
-    #[serde(borrow)]
     timestamp: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub event_type: Option<Cow<'a, str>>,
     pub flow_id: u64,
-    #[serde(borrow)]
     pub in_iface: Cow<'a, str>,
-    #[serde(borrow)]
     pub src_ip: Cow<'a, str>,
     pub src_port: u16,
-    #[serde(borrow)]
     pub dest_ip: Cow<'a, str>,
     pub dest_port: u16,
-    #[serde(borrow)]
     pub proto: Cow<'a, str>,
-    #[serde(borrow)]
     pub app_proto: Cow<'a, str>,
-    #[serde(borrow)]
     pub alert: Option<Alert<'a>>,
-    #[serde(borrow)]
     pub flow: Option<Flow<'a>>,
-    #[serde(borrow)]
     pub http: Option<Http<'a>>,
-    #[serde(borrow)]
     pub dns: Option<Dns<'a>>,
-    #[serde(borrow)]
     pub tls: Option<Tls<'a>>,
-    #[serde(borrow)]
     pub fileinfo: Option<Fileinfo<'a>>,
-    #[serde(borrow)]
     pub anomaly: Option<Anomaly<'a>>,
     /// Seconds since the Unix epoch (UTC), filled in by [`parse`].
-    #[serde(skip)]
     pub ts: u32,
     /// Microseconds within the second.
-    #[serde(skip)]
     pub ts_usec: u32,
 }
 
 /// `alert` object of an alert record.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub struct Alert<'a> {
-    #[serde(borrow)]
     pub action: Cow<'a, str>,
     pub gid: u32,
     pub signature_id: u32,
     pub rev: u32,
-    #[serde(borrow)]
     pub signature: Cow<'a, str>,
-    #[serde(borrow)]
     pub category: Cow<'a, str>,
     pub severity: u8,
 }
 
 /// `flow` object of a flow record.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub struct Flow<'a> {
     pub pkts_toserver: u64,
     pub pkts_toclient: u64,
     pub bytes_toserver: u64,
     pub bytes_toclient: u64,
-    #[serde(borrow)]
     pub start: Cow<'a, str>,
-    #[serde(borrow)]
     pub end: Cow<'a, str>,
     pub age: u32,
-    #[serde(borrow)]
     pub state: Cow<'a, str>,
-    #[serde(borrow)]
     pub reason: Cow<'a, str>,
     pub alerted: bool,
 }
 
 /// `http` object of an http record.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub struct Http<'a> {
-    #[serde(borrow)]
     pub hostname: Cow<'a, str>,
-    #[serde(borrow)]
     pub url: Cow<'a, str>,
-    #[serde(borrow)]
     pub http_method: Cow<'a, str>,
-    #[serde(borrow)]
     pub http_user_agent: Cow<'a, str>,
-    #[serde(borrow)]
     pub http_content_type: Cow<'a, str>,
-    #[serde(borrow)]
     pub protocol: Cow<'a, str>,
     pub status: u16,
     pub length: u64,
 }
 
 /// `dns` object of a dns record (EVE dns version 2, Suricata 7's default).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub struct Dns<'a> {
-    #[serde(borrow, rename = "type")]
     pub kind: Cow<'a, str>,
     pub id: u16,
-    #[serde(borrow)]
     pub rrname: Cow<'a, str>,
-    #[serde(borrow)]
     pub rrtype: Cow<'a, str>,
-    #[serde(borrow)]
     pub rcode: Cow<'a, str>,
 }
 
 /// `tls` object of a tls record.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub struct Tls<'a> {
-    #[serde(borrow)]
     pub sni: Cow<'a, str>,
-    #[serde(borrow)]
     pub version: Cow<'a, str>,
-    #[serde(borrow)]
     pub subject: Cow<'a, str>,
-    #[serde(borrow)]
     pub issuerdn: Cow<'a, str>,
-    #[serde(borrow)]
     pub fingerprint: Cow<'a, str>,
-    #[serde(borrow)]
     pub ja3: Option<JaHash<'a>>,
-    #[serde(borrow)]
     pub ja3s: Option<JaHash<'a>>,
 }
 
 /// `tls.ja3` / `tls.ja3s`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub struct JaHash<'a> {
-    #[serde(borrow)]
     pub hash: Cow<'a, str>,
 }
 
 /// `fileinfo` object of a fileinfo record.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub struct Fileinfo<'a> {
-    #[serde(borrow)]
     pub filename: Cow<'a, str>,
-    #[serde(borrow)]
     pub md5: Cow<'a, str>,
-    #[serde(borrow)]
     pub sha1: Cow<'a, str>,
-    #[serde(borrow)]
     pub sha256: Cow<'a, str>,
     pub size: u64,
-    #[serde(borrow)]
     pub state: Cow<'a, str>,
     pub stored: bool,
 }
 
 /// `anomaly` object of an anomaly record.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub struct Anomaly<'a> {
-    #[serde(borrow, rename = "type")]
     pub kind: Cow<'a, str>,
-    #[serde(borrow)]
     pub event: Cow<'a, str>,
-    #[serde(borrow)]
     pub layer: Cow<'a, str>,
 }
 
@@ -268,6 +210,193 @@ impl Eve<'_> {
     /// The table family of this record.
     pub fn family(&self) -> Family {
         Family::of(self.event_type())
+    }
+}
+
+/// A string field; `null` reads as empty.
+fn text<'a>(sc: &mut Scanner<'a>, key: &'static str) -> Result<Cow<'a, str>, JsonError> {
+    if sc.null()? {
+        return Ok(Cow::Borrowed(""));
+    }
+    sc.string().map_err(|e| named(e, key))
+}
+
+/// An unsigned integer field that must fit `T`; `null` reads as 0.
+fn int<T: TryFrom<u64> + Default>(sc: &mut Scanner<'_>, key: &'static str) -> Result<T, JsonError> {
+    if sc.null()? {
+        return Ok(T::default());
+    }
+    let v = sc.u64().map_err(|e| named(e, key))?;
+    T::try_from(v).map_err(|_| named(sc.err("integer out of range"), key))
+}
+
+fn boolean(sc: &mut Scanner<'_>, key: &'static str) -> Result<bool, JsonError> {
+    if sc.null()? {
+        return Ok(false);
+    }
+    sc.bool().map_err(|e| named(e, key))
+}
+
+/// An object field read by `f`; `null` reads as absent.
+fn nested<'a, T: Default>(
+    sc: &mut Scanner<'a>,
+    mut f: impl FnMut(&mut T, &mut Scanner<'a>, &str) -> Result<(), JsonError>,
+) -> Result<Option<T>, JsonError> {
+    if sc.null()? {
+        return Ok(None);
+    }
+    let mut v = T::default();
+    sc.object(|sc, key| f(&mut v, sc, key))?;
+    Ok(Some(v))
+}
+
+fn named(e: JsonError, key: &'static str) -> JsonError {
+    e.in_field(key)
+}
+
+impl<'a> Eve<'a> {
+    fn field(&mut self, sc: &mut Scanner<'a>, key: &str) -> Result<(), JsonError> {
+        match key {
+            "timestamp" => self.timestamp = Some(text(sc, "timestamp")?),
+            "event_type" => self.event_type = Some(text(sc, "event_type")?),
+            "flow_id" => self.flow_id = int(sc, "flow_id")?,
+            "in_iface" => self.in_iface = text(sc, "in_iface")?,
+            "src_ip" => self.src_ip = text(sc, "src_ip")?,
+            "src_port" => self.src_port = int(sc, "src_port")?,
+            "dest_ip" => self.dest_ip = text(sc, "dest_ip")?,
+            "dest_port" => self.dest_port = int(sc, "dest_port")?,
+            "proto" => self.proto = text(sc, "proto")?,
+            "app_proto" => self.app_proto = text(sc, "app_proto")?,
+            "alert" => self.alert = nested(sc, Alert::field)?,
+            "flow" => self.flow = nested(sc, Flow::field)?,
+            "http" => self.http = nested(sc, Http::field)?,
+            "dns" => self.dns = nested(sc, Dns::field)?,
+            "tls" => self.tls = nested(sc, Tls::field)?,
+            "fileinfo" => self.fileinfo = nested(sc, Fileinfo::field)?,
+            "anomaly" => self.anomaly = nested(sc, Anomaly::field)?,
+            _ => sc.skip()?,
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Alert<'a> {
+    fn field(&mut self, sc: &mut Scanner<'a>, key: &str) -> Result<(), JsonError> {
+        match key {
+            "action" => self.action = text(sc, "alert.action")?,
+            "gid" => self.gid = int(sc, "alert.gid")?,
+            "signature_id" => self.signature_id = int(sc, "alert.signature_id")?,
+            "rev" => self.rev = int(sc, "alert.rev")?,
+            "signature" => self.signature = text(sc, "alert.signature")?,
+            "category" => self.category = text(sc, "alert.category")?,
+            "severity" => self.severity = int(sc, "alert.severity")?,
+            _ => sc.skip()?,
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Flow<'a> {
+    fn field(&mut self, sc: &mut Scanner<'a>, key: &str) -> Result<(), JsonError> {
+        match key {
+            "pkts_toserver" => self.pkts_toserver = int(sc, "flow.pkts_toserver")?,
+            "pkts_toclient" => self.pkts_toclient = int(sc, "flow.pkts_toclient")?,
+            "bytes_toserver" => self.bytes_toserver = int(sc, "flow.bytes_toserver")?,
+            "bytes_toclient" => self.bytes_toclient = int(sc, "flow.bytes_toclient")?,
+            "start" => self.start = text(sc, "flow.start")?,
+            "end" => self.end = text(sc, "flow.end")?,
+            "age" => self.age = int(sc, "flow.age")?,
+            "state" => self.state = text(sc, "flow.state")?,
+            "reason" => self.reason = text(sc, "flow.reason")?,
+            "alerted" => self.alerted = boolean(sc, "flow.alerted")?,
+            _ => sc.skip()?,
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Http<'a> {
+    fn field(&mut self, sc: &mut Scanner<'a>, key: &str) -> Result<(), JsonError> {
+        match key {
+            "hostname" => self.hostname = text(sc, "http.hostname")?,
+            "url" => self.url = text(sc, "http.url")?,
+            "http_method" => self.http_method = text(sc, "http.http_method")?,
+            "http_user_agent" => self.http_user_agent = text(sc, "http.http_user_agent")?,
+            "http_content_type" => self.http_content_type = text(sc, "http.http_content_type")?,
+            "protocol" => self.protocol = text(sc, "http.protocol")?,
+            "status" => self.status = int(sc, "http.status")?,
+            "length" => self.length = int(sc, "http.length")?,
+            _ => sc.skip()?,
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Dns<'a> {
+    fn field(&mut self, sc: &mut Scanner<'a>, key: &str) -> Result<(), JsonError> {
+        match key {
+            "type" => self.kind = text(sc, "dns.type")?,
+            "id" => self.id = int(sc, "dns.id")?,
+            "rrname" => self.rrname = text(sc, "dns.rrname")?,
+            "rrtype" => self.rrtype = text(sc, "dns.rrtype")?,
+            "rcode" => self.rcode = text(sc, "dns.rcode")?,
+            _ => sc.skip()?,
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Tls<'a> {
+    fn field(&mut self, sc: &mut Scanner<'a>, key: &str) -> Result<(), JsonError> {
+        match key {
+            "sni" => self.sni = text(sc, "tls.sni")?,
+            "version" => self.version = text(sc, "tls.version")?,
+            "subject" => self.subject = text(sc, "tls.subject")?,
+            "issuerdn" => self.issuerdn = text(sc, "tls.issuerdn")?,
+            "fingerprint" => self.fingerprint = text(sc, "tls.fingerprint")?,
+            "ja3" => self.ja3 = nested(sc, JaHash::field)?,
+            "ja3s" => self.ja3s = nested(sc, JaHash::field)?,
+            _ => sc.skip()?,
+        }
+        Ok(())
+    }
+}
+
+impl<'a> JaHash<'a> {
+    fn field(&mut self, sc: &mut Scanner<'a>, key: &str) -> Result<(), JsonError> {
+        match key {
+            "hash" => self.hash = text(sc, "tls.ja3.hash")?,
+            _ => sc.skip()?,
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Fileinfo<'a> {
+    fn field(&mut self, sc: &mut Scanner<'a>, key: &str) -> Result<(), JsonError> {
+        match key {
+            "filename" => self.filename = text(sc, "fileinfo.filename")?,
+            "md5" => self.md5 = text(sc, "fileinfo.md5")?,
+            "sha1" => self.sha1 = text(sc, "fileinfo.sha1")?,
+            "sha256" => self.sha256 = text(sc, "fileinfo.sha256")?,
+            "size" => self.size = int(sc, "fileinfo.size")?,
+            "state" => self.state = text(sc, "fileinfo.state")?,
+            "stored" => self.stored = boolean(sc, "fileinfo.stored")?,
+            _ => sc.skip()?,
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Anomaly<'a> {
+    fn field(&mut self, sc: &mut Scanner<'a>, key: &str) -> Result<(), JsonError> {
+        match key {
+            "type" => self.kind = text(sc, "anomaly.type")?,
+            "event" => self.event = text(sc, "anomaly.event")?,
+            "layer" => self.layer = text(sc, "anomaly.layer")?,
+            _ => sc.skip()?,
+        }
+        Ok(())
     }
 }
 
@@ -295,8 +424,11 @@ pub fn parse_str(line: &str) -> Result<Eve<'_>, LineError> {
     if line.is_empty() {
         return Err(LineError::Empty);
     }
-    let mut eve: Eve<'_> =
-        serde_json::from_str(line).map_err(|e| LineError::Json(e.to_string()))?;
+    let mut eve = Eve::default();
+    let mut sc = Scanner::new(line);
+    sc.object(|sc, key| eve.field(sc, key))
+        .and_then(|()| sc.end())
+        .map_err(|e| LineError::Json(e.to_string()))?;
     if eve.event_type.as_deref().is_none_or(str::is_empty) {
         return Err(LineError::Missing("event_type"));
     }
@@ -532,7 +664,7 @@ mod tests {
         for cut in 0..ALERT.len() - 1 {
             assert!(parse(&ALERT.as_bytes()[..cut]).is_err());
         }
-        // Deep nesting is refused by serde_json's recursion limit, not by a stack overflow.
+        // Deep nesting is refused by the scanner's depth limit, not by a stack overflow.
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(parse(deep.as_bytes()).is_err());
     }

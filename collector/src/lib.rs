@@ -17,6 +17,7 @@ pub mod enrich;
 pub mod eve;
 pub mod files;
 pub mod indicators;
+pub mod json;
 pub mod managed;
 pub mod prefix;
 pub mod retention;

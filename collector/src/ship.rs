@@ -10,6 +10,8 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -42,6 +44,13 @@ pub struct ShipConfig {
     pub compression: Compression,
     /// Poll interval when at the end of the file.
     pub poll: Duration,
+    /// Set by the writer of the file when it has written its last line: the shipper then
+    /// ships to the end and exits, like `once` (the sensor's shipping output uses this).
+    pub finish: Option<Arc<AtomicBool>>,
+    /// Appended to the stream id. A writer that recreates its file per run (the sensor) passes
+    /// a run id, so a new run is never mistaken for a resend of an earlier one with the same
+    /// first line.
+    pub stream_tag: String,
 }
 
 impl ShipConfig {
@@ -59,6 +68,8 @@ impl ShipConfig {
             batch_bytes: 4 << 20,
             compression: Compression::Zstd,
             poll: Duration::from_millis(200),
+            finish: None,
+            stream_tag: String::new(),
         }
     }
 }
@@ -100,7 +111,13 @@ struct ReplyError {
 /// first line — the same after the state file is lost (so a re-ship is recognised as
 /// duplicates), different for a new file that reuses the inode. `None` until the file holds
 /// a complete first line.
-fn stream_id(path: &Path, file: &mut std::fs::File, dev: u64, ino: u64) -> Result<Option<String>> {
+fn stream_id(
+    path: &Path,
+    file: &mut std::fs::File,
+    dev: u64,
+    ino: u64,
+    tag: &str,
+) -> Result<Option<String>> {
     let mut head = Vec::with_capacity(4096);
     file.seek(SeekFrom::Start(0)).map_err(io_err(path))?;
     file.take(crate::eve::MAX_LINE as u64 + 1)
@@ -111,11 +128,16 @@ fn stream_id(path: &Path, file: &mut std::fs::File, dev: u64, ino: u64) -> Resul
     };
     let first = xxhash_rust::xxh3::xxh3_64(head.get(..end).unwrap_or_default());
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    Ok(Some(format!(
+    let mut id = format!(
         "{}:{}:{dev}:{ino}:{first:016x}",
         host.trim(),
         path.display()
-    )))
+    );
+    if !tag.is_empty() {
+        id.push(':');
+        id.push_str(tag);
+    }
+    Ok(Some(id))
 }
 
 /// Ships until the end of the file (`once`) or forever (following rotation).
@@ -163,6 +185,12 @@ pub async fn run(cfg: &ShipConfig) -> Result<ShipSummary> {
         let mut buf: Vec<u8> = Vec::with_capacity(cfg.batch_bytes);
         let mut want = cfg.batch_bytes;
         loop {
+            // Read the flag before the file: a line written before it was set is then seen.
+            let once = cfg.once
+                || cfg
+                    .finish
+                    .as_ref()
+                    .is_some_and(|f| f.load(Ordering::Acquire));
             file.seek(SeekFrom::Start(st.offset))
                 .map_err(io_err(&cfg.eve))?;
             buf.clear();
@@ -177,12 +205,12 @@ pub async fn run(cfg: &ShipConfig) -> Result<ShipSummary> {
                     continue;
                 }
                 // A final line without newline: a writer is mid-line, or the file ends so.
-                None if cfg.once && !buf.is_empty() && buf.len() < want => buf.len(),
+                None if once && !buf.is_empty() && buf.len() < want => buf.len(),
                 None => 0,
             };
             want = cfg.batch_bytes;
             if complete == 0 {
-                if cfg.once {
+                if once {
                     break 'files;
                 }
                 // At the end: has the file been rotated or truncated?
@@ -202,7 +230,7 @@ pub async fn run(cfg: &ShipConfig) -> Result<ShipSummary> {
             }
             if st.stream.is_empty() {
                 // `None`: only a final line without newline (`once`), shipped without a stream.
-                if let Some(id) = stream_id(&cfg.eve, &mut file, st.dev, st.ino)? {
+                if let Some(id) = stream_id(&cfg.eve, &mut file, st.dev, st.ino, &cfg.stream_tag)? {
                     st.stream = id;
                 }
             }

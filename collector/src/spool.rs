@@ -106,6 +106,8 @@ struct Appender {
     /// Closed and active segments: number → (bytes, last batch in it).
     segments: BTreeMap<u64, (u64, u64)>,
     total_bytes: u64,
+    /// The record being written, reused between appends.
+    buf: Vec<u8>,
 }
 
 /// The spool. Appends are serialised by a mutex and are blocking (call them from
@@ -133,15 +135,17 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(b.get(..usize::from(n)).unwrap_or_default());
 }
 
-fn encode(batch: u64, b: &Batch<'_>, lines: &[Line<'_>]) -> Vec<u8> {
+/// Encodes one record into `p` (cleared first).
+fn encode(p: &mut Vec<u8>, batch: u64, b: &Batch<'_>, lines: &[Line<'_>]) {
     let size: usize = 64 + lines.iter().map(|l| l.bytes.len() + 12).sum::<usize>();
-    let mut p = Vec::with_capacity(size + HEADER);
+    p.clear();
+    p.reserve(size + HEADER);
     p.extend_from_slice(&[0; HEADER]);
     p.extend_from_slice(&batch.to_le_bytes());
     p.extend_from_slice(&b.received.to_le_bytes());
-    put_str(&mut p, b.tenant);
-    put_str(&mut p, b.sensor);
-    put_str(&mut p, b.stream);
+    put_str(p, b.tenant);
+    put_str(p, b.sensor);
+    put_str(p, b.stream);
     p.extend_from_slice(&b.stream_end.to_le_bytes());
     p.extend_from_slice(&u32::try_from(lines.len()).unwrap_or(u32::MAX).to_le_bytes());
     for l in lines {
@@ -158,7 +162,6 @@ fn encode(batch: u64, b: &Batch<'_>, lines: &[Line<'_>]) -> Vec<u8> {
     p[0..4].copy_from_slice(MAGIC);
     p[4..8].copy_from_slice(&len.to_le_bytes());
     p[8..12].copy_from_slice(&crc.to_le_bytes());
-    p
 }
 
 /// A bounds-checked little-endian reader over a record payload.
@@ -248,9 +251,13 @@ fn read_record(r: &mut impl Read) -> std::result::Result<Option<(Record, u64)>, 
     if len > MAX_RECORD {
         return Err(format!("record length {len} is over the limit"));
     }
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload)
-        .map_err(|_| "truncated record".to_string())?;
+    let mut payload = Vec::with_capacity(len);
+    r.take(len as u64)
+        .read_to_end(&mut payload)
+        .map_err(|e| e.to_string())?;
+    if payload.len() != len {
+        return Err("truncated record".into());
+    }
     if crc32fast::hash(&payload) != crc {
         return Err("record checksum mismatch".into());
     }
@@ -366,6 +373,7 @@ impl Spool {
                 streams: state.streams,
                 segments,
                 total_bytes,
+                buf: Vec::new(),
             }),
             durable,
             max_bytes,
@@ -423,9 +431,14 @@ impl Spool {
             });
         }
         let batch = a.next_batch;
-        let rec = encode(batch, b, &fresh);
+        let mut rec = std::mem::take(&mut a.buf);
+        encode(&mut rec, batch, b, &fresh);
+        let rec_len = rec.len() as u64;
         let path = seg_path(&self.dir, a.pos.seg);
         let written = a.file.write_all(&rec).and_then(|()| a.file.sync_data());
+        if rec.capacity() <= 64 << 20 {
+            a.buf = rec;
+        }
         if let Err(e) = written {
             // Cut whatever part of the record reached the file, so the segment stays valid.
             let len = a.pos.len;
@@ -433,8 +446,8 @@ impl Spool {
             return Err(Error::Io { path, source: e });
         }
         a.next_batch += 1;
-        a.pos.len += rec.len() as u64;
-        a.total_bytes += rec.len() as u64;
+        a.pos.len += rec_len;
+        a.total_bytes += rec_len;
         let pos = a.pos;
         if let Some(s) = a.segments.get_mut(&pos.seg) {
             *s = (pos.len, batch);

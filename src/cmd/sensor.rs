@@ -72,6 +72,21 @@ pub struct SensorArgs {
     /// Keep serving /metrics this many seconds after the run ends (final counters).
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     metrics_linger: u64,
+    /// Ship the EVE records to a collector (base URL, e.g. https://10.0.0.5:8443) while
+    /// writing them; the run ends once all are acknowledged.
+    #[arg(long, value_name = "URL", requires = "ship_token")]
+    ship_to: Option<String>,
+    /// The sensor's collector token (`khien collector sensor add`).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "KHIEN_SHIP_TOKEN",
+        hide_env_values = true
+    )]
+    ship_token: Option<String>,
+    /// CA certificate to trust for --ship-to (the collector's DIR/tls/ca.pem).
+    #[arg(long, value_name = "PEM", requires = "ship_to")]
+    ship_ca: Option<PathBuf>,
 }
 
 pub fn run(a: SensorArgs) -> Result<ExitCode> {
@@ -138,6 +153,15 @@ pub fn run(a: SensorArgs) -> Result<ExitCode> {
     } else {
         Box::new(BufWriter::with_capacity(256 << 10, file))
     };
+    let shipper = match (&a.ship_to, &a.ship_token) {
+        (Some(to), Some(token)) => Some(super::ship::SensorShipper::start(
+            eve_path.clone(),
+            to.clone(),
+            token.clone(),
+            a.ship_ca.clone(),
+        )?),
+        _ => None,
+    };
     let summary = match &a.iface {
         Some(iface) => {
             let live = LiveConfig {
@@ -173,6 +197,13 @@ pub fn run(a: SensorArgs) -> Result<ExitCode> {
         summary.kernel_drops
     );
     println!("time elapsed {:.3}s", summary.elapsed.as_secs_f64());
+    if let Some(shipper) = shipper {
+        let s = shipper.finish()?;
+        eprintln!(
+            "shipped: {} accepted, {} duplicates, {} rejected, {} requests, {} retries",
+            s.accepted, s.duplicates, s.rejected, s.requests, s.retries
+        );
+    }
     if let Some(srv) = metrics {
         if a.metrics_linger > 0 {
             // Flush so that a scraper waiting for the line above sees it now.

@@ -66,3 +66,58 @@ pub fn run(a: ShipArgs) -> Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// The sensor's shipping output: a thread that ships the sensor's EVE file to a collector
+/// while the sensor writes it. The EVE file is the on-disk queue (the shipper remembers its
+/// offset), so a collector outage only delays shipping; [`SensorShipper::finish`] waits until
+/// every line is acknowledged.
+pub struct SensorShipper {
+    finish: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Result<ship::ShipSummary>>,
+}
+
+impl SensorShipper {
+    /// Starts shipping `eve` (just created by this run) to `to`.
+    pub fn start(
+        eve: PathBuf,
+        to: String,
+        token: String,
+        ca: Option<PathBuf>,
+    ) -> Result<SensorShipper> {
+        let mut cfg = ShipConfig::new(eve, to, token);
+        cfg.ca = ca;
+        // A new run writes a new file: its offsets start at 0 and it is a new stream.
+        match std::fs::remove_file(&cfg.state) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", cfg.state.display()))
+            }
+            _ => {}
+        }
+        let run_id = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        cfg.stream_tag = format!("run-{run_id}-{}", std::process::id());
+        let finish = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        cfg.finish = Some(finish.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("tokio runtime")?;
+        let thread = std::thread::Builder::new()
+            .name("eve-ship".into())
+            .spawn(move || rt.block_on(ship::run(&cfg)).context("shipping EVE"))
+            .context("starting the shipping thread")?;
+        Ok(SensorShipper { finish, thread })
+    }
+
+    /// Call once the EVE file is complete and flushed: ships the rest, then returns what was
+    /// shipped.
+    pub fn finish(self) -> Result<ship::ShipSummary> {
+        self.finish
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the shipping thread panicked"))?
+    }
+}

@@ -1,0 +1,486 @@
+//! A validating, allocation-free JSON scanner for the ingest hot path.
+//!
+//! EVE lines are parsed twice per event budget of a few microseconds (once at ingest to reject
+//! malformed lines, once by the writer to build rows), so a generic deserializer that builds
+//! every field through a visitor is too slow. [`Scanner`] walks one JSON text (RFC 8259) left to
+//! right: the caller pulls the values it wants (`string`, `u64`, `bool`, `object`) and
+//! [`Scanner::skip`] validates and steps over the rest. Strings borrow from the input unless
+//! they contain escapes. The input is a `&str`, so UTF-8 is already checked; the scanner checks
+//! everything else (structure, escapes, surrogates, control characters, number syntax) and
+//! bounds nesting at [`MAX_DEPTH`]. Errors carry the byte column where they were found.
+
+use std::borrow::Cow;
+
+/// Deepest nesting of arrays and objects accepted (serde_json's default limit).
+pub const MAX_DEPTH: u32 = 128;
+
+/// Bytes that end a plain run inside a string: the quote, the backslash, control characters.
+static STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// A JSON syntax or type error at a byte column (1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    pub column: usize,
+    pub what: &'static str,
+    /// The field whose value was at fault, when the caller names it.
+    pub field: Option<&'static str>,
+}
+
+impl JsonError {
+    /// Names the field whose value was at fault (kept if already named).
+    pub fn in_field(mut self, field: &'static str) -> JsonError {
+        self.field.get_or_insert(field);
+        self
+    }
+}
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(field) = self.field {
+            write!(f, "field `{field}`: ")?;
+        }
+        write!(f, "{} at column {}", self.what, self.column)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, JsonError>;
+
+/// A cursor over one JSON text.
+pub struct Scanner<'a> {
+    b: &'a [u8],
+    s: &'a str,
+    i: usize,
+    depth: u32,
+}
+
+impl<'a> Scanner<'a> {
+    pub fn new(s: &'a str) -> Scanner<'a> {
+        Scanner {
+            b: s.as_bytes(),
+            s,
+            i: 0,
+            depth: 0,
+        }
+    }
+
+    /// An error at the current position.
+    pub fn err(&self, what: &'static str) -> JsonError {
+        JsonError {
+            column: self.i + 1,
+            what,
+            field: None,
+        }
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    /// The next non-whitespace byte, not consumed.
+    pub fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b.get(self.i).copied()
+    }
+
+    fn expect(&mut self, c: u8, what: &'static str) -> Result<()> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(self.err(what))
+        }
+    }
+
+    fn literal(&mut self, word: &'static [u8]) -> Result<()> {
+        if self.b.get(self.i..self.i + word.len()) == Some(word) {
+            self.i += word.len();
+            Ok(())
+        } else {
+            Err(self.err("invalid literal"))
+        }
+    }
+
+    /// Checks that only whitespace follows.
+    pub fn end(&mut self) -> Result<()> {
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => Err(self.err("trailing characters")),
+        }
+    }
+
+    /// Consumes `null` if it is next; tells whether it was.
+    pub fn null(&mut self) -> Result<bool> {
+        if self.peek() == Some(b'n') {
+            self.literal(b"null")?;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// Reads an object, calling `field(self, key)` for each member; the callback must consume
+    /// the member's value (`skip` it if not wanted). Keys are compared unescaped.
+    pub fn object(
+        &mut self,
+        mut field: impl FnMut(&mut Scanner<'a>, &str) -> Result<()>,
+    ) -> Result<()> {
+        self.expect(b'{', "expected an object")?;
+        self.enter()?;
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            self.depth -= 1;
+            return Ok(());
+        }
+        loop {
+            if self.peek() != Some(b'"') {
+                return Err(self.err("expected a key"));
+            }
+            let key = self.string()?;
+            self.expect(b':', "expected `:`")?;
+            field(self, &key)?;
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    self.depth -= 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected `,` or `}`")),
+            }
+        }
+    }
+
+    fn enter(&mut self) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err("nesting too deep"));
+        }
+        Ok(())
+    }
+
+    /// Reads a string; borrowed unless it has escapes.
+    pub fn string(&mut self) -> Result<Cow<'a, str>> {
+        self.expect(b'"', "expected a string")?;
+        let start = self.i;
+        self.run()?;
+        if self.b.get(self.i) == Some(&b'"') {
+            let s = self.s.get(start..self.i).unwrap_or_default();
+            self.i += 1;
+            return Ok(Cow::Borrowed(s));
+        }
+        // Slow path: unescape into an owned string.
+        let mut out = String::with_capacity(self.i - start + 16);
+        out.push_str(self.s.get(start..self.i).unwrap_or_default());
+        loop {
+            let run = self.i;
+            self.run()?;
+            out.push_str(self.s.get(run..self.i).unwrap_or_default());
+            match self.b.get(self.i) {
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(Cow::Owned(out));
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    let c = match self.b.get(self.i) {
+                        Some(b'"') => '"',
+                        Some(b'\\') => '\\',
+                        Some(b'/') => '/',
+                        Some(b'b') => '\u{8}',
+                        Some(b'f') => '\u{c}',
+                        Some(b'n') => '\n',
+                        Some(b'r') => '\r',
+                        Some(b't') => '\t',
+                        Some(b'u') => {
+                            self.i += 1;
+                            let hi = self.hex4()?;
+                            let pair = (0xD800..0xDC00).contains(&hi)
+                                && self.b.get(self.i..self.i + 2) == Some(b"\\u");
+                            let lo = if pair {
+                                let save = self.i;
+                                self.i += 2;
+                                let lo = self.hex4()?;
+                                if (0xDC00..0xE000).contains(&lo) {
+                                    Some(lo)
+                                } else {
+                                    self.i = save; // not a pair: the next escape stands alone
+                                    None
+                                }
+                            } else {
+                                None
+                            };
+                            let cp = match lo {
+                                Some(lo) => 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00),
+                                None => hi,
+                            };
+                            // A lone surrogate (which some producers write for bad bytes)
+                            // becomes U+FFFD rather than losing the event.
+                            out.push(char::from_u32(cp).unwrap_or(char::REPLACEMENT_CHARACTER));
+                            continue;
+                        }
+                        _ => return Err(self.err("invalid escape")),
+                    };
+                    self.i += 1;
+                    out.push(c);
+                }
+                _ => return Err(self.err("unterminated string")),
+            }
+        }
+    }
+
+    /// Advances over plain string bytes to the next `"` or `\\`, refusing control
+    /// characters on the way; errors at the end of input. EVE strings are mostly short keys
+    /// and values, so a table lookup per byte beats a vector search's set-up cost.
+    fn run(&mut self) -> Result<()> {
+        while let Some(&c) = self.b.get(self.i) {
+            if STOP[usize::from(c)] {
+                if c < 0x20 {
+                    return Err(self.err("control character in string"));
+                }
+                return Ok(());
+            }
+            self.i += 1;
+        }
+        Err(self.err("unterminated string"))
+    }
+
+    fn hex4(&mut self) -> Result<u32> {
+        let mut v = 0u32;
+        for _ in 0..4 {
+            let d = match self.b.get(self.i) {
+                Some(c @ b'0'..=b'9') => c - b'0',
+                Some(c @ b'a'..=b'f') => c - b'a' + 10,
+                Some(c @ b'A'..=b'F') => c - b'A' + 10,
+                _ => return Err(self.err("invalid \\u escape")),
+            };
+            v = v * 16 + u32::from(d);
+            self.i += 1;
+        }
+        Ok(v)
+    }
+
+    /// Reads a non-negative integer (no fraction or exponent).
+    pub fn u64(&mut self) -> Result<u64> {
+        self.ws();
+        let start = self.i;
+        let mut v: u64 = 0;
+        while let Some(&c) = self.b.get(self.i) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            v = v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u64::from(c - b'0')))
+                .ok_or_else(|| self.err("integer out of range"))?;
+            self.i += 1;
+        }
+        let digits = self.i - start;
+        if digits == 0 {
+            return Err(self.err("expected an unsigned integer"));
+        }
+        if digits > 1 && self.b.get(start) == Some(&b'0') {
+            return Err(self.err("leading zero in number"));
+        }
+        if let Some(b'.' | b'e' | b'E') = self.b.get(self.i) {
+            return Err(self.err("expected an integer, found a fraction"));
+        }
+        Ok(v)
+    }
+
+    /// Reads `true` or `false`.
+    pub fn bool(&mut self) -> Result<bool> {
+        match self.peek() {
+            Some(b't') => self.literal(b"true").map(|()| true),
+            Some(b'f') => self.literal(b"false").map(|()| false),
+            _ => Err(self.err("expected a boolean")),
+        }
+    }
+
+    /// Validates and steps over any value.
+    pub fn skip(&mut self) -> Result<()> {
+        match self.peek() {
+            Some(b'"') => self.skip_string(),
+            Some(b'{') => self.object(|s, _| s.skip()),
+            Some(b'[') => {
+                self.i += 1;
+                self.enter()?;
+                if self.peek() == Some(b']') {
+                    self.i += 1;
+                    self.depth -= 1;
+                    return Ok(());
+                }
+                loop {
+                    self.skip()?;
+                    match self.peek() {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            self.depth -= 1;
+                            return Ok(());
+                        }
+                        _ => return Err(self.err("expected `,` or `]`")),
+                    }
+                }
+            }
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.skip_number(),
+            Some(_) => Err(self.err("expected a value")),
+            None => Err(self.err("unexpected end of input")),
+        }
+    }
+
+    /// Steps over a string, validating its escapes without building it.
+    fn skip_string(&mut self) -> Result<()> {
+        self.i += 1; // the opening quote
+        loop {
+            self.run()?;
+            match self.b.get(self.i) {
+                None => return Err(self.err("unterminated string")),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    match self.b.get(self.i) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
+                        Some(b'u') => {
+                            self.i += 1;
+                            self.hex4()?;
+                        }
+                        _ => return Err(self.err("invalid escape")),
+                    }
+                }
+                // `run` stops only at a quote or a backslash, or fails.
+                _ => return Err(self.err("unterminated string")),
+            }
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while let Some(b'0'..=b'9') = self.b.get(self.i) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    fn skip_number(&mut self) -> Result<()> {
+        if self.b.get(self.i) == Some(&b'-') {
+            self.i += 1;
+        }
+        let start = self.i;
+        match self.digits() {
+            0 => return Err(self.err("invalid number")),
+            n if n > 1 && self.b.get(start) == Some(&b'0') => {
+                return Err(self.err("leading zero in number"))
+            }
+            _ => {}
+        }
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return Err(self.err("invalid number"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.b.get(self.i) {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.b.get(self.i) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.err("invalid number"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid(s: &str) -> bool {
+        let mut sc = Scanner::new(s);
+        sc.skip().and_then(|()| sc.end()).is_ok()
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_validity() {
+        let cases = [
+            r#"{}"#,
+            r#"[]"#,
+            r#"{"a":[1,2.5,-3e10,0,-0.0e+1,true,false,null,"x\"y\\\/\b\f\n\r\t\u00e9\ud83d\ude00"]}"#,
+            r#" { "a" : { "b" : [ ] } } "#,
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":.5}"#,
+            r#"{"a":-}"#,
+            r#"{"a":1e}"#,
+            r#"{"a":"\x"}"#,
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":"\udc00"}"#,
+            r#"{"a":"\ud800\u0041"}"#,
+            r#"{"a":"\u12G4"}"#,
+            "{\"a\":\"tab\tin\"}",
+            r#"{"a":1,}"#,
+            r#"{"a" 1}"#,
+            r#"{a:1}"#,
+            r#"[1,]"#,
+            r#"[1 2]"#,
+            r#"{"a":tru}"#,
+            r#"{"a":nul}"#,
+            r#"{"a":1} x"#,
+            r#""#,
+            r#"{"a":"unterminated}"#,
+            r#"{"a":"esc\"aped \\"}"#,
+            r#"{"a":"\\\\\""}"#,
+        ];
+        for c in cases {
+            let theirs = serde_json::from_str::<serde::de::IgnoredAny>(c).is_ok();
+            assert_eq!(valid(c), theirs, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn strings_borrow_unless_escaped() {
+        let mut sc = Scanner::new(r#""plain""#);
+        assert!(matches!(sc.string().unwrap(), Cow::Borrowed("plain")));
+        let mut sc = Scanner::new(r#""a\u00e9\ud83d\ude00\n""#);
+        assert_eq!(sc.string().unwrap(), "aé😀\n");
+        let mut sc = Scanner::new(r#""\ud800x\udc00\ud800\u0041""#);
+        assert_eq!(sc.string().unwrap(), "\u{fffd}x\u{fffd}\u{fffd}A");
+    }
+
+    #[test]
+    fn integers() {
+        assert_eq!(Scanner::new("18446744073709551615").u64(), Ok(u64::MAX));
+        assert!(Scanner::new("18446744073709551616").u64().is_err());
+        assert!(Scanner::new("1.5").u64().is_err());
+        assert!(Scanner::new("-1").u64().is_err());
+        assert!(Scanner::new("007").u64().is_err());
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let e = Scanner::new(&deep).skip().unwrap_err();
+        assert_eq!(e.what, "nesting too deep");
+        let ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(valid(&ok));
+    }
+}
