@@ -944,11 +944,14 @@ impl HttpParser {
         s.decoder = None;
         s.file = None;
         s.multipart = None;
-        let v09 = rl.protocol.is_empty();
+        // Only a request whose method is a token can be HTTP/0.9: a junk line without
+        // protocol is an invalid request, and its response is still parsed with its status
+        // line (libhtp since Suricata issue 6643).
+        let v09 = rl.protocol.is_empty() && is_token(rl.method);
         s.state = if v09 { State::V09Peek } else { State::Headers };
         let uri = rl.uri.to_vec();
         let (method, protocol) = (rl.method.to_vec(), rl.protocol.to_vec());
-        if v09 {
+        if rl.protocol.is_empty() {
             out.push(anomaly("REQUEST_LINE_MISSING_PROTOCOL"));
         }
         if let Some(p) = self.pending(Some(id)) {
@@ -2164,6 +2167,31 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
         let t = txs(&ev);
         assert_eq!(t.len(), 1);
         assert_eq!((t[0].status, t[0].response_len), (None, 15));
+    }
+
+    #[test]
+    fn junk_request_without_protocol_is_not_http09() {
+        // suricata-verify http-not09-file: binary junk as the request line (no protocol);
+        // the answer is a normal response whose body is the file (Suricata 7.0.10 logs
+        // fileinfo size 166 there and matches http.response_line "HTTP/1.1 400").
+        let body = [b'x'; 20];
+        let mut resp = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 20\r\n\r\n".to_vec();
+        resp.extend_from_slice(&body);
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, b"\x85\x00\x00%lG\x81 \xd9bl\xb8\r\n"),
+                (Direction::ToClient, &resp),
+            ],
+        );
+        let t = txs(&ev);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].status, Some(400));
+        assert_eq!(t[0].response_len, 20);
+        assert_eq!(files(&ev).len(), 1);
+        let a = anomalies(&ev);
+        assert!(a.contains(&"REQUEST_LINE_INVALID"), "{a:?}");
+        assert!(a.contains(&"REQUEST_LINE_MISSING_PROTOCOL"), "{a:?}");
     }
 
     #[test]
