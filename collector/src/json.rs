@@ -500,7 +500,10 @@ mod tests {
                 let mut sc = Scanner::new(&s);
                 assert_eq!(sc.string().unwrap(), plain);
                 let s = format!("\"{plain}\\n{plain}\"");
-                assert_eq!(Scanner::new(&s).string().unwrap(), format!("{plain}\n{plain}"));
+                assert_eq!(
+                    Scanner::new(&s).string().unwrap(),
+                    format!("{plain}\n{plain}")
+                );
                 let s = format!("\"{plain}\u{1}{plain}\"");
                 let e = Scanner::new(&s).string().unwrap_err();
                 assert_eq!(e.what, "control character in string");
