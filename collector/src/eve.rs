@@ -267,13 +267,17 @@ impl<'a> Eve<'a> {
             "dest_port" => self.dest_port = int(sc, "dest_port")?,
             "proto" => self.proto = text(sc, "proto")?,
             "app_proto" => self.app_proto = text(sc, "app_proto")?,
-            "alert" => self.alert = nested(sc, Alert::field)?,
-            "flow" => self.flow = nested(sc, Flow::field)?,
-            "http" => self.http = nested(sc, Http::field)?,
-            "dns" => self.dns = nested(sc, Dns::field)?,
-            "tls" => self.tls = nested(sc, Tls::field)?,
-            "fileinfo" => self.fileinfo = nested(sc, Fileinfo::field)?,
-            "anomaly" => self.anomaly = nested(sc, Anomaly::field)?,
+            "alert" => self.alert = nested(sc, Alert::field).map_err(|e| e.in_field("alert"))?,
+            "flow" => self.flow = nested(sc, Flow::field).map_err(|e| e.in_field("flow"))?,
+            "http" => self.http = nested(sc, Http::field).map_err(|e| e.in_field("http"))?,
+            "dns" => self.dns = nested(sc, Dns::field).map_err(|e| e.in_field("dns"))?,
+            "tls" => self.tls = nested(sc, Tls::field).map_err(|e| e.in_field("tls"))?,
+            "fileinfo" => {
+                self.fileinfo = nested(sc, Fileinfo::field).map_err(|e| e.in_field("fileinfo"))?
+            }
+            "anomaly" => {
+                self.anomaly = nested(sc, Anomaly::field).map_err(|e| e.in_field("anomaly"))?
+            }
             _ => sc.skip()?,
         }
         Ok(())
@@ -354,8 +358,8 @@ impl<'a> Tls<'a> {
             "subject" => self.subject = text(sc, "tls.subject")?,
             "issuerdn" => self.issuerdn = text(sc, "tls.issuerdn")?,
             "fingerprint" => self.fingerprint = text(sc, "tls.fingerprint")?,
-            "ja3" => self.ja3 = nested(sc, JaHash::field)?,
-            "ja3s" => self.ja3s = nested(sc, JaHash::field)?,
+            "ja3" => self.ja3 = nested(sc, JaHash::field).map_err(|e| e.in_field("tls.ja3"))?,
+            "ja3s" => self.ja3s = nested(sc, JaHash::field).map_err(|e| e.in_field("tls.ja3s"))?,
             _ => sc.skip()?,
         }
         Ok(())
@@ -667,6 +671,23 @@ mod tests {
         // Deep nesting is refused by the scanner's depth limit, not by a stack overflow.
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(parse(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse(
+            br#"{"timestamp":"2024-01-01T00:00:00+0000","event_type":"alert","alert":{"severity":300}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("`alert.severity`"), "{e}");
+        let e =
+            parse(br#"{"timestamp":"2024-01-01T00:00:00+0000","event_type":"alert","alert":5}"#)
+                .unwrap_err();
+        assert!(e.to_string().contains("`alert`"), "{e}");
+        let e =
+            parse(br#"{"timestamp":"2024-01-01T00:00:00+0000","event_type":"x","flow_id":"1"}"#)
+                .unwrap_err();
+        assert!(e.to_string().contains("`flow_id`"), "{e}");
     }
 
     #[test]
