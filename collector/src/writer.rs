@@ -344,23 +344,8 @@ async fn store_group(
                 Family::Anomaly => insert_rows!(client, table, part, AnomalyRow, cfg),
                 Family::Other => insert_rows!(client, table, part, OtherRow, cfg),
             };
-            use std::sync::atomic::Ordering::Relaxed;
-            match result {
-                Ok(()) => {
-                    stats.rows.fetch_add(part.len() as u64, Relaxed);
-                    stats.inserts.fetch_add(1, Relaxed);
-                }
-                Err(Failure::Transient(reason)) => return Err(reason),
-                Err(Failure::Data(reason)) => {
-                    tracing::error!(table, %reason, rows = part.len(), "rows refused by ClickHouse; set aside");
-                    let lines: Vec<(String, &[u8])> = part
-                        .iter()
-                        .map(|it| (reason.clone(), it.raw.as_bytes()))
-                        .collect();
-                    set_aside(cfg, table, &lines).map_err(|e| e.to_string())?;
-                    stats.rejected_rows.fetch_add(part.len() as u64, Relaxed);
-                }
-            }
+            let raws = part.iter().map(|it| it.raw.as_bytes());
+            settle(result, table, raws, &stats.rows, cfg, stats)?;
         }
     }
     if !intel.is_empty() {
@@ -389,7 +374,6 @@ async fn store_intel(
     cfg: &WriterConfig,
     stats: &WriterStats,
 ) -> std::result::Result<bool, String> {
-    use std::sync::atomic::Ordering::Relaxed;
     let table = crate::schema::INTEL_TABLE;
     let mut skip: HashSet<u64> = HashSet::new();
     if uncertain {
@@ -419,24 +403,40 @@ async fn store_intel(
             Ok(Err(e)) => Err(classify(&e)),
             Err(_) => Err(Failure::Transient(format!("{table}: insert timed out"))),
         };
-        match result {
-            Ok(()) => {
-                stats.intel_rows.fetch_add(part.len() as u64, Relaxed);
-                stats.inserts.fetch_add(1, Relaxed);
-            }
-            Err(Failure::Transient(reason)) => return Err(reason),
-            Err(Failure::Data(reason)) => {
-                tracing::error!(table, %reason, rows = part.len(), "rows refused by ClickHouse; set aside");
-                let lines: Vec<(String, &[u8])> = part
-                    .iter()
-                    .map(|x| (reason.clone(), x.item.raw.as_bytes()))
-                    .collect();
-                set_aside(cfg, table, &lines).map_err(|e| e.to_string())?;
-                stats.rejected_rows.fetch_add(part.len() as u64, Relaxed);
-            }
-        }
+        let raws = part.iter().map(|x| x.item.raw.as_bytes());
+        settle(result, table, raws, &stats.intel_rows, cfg, stats)?;
     }
     Ok(found_any)
+}
+
+/// Accounts for one INSERT of the rows whose lines are `raws`: counted in `stored` on
+/// success; on a data error set aside with the reason (never retried); a transient failure
+/// is returned for the caller to retry the group.
+fn settle<'r>(
+    result: std::result::Result<(), Failure>,
+    table: &str,
+    raws: impl ExactSizeIterator<Item = &'r [u8]>,
+    stored: &std::sync::atomic::AtomicU64,
+    cfg: &WriterConfig,
+    stats: &WriterStats,
+) -> std::result::Result<(), String> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let n = raws.len() as u64;
+    match result {
+        Ok(()) => {
+            stored.fetch_add(n, Relaxed);
+            stats.inserts.fetch_add(1, Relaxed);
+            Ok(())
+        }
+        Err(Failure::Transient(reason)) => Err(reason),
+        Err(Failure::Data(reason)) => {
+            tracing::error!(table, %reason, rows = n, "rows refused by ClickHouse; set aside");
+            let lines: Vec<(String, &[u8])> = raws.map(|raw| (reason.clone(), raw)).collect();
+            set_aside(cfg, table, &lines).map_err(|e| e.to_string())?;
+            stats.rejected_rows.fetch_add(n, Relaxed);
+            Ok(())
+        }
+    }
 }
 
 /// Which of `ids` (batch, row id) `table` already holds (batches `lo..=hi`).
