@@ -407,6 +407,11 @@ impl<'a> Anomaly<'a> {
 /// Parses one EVE line (without its newline). Requires a JSON object with a `timestamp` in
 /// Suricata's format and an `event_type`.
 pub fn parse(line: &[u8]) -> Result<Eve<'_>, LineError> {
+    parse_line(line).map(|(_, eve)| eve)
+}
+
+/// [`parse`], also returning the line as text without surrounding whitespace.
+pub fn parse_line(line: &[u8]) -> Result<(&str, Eve<'_>), LineError> {
     if line.len() > MAX_LINE {
         return Err(LineError::TooLong(line.len()));
     }
@@ -416,7 +421,7 @@ pub fn parse(line: &[u8]) -> Result<Eve<'_>, LineError> {
     }
     let text = std::str::from_utf8(line)
         .map_err(|e| LineError::Json(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
-    parse_str(text)
+    parse_str(text).map(|eve| (text, eve))
 }
 
 /// [`parse`] for a line already known to be UTF-8 (no second validation).

@@ -19,6 +19,7 @@ pub mod files;
 pub mod indicators;
 pub mod json;
 pub mod managed;
+pub mod parsed;
 pub mod prefix;
 pub mod retention;
 pub mod rows;

@@ -14,7 +14,6 @@
 //!   spool is full or cannot be written.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -31,9 +30,10 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-use crate::eve;
+use crate::enrich::Enrichment;
+use crate::parsed::{self, DecodeError, Encoding, Origin, Parsed};
 use crate::sensors::{token_hash, Registry, Sensor};
-use crate::spool::{Batch, Line, Spool};
+use crate::spool::{Batch, Spool};
 use crate::writer::WriterStats;
 
 /// Ingest limits and settings.
@@ -87,11 +87,17 @@ pub struct AppState {
     inflight: Arc<Semaphore>,
     pub stats: IngestStats,
     writer: Arc<WriterStats>,
+    enrich: Arc<Enrichment>,
 }
 
 impl AppState {
-    /// New state over `spool`.
-    pub fn new(cfg: ServerConfig, spool: Arc<Spool>, writer: Arc<WriterStats>) -> Arc<AppState> {
+    /// New state over `spool`; events are enriched with `enrich` on ingest.
+    pub fn new(
+        cfg: ServerConfig,
+        spool: Arc<Spool>,
+        writer: Arc<WriterStats>,
+        enrich: Arc<Enrichment>,
+    ) -> Arc<AppState> {
         Arc::new(AppState {
             inflight: Arc::new(Semaphore::new(cfg.max_inflight)),
             cfg,
@@ -102,6 +108,7 @@ impl AppState {
             }),
             stats: IngestStats::default(),
             writer,
+            enrich,
         })
     }
 
@@ -208,8 +215,14 @@ async fn ingest(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity")
-        .to_ascii_lowercase();
+        .unwrap_or("identity");
+    let Some(encoding) = Encoding::from_header(encoding) else {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &format!("Content-Encoding `{encoding}` is not supported (use gzip or zstd)"),
+            None,
+        );
+    };
     let stream = headers
         .get("x-khien-stream")
         .and_then(|v| v.to_str().ok())
@@ -239,7 +252,7 @@ async fn ingest(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
     let st2 = st.clone();
     let work = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        process(&st2, &sensor, &encoding, &stream, base, &body)
+        process(&st2, &sensor, encoding, &stream, base, &body)
     });
     match work.await {
         Ok(Ok(reply)) => {
@@ -267,138 +280,79 @@ thread_local! {
 /// Buffers above this are not kept between requests.
 const KEEP_BUFFER: usize = 64 << 20;
 
-/// Decodes `body` into `out` (cleared first).
-fn decode(encoding: &str, body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), Reject> {
-    out.clear();
-    out.reserve(body.len().saturating_mul(8).min(limit));
-    let res = match encoding {
-        "identity" | "" => {
-            if body.len() > limit {
-                return Err(Reject::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body over the limit",
-                    None,
-                ));
-            }
-            out.extend_from_slice(body);
-            Ok(0)
-        }
-        "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(body)
-            .take(limit as u64 + 1)
-            .read_to_end(out),
-        "zstd" => match zstd::stream::read::Decoder::new(body) {
-            Ok(d) => d.take(limit as u64 + 1).read_to_end(out),
-            Err(e) => Err(e),
-        },
-        other => {
-            return Err(Reject::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                &format!("Content-Encoding `{other}` is not supported (use gzip or zstd)"),
-                None,
-            ))
-        }
-    };
-    if let Err(e) = res {
-        return Err(Reject::new(
-            StatusCode::BAD_REQUEST,
-            &format!("cannot decompress the body: {e}"),
-            None,
-        ));
-    }
-    if out.len() > limit {
-        return Err(Reject::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "decompressed body over the limit",
-            None,
-        ));
-    }
-    Ok(())
-}
-
 fn process(
     st: &AppState,
     sensor: &Sensor,
-    encoding: &str,
+    encoding: Encoding,
     stream: &str,
     base: u64,
     body: &[u8],
 ) -> Result<IngestReply, Reject> {
     let mut text = DECODED.with(|b| std::mem::take(&mut *b.borrow_mut()));
-    let reply = decode(encoding, body, st.cfg.max_decoded, &mut text)
-        .and_then(|()| store(st, sensor, stream, base, &text));
+    let reply = parsed::decode_body(encoding, body, st.cfg.max_decoded, &mut text)
+        .map_err(|e| match e {
+            DecodeError::TooLarge(_) => {
+                Reject::new(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string(), None)
+            }
+            DecodeError::Corrupt(_) => Reject::new(StatusCode::BAD_REQUEST, &e.to_string(), None),
+        })
+        .and_then(|()| store(st, sensor, stream, base, encoding, body, &text));
     if text.capacity() <= KEEP_BUFFER {
         DECODED.with(|b| *b.borrow_mut() = text);
     }
     reply
 }
 
-/// Validates the lines of a decoded body and appends the good ones to the spool.
+/// Validates, enriches and encodes the lines of a decoded body (`text`) and appends the
+/// request (`body` as sent) with its good events to the spool.
 fn store(
     st: &AppState,
     sensor: &Sensor,
     stream: &str,
     base: u64,
+    encoding: Encoding,
+    body: &[u8],
     text: &[u8],
 ) -> Result<IngestReply, Reject> {
-    let already = if stream.is_empty() {
-        None
+    let cutoff = if stream.is_empty() {
+        0
     } else {
-        st.spool.stream_next(&sensor.name, stream)
+        st.spool.stream_next(&sensor.name, stream).unwrap_or(0)
     };
-    let mut lines = Vec::with_capacity(text.len() / 256);
-    let mut errors = Vec::new();
-    let mut rejected = 0;
-    let mut duplicates = 0;
-    let mut pos = 0usize;
-    let mut number = 0usize;
-    while pos < text.len() {
-        number += 1;
-        let rest = text.get(pos..).unwrap_or_default();
-        let (line, next) = match memchr::memchr(b'\n', rest) {
-            Some(i) => (rest.get(..i).unwrap_or_default(), pos + i + 1),
-            None => (rest, text.len()),
-        };
-        let offset = base + pos as u64;
-        pos = next;
-        if already.is_some_and(|n| offset < n) {
-            duplicates += 1;
-            continue;
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match eve::parse(line) {
-            Ok(_) => lines.push(Line {
-                offset,
-                bytes: line,
-            }),
-            Err(e) => {
-                rejected += 1;
-                if errors.len() < st.cfg.max_listed_errors {
-                    errors.push(LineReject {
-                        line: number,
-                        reason: e.to_string(),
-                    });
-                }
-            }
-        }
-    }
-    let batch = Batch {
+    let received = crate::schema::now_secs();
+    let origin = Origin {
         tenant: &sensor.tenant,
         sensor: &sensor.name,
-        stream,
-        stream_end: base + text.len() as u64,
-        received: crate::schema::now_secs(),
-        lines,
+        received,
     };
-    let appended = if batch.lines.is_empty() {
+    let mut rows = Parsed::default();
+    let report = parsed::parse_lines(
+        text,
+        base,
+        cutoff,
+        origin,
+        &st.enrich,
+        st.cfg.max_listed_errors,
+        &mut rows,
+    );
+    let appended = if rows.events.is_empty() {
         crate::spool::Appended {
             batch: None,
             stored: 0,
             duplicates: 0,
         }
     } else {
-        st.spool.append(&batch).map_err(|e| {
+        let batch = Batch {
+            tenant: &sensor.tenant,
+            sensor: &sensor.name,
+            stream,
+            stream_end: base + text.len() as u64,
+            base,
+            received,
+            encoding,
+            body,
+        };
+        st.spool.append(&batch, rows).map_err(|e| {
             tracing::error!(error = %e, "spool append failed");
             Reject::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -409,9 +363,13 @@ fn store(
     };
     Ok(IngestReply {
         accepted: appended.stored,
-        duplicates: duplicates + appended.duplicates,
-        rejected,
-        errors,
+        duplicates: report.duplicates + appended.duplicates,
+        rejected: report.rejected,
+        errors: report
+            .errors
+            .into_iter()
+            .map(|(line, reason)| LineReject { line, reason })
+            .collect(),
     })
 }
 

@@ -173,7 +173,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     let mut wcfg = WriterConfig::for_dir(dir);
     wcfg.batch_rows = opts.batch_rows;
     wcfg.flush = opts.flush;
-    wcfg.enrich = enrich;
+    wcfg.enrich = enrich.clone();
     if !rules.rules.is_empty() {
         tracing::info!(rules = rules.rules.len(), every = ?opts.correlate_every, "correlation rules loaded");
         tokio::spawn(correlate_loop(
@@ -195,7 +195,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
 
     let mut scfg = ServerConfig::for_dir(dir);
     scfg.max_inflight = opts.max_inflight;
-    let state = AppState::new(scfg, spool.clone(), wstats);
+    let state = AppState::new(scfg, spool.clone(), wstats, enrich);
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(io_err(dir))?;

@@ -10,21 +10,27 @@
 //! its missing event ids. It stays uncertain until a group is found entirely absent, because
 //! earlier groups may have been cut differently.
 //!
-//! Enrichment happens here too: each row gets the asset columns of its event (assets.rs),
-//! and each indicator match becomes an `intel_alerts` row whose id derives from the event id
-//! (indicators.rs), covered by the same batch check as the event rows.
+//! The rows arrive encoded (ingest parsed, enriched and encoded each event once: see
+//! `parsed.rs`); the writer prepends the ids only it can compute (the event id needs the
+//! batch number) and forwards the bytes as `INSERT … FORMAT RowBinary` through the
+//! `clickhouse` crate. When ingest's rows are not in memory (after a restart), the record's
+//! stored body is parsed again by the same code, giving the same rows and ids. Each indicator
+//! match is an `intel_alerts` row whose id derives from its event's id, covered by the same
+//! batch check as the event rows.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use clickhouse::{Client, Row};
 use tokio::sync::watch;
 
 use crate::enrich::Enrichment;
-use crate::eve::{self, Eve, Family};
-use crate::rows::*;
+use crate::eve::Family;
+use crate::parsed::{self, Origin, Parsed};
+use crate::rows;
 use crate::spool::{Record, Spool};
 use crate::{io_err, write_atomic, Error, Result};
 
@@ -109,13 +115,63 @@ fn read_cursor(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// One parsed line of a group.
-struct Item<'a> {
-    meta: Meta<'a>,
-    /// Parsed addresses (only when enrichment is loaded).
-    addrs: crate::prefix::Addrs,
-    eve: Eve<'a>,
-    raw: &'a str,
+/// Largest decoded body when parsing a stored record again (ingest's limit is lower).
+const REPARSE_LIMIT: usize = 1 << 31;
+
+/// One spool record of a group, with its rows and their event ids.
+struct Entry {
+    rec: Record,
+    rows: Parsed,
+    ids: Vec<u64>,
+}
+
+impl Entry {
+    /// The rows of `rec`: ingest's, or parsed again from the stored body.
+    fn load(
+        rec: Record,
+        spool: &Spool,
+        cfg: &WriterConfig,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Entry> {
+        let rows = match spool.take_parsed(rec.batch) {
+            Some(rows) => rows,
+            None => {
+                parsed::decode_body(rec.encoding, rec.body(), REPARSE_LIMIT, scratch)
+                    .map_err(|e| Error::Spool(format!("batch {}: {e}", rec.batch)))?;
+                let origin = Origin {
+                    tenant: &rec.tenant,
+                    sensor: &rec.sensor,
+                    received: rec.received,
+                };
+                let mut rows = Parsed::default();
+                parsed::parse_lines(
+                    scratch,
+                    rec.base,
+                    rec.cutoff,
+                    origin,
+                    &cfg.enrich,
+                    0,
+                    &mut rows,
+                );
+                if rows.events.len() != rec.events as usize {
+                    tracing::warn!(
+                        batch = rec.batch,
+                        stored = rec.events,
+                        parsed = rows.events.len(),
+                        "a spool record parses to another number of events than at ingest"
+                    );
+                }
+                rows
+            }
+        };
+        let ids = rows
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| event_id(&rec.sensor, &rec.stream, e.offset, rec.batch, i))
+            .collect();
+        Ok(Entry { rec, rows, ids })
+    }
 }
 
 /// Event id: stable across resends and restarts, from (sensor, stream, offset), or for
@@ -152,7 +208,8 @@ pub async fn run(
     let mut reader = spool.reader()?;
     let mut durable = spool.durable();
     let mut uncertain = true;
-    let mut group: Vec<Record> = Vec::new();
+    let mut group: Vec<Entry> = Vec::new();
+    let mut scratch = Vec::new();
     loop {
         // Fill a group: up to `batch_rows` rows or `flush` after its first record.
         let mut rows = 0;
@@ -161,11 +218,15 @@ pub async fn run(
             let pos = *durable.borrow_and_update();
             let rec = reader.next(pos)?;
             match rec {
-                Some(rec) if rec.batch <= stored => continue,
+                Some(rec) if rec.batch <= stored => {
+                    spool.take_parsed(rec.batch);
+                    continue;
+                }
                 Some(rec) => {
-                    rows += rec.lines.len();
+                    let entry = Entry::load(rec, &spool, &cfg, &mut scratch)?;
+                    rows += entry.ids.len();
                     first.get_or_insert_with(Instant::now);
-                    group.push(rec);
+                    group.push(entry);
                     if rows >= cfg.batch_rows {
                         break;
                     }
@@ -209,7 +270,7 @@ pub async fn run(
                 }
             }
         }
-        stored = group.last().map_or(stored, |r| r.batch);
+        stored = group.last().map_or(stored, |e| e.rec.batch);
         write_atomic(&cfg.cursor, stored.to_string().as_bytes())?;
         stats.stored_batch.store(stored, Relaxed);
         let spool2 = spool.clone();
@@ -220,182 +281,103 @@ pub async fn run(
     }
 }
 
-/// One INSERT of `items` as rows of type `$row` into `$table`; a `Failure` on error.
-macro_rules! insert_rows {
-    ($client:expr, $table:expr, $items:expr, $row:ident, $cfg:expr) => {{
-        let work = async {
-            let mut ins = $client.insert::<$row<'_>>($table).await?;
-            for it in $items.iter() {
-                ins.write(&$row::new(&it.meta, &it.eve, it.raw)).await?;
-            }
-            ins.end().await
-        };
-        match tokio::time::timeout($cfg.request_timeout, work).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(classify(&e)),
-            Err(_) => Err(Failure::Transient(format!("{}: insert timed out", $table))),
-        }
-    }};
+/// Index of `intel_alerts` among the tables a group writes to (after the families).
+const INTEL: usize = Family::ALL.len();
+
+fn table_of(target: usize) -> &'static str {
+    Family::ALL
+        .get(target)
+        .map_or(crate::schema::INTEL_TABLE, |f| f.table())
 }
 
-/// Writes one group to every table. Returns whether any of it was found already stored
-/// (only looked up when `uncertain`). `Err` is a transient failure.
+/// Writes one group to every table: one INSERT per table and partition (tenant, day).
+/// Returns whether any of it was found already stored (only looked up when `uncertain`).
+/// `Err` is a transient failure.
 async fn store_group(
     client: &Client,
-    group: &[Record],
+    group: &[Entry],
     uncertain: bool,
     cfg: &WriterConfig,
     stats: &WriterStats,
 ) -> std::result::Result<bool, String> {
-    let mut by_family: Vec<Vec<Item<'_>>> = (0..Family::ALL.len()).map(|_| Vec::new()).collect();
-    let mut bad: Vec<(String, &[u8])> = Vec::new();
-    for rec in group {
-        for (i, (offset, range)) in rec.lines.iter().enumerate() {
-            let line = rec.line(range);
-            let parsed = std::str::from_utf8(line)
-                .map_err(|e| eve::LineError::Json(e.to_string()))
-                .and_then(|raw| eve::parse_str(raw).map(|eve| (raw, eve)));
-            match parsed {
-                Ok((raw, eve)) => {
-                    let addrs = if cfg.enrich.is_empty() {
-                        crate::prefix::Addrs::default()
-                    } else {
-                        crate::prefix::Addrs::parse(&eve.src_ip, &eve.dest_ip)
-                    };
-                    let located = cfg.enrich.assets.locate_addrs(&addrs);
-                    let meta = Meta {
-                        event_id: event_id(&rec.sensor, &rec.stream, *offset, rec.batch, i),
-                        batch: rec.batch,
-                        received: rec.received,
-                        tenant: &rec.tenant,
-                        sensor: &rec.sensor,
-                        asset: located.map(|(_, a)| a),
-                        side: located.map_or("", |(side, _)| side.as_str()),
-                    };
-                    by_family[eve.family().index()].push(Item {
-                        meta,
-                        addrs,
-                        eve,
-                        raw,
-                    });
-                }
-                Err(e) => bad.push((format!("batch {}: {e}", rec.batch), line)),
-            }
+    // (table, tenant, day) → rows as (entry, event or match index).
+    type PartKey<'g> = (usize, &'g str, u32);
+    let mut parts: BTreeMap<PartKey<'_>, Vec<(usize, usize)>> = BTreeMap::new();
+    for (g, en) in group.iter().enumerate() {
+        for (i, e) in en.rows.events.iter().enumerate() {
+            let key = (e.family.index(), en.rec.tenant.as_str(), e.day);
+            parts.entry(key).or_default().push((g, i));
+        }
+        for (k, m) in en.rows.intel.iter().enumerate() {
+            let key = (INTEL, en.rec.tenant.as_str(), m.day);
+            parts.entry(key).or_default().push((g, k));
         }
     }
-    if !bad.is_empty() {
-        set_aside(cfg, "parse", &bad).map_err(|e| e.to_string())?;
-    }
-    // Indicator matches of every event, stored after the events.
-    let mut intel: Vec<IntelItem<'_>> = Vec::new();
-    let indicators = &cfg.enrich.indicators;
-    if !indicators.is_empty() {
-        let mut hits = Vec::new();
-        for it in by_family.iter().flatten() {
-            hits.clear();
-            indicators.match_event_at(&it.eve, &it.addrs, &mut hits);
-            for h in &hits {
-                let ind = indicators.get(h.indicator);
-                intel.push(IntelItem {
-                    item: it,
-                    id: intel_id(it.meta.event_id, ind, h.field),
-                    ind,
-                    field: h.field,
-                    value: h.value,
-                });
-            }
+    // Row id, and for intel rows the id of the event matched.
+    let id_of = |target: usize, (g, i): (usize, usize)| -> (u64, u64) {
+        let en = &group[g];
+        if target == INTEL {
+            let m = &en.rows.intel[i];
+            let source = en.ids[m.event as usize];
+            (rows::intel_id(source, m.key), source)
+        } else {
+            (en.ids[i], 0)
         }
-    }
-    let lo = group.first().map_or(0, |r| r.batch);
-    let hi = group.last().map_or(0, |r| r.batch);
+    };
+    let lo = group.first().map_or(0, |e| e.rec.batch);
+    let hi = group.last().map_or(0, |e| e.rec.batch);
     let mut found_any = false;
-    for family in Family::ALL {
-        let items = &by_family[family.index()];
-        if items.is_empty() {
+    let mut skip: HashSet<u64> = HashSet::new();
+    let mut skip_target = usize::MAX;
+    for (&(target, _, _), part) in &parts {
+        let table = table_of(target);
+        if uncertain && skip_target != target {
+            // Once per table, over all its partitions of the group.
+            let ids: Vec<(u64, u64)> = parts
+                .iter()
+                .filter(|((t, _, _), _)| *t == target)
+                .flat_map(|(_, rows)| rows.iter())
+                .map(|&r| (group[r.0].rec.batch, id_of(target, r).0))
+                .collect();
+            skip = present_ids(client, table, &ids, lo, hi, cfg).await?;
+            found_any |= !skip.is_empty();
+            skip_target = target;
+        }
+        let mut kept = Vec::with_capacity(part.len());
+        let mut size = 0;
+        for &r in part {
+            let (id, source) = id_of(target, r);
+            if skip.contains(&id) {
+                continue;
+            }
+            let en = &group[r.0];
+            let row = if target == INTEL {
+                en.rows.intel_row(&en.rows.intel[r.1])
+            } else {
+                en.rows.row(&en.rows.events[r.1])
+            };
+            size += row.len() + 24;
+            kept.push((id, source, r, row));
+        }
+        if kept.is_empty() {
             continue;
         }
-        let table = family.table();
-        let mut skip: HashSet<u64> = HashSet::new();
-        if uncertain {
-            let ids: Vec<(u64, u64)> = items
-                .iter()
-                .map(|it| (it.meta.batch, it.meta.event_id))
-                .collect();
-            let present = present_ids(client, table, &ids, lo, hi, cfg).await?;
-            found_any |= !present.is_empty();
-            skip = present;
-        }
-        // One INSERT per partition (tenant, day): each is stored atomically.
-        let mut parts: BTreeMap<(&str, u32), Vec<&Item<'_>>> = BTreeMap::new();
-        for it in items.iter().filter(|it| !skip.contains(&it.meta.event_id)) {
-            parts
-                .entry((it.meta.tenant, it.eve.ts / 86_400))
-                .or_default()
-                .push(it);
-        }
-        for part in parts.values() {
-            let result = match family {
-                Family::Alert => insert_rows!(client, table, part, AlertRow, cfg),
-                Family::Flow => insert_rows!(client, table, part, FlowRow, cfg),
-                Family::Http => insert_rows!(client, table, part, HttpRow, cfg),
-                Family::Dns => insert_rows!(client, table, part, DnsRow, cfg),
-                Family::Tls => insert_rows!(client, table, part, TlsRow, cfg),
-                Family::Fileinfo => insert_rows!(client, table, part, FileinfoRow, cfg),
-                Family::Anomaly => insert_rows!(client, table, part, AnomalyRow, cfg),
-                Family::Other => insert_rows!(client, table, part, OtherRow, cfg),
-            };
-            let raws = part.iter().map(|it| it.raw.as_bytes());
-            settle(result, table, raws, &stats.rows, cfg, stats)?;
-        }
-    }
-    if !intel.is_empty() {
-        found_any |= store_intel(client, &intel, uncertain, lo, hi, cfg, stats).await?;
-    }
-    Ok(found_any)
-}
-
-/// One indicator match of one event of a group.
-struct IntelItem<'a> {
-    item: &'a Item<'a>,
-    id: u64,
-    ind: &'a crate::indicators::Indicator,
-    field: &'static str,
-    value: &'a str,
-}
-
-/// Writes the intel alerts of a group like the event rows: skipped when already stored (if
-/// `uncertain`), one INSERT per partition, data errors set aside. `Err` is transient.
-async fn store_intel(
-    client: &Client,
-    intel: &[IntelItem<'_>],
-    uncertain: bool,
-    lo: u64,
-    hi: u64,
-    cfg: &WriterConfig,
-    stats: &WriterStats,
-) -> std::result::Result<bool, String> {
-    let table = crate::schema::INTEL_TABLE;
-    let mut skip: HashSet<u64> = HashSet::new();
-    if uncertain {
-        let ids: Vec<(u64, u64)> = intel.iter().map(|x| (x.item.meta.batch, x.id)).collect();
-        skip = present_ids(client, table, &ids, lo, hi, cfg).await?;
-    }
-    let found_any = !skip.is_empty();
-    let mut parts: BTreeMap<(&str, u32), Vec<&IntelItem<'_>>> = BTreeMap::new();
-    for x in intel.iter().filter(|x| !skip.contains(&x.id)) {
-        parts
-            .entry((x.item.meta.tenant, x.item.eve.ts / 86_400))
-            .or_default()
-            .push(x);
-    }
-    for part in parts.values() {
-        let work = async {
-            let mut ins = client.insert::<IntelRow<'_>>(table).await?;
-            for x in part {
-                let it = x.item;
-                ins.write(&IntelRow::new(&it.meta, &it.eve, x.ind, x.field, x.value))
-                    .await?;
+        let mut buf = Vec::with_capacity(size);
+        for &(id, source, (g, _), row) in &kept {
+            buf.extend_from_slice(&id.to_le_bytes());
+            buf.extend_from_slice(&group[g].rec.batch.to_le_bytes());
+            if target == INTEL {
+                buf.extend_from_slice(&source.to_le_bytes());
             }
+            buf.extend_from_slice(row);
+        }
+        let columns = Family::ALL
+            .get(target)
+            .map_or(rows::INTEL_COLUMNS, |f| rows::columns(*f));
+        let sql = format!("INSERT INTO {table} ({columns}) FORMAT RowBinary");
+        let work = async {
+            let mut ins = client.insert_formatted_with(sql);
+            ins.send(Bytes::from(buf)).await?;
             ins.end().await
         };
         let result = match tokio::time::timeout(cfg.request_timeout, work).await {
@@ -403,8 +385,21 @@ async fn store_intel(
             Ok(Err(e)) => Err(classify(&e)),
             Err(_) => Err(Failure::Transient(format!("{table}: insert timed out"))),
         };
-        let raws = part.iter().map(|x| x.item.raw.as_bytes());
-        settle(result, table, raws, &stats.intel_rows, cfg, stats)?;
+        let raws = kept.iter().map(|&(_, _, (g, i), _)| {
+            let rows = &group[g].rows;
+            let e = if target == INTEL {
+                &rows.events[rows.intel[i].event as usize]
+            } else {
+                &rows.events[i]
+            };
+            rows.raw(e)
+        });
+        let counter = if target == INTEL {
+            &stats.intel_rows
+        } else {
+            &stats.rows
+        };
+        settle(result, table, raws, counter, cfg, stats)?;
     }
     Ok(found_any)
 }
