@@ -72,68 +72,291 @@ impl CompileReport {
     }
 }
 
-#[derive(Clone, Debug)]
-pub(crate) enum AddrM {
-    Any,
-    Net(IpAddr, u8),
-    Range(IpAddr, IpAddr),
-    /// Positives (empty = any) minus negatives.
-    List(Vec<AddrM>, Vec<AddrM>),
+/// A resolved address matcher: the set of addresses it accepts, as sorted, disjoint,
+/// non-adjacent inclusive ranges per family, so that a rule with hundreds of addresses
+/// (the IP reputation lists) costs one binary search per packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AddrM {
+    v4: Vec<(u32, u32)>,
+    v6: Vec<(u128, u128)>,
 }
 
 impl AddrM {
+    fn any() -> AddrM {
+        AddrM {
+            v4: vec![(0, u32::MAX)],
+            v6: vec![(0, u128::MAX)],
+        }
+    }
+
+    fn empty() -> AddrM {
+        AddrM {
+            v4: Vec::new(),
+            v6: Vec::new(),
+        }
+    }
+
+    /// Whether the set is small enough to index signatures by (at most 65,536 IPv4 and
+    /// 2^64 IPv6 addresses): host lists and small networks, not `any` or `$HOME_NET`.
+    pub(crate) fn is_narrow(&self) -> bool {
+        let n4: u64 = self.v4.iter().map(|&(l, h)| u64::from(h - l) + 1).sum();
+        let n6: u128 = self
+            .v6
+            .iter()
+            .map(|&(l, h)| (h - l).saturating_add(1))
+            .fold(0, u128::saturating_add);
+        n4 <= 1 << 16 && n6 <= 1 << 64
+    }
+
     pub(crate) fn matches(&self, a: IpAddr) -> bool {
-        match self {
-            AddrM::Any => true,
-            AddrM::Net(n, len) => in_net(a, *n, *len),
-            AddrM::Range(lo, hi) => match (a, lo, hi) {
-                (IpAddr::V4(a), IpAddr::V4(l), IpAddr::V4(h)) => *l <= a && a <= *h,
-                (IpAddr::V6(a), IpAddr::V6(l), IpAddr::V6(h)) => *l <= a && a <= *h,
-                _ => false,
-            },
-            AddrM::List(pos, neg) => {
-                (pos.is_empty() || pos.iter().any(|m| m.matches(a)))
-                    && !neg.iter().any(|m| m.matches(a))
+        match a {
+            IpAddr::V4(a) => in_ranges(&self.v4, u32::from(a)),
+            IpAddr::V6(a) => in_ranges(&self.v6, u128::from(a)),
+        }
+    }
+
+    fn net(n: IpAddr, len: u8) -> AddrM {
+        let mut m = AddrM::empty();
+        match n {
+            IpAddr::V4(n) => {
+                let len = u32::from(len.min(32));
+                let host = u32::MAX.checked_shr(len).unwrap_or(0);
+                let lo = u32::from(n) & !host;
+                m.v4.push((lo, lo | host));
             }
+            IpAddr::V6(n) => {
+                let len = u32::from(len.min(128));
+                let host = u128::MAX.checked_shr(len).unwrap_or(0);
+                let lo = u128::from(n) & !host;
+                m.v6.push((lo, lo | host));
+            }
+        }
+        m
+    }
+
+    fn range(lo: IpAddr, hi: IpAddr) -> AddrM {
+        let mut m = AddrM::empty();
+        match (lo, hi) {
+            (IpAddr::V4(l), IpAddr::V4(h)) if l <= h => m.v4.push((l.into(), h.into())),
+            (IpAddr::V6(l), IpAddr::V6(h)) if l <= h => m.v6.push((l.into(), h.into())),
+            _ => {}
+        }
+        m
+    }
+
+    fn minus(&self, o: &AddrM) -> AddrM {
+        AddrM {
+            v4: subtract(&self.v4, &o.v4),
+            v6: subtract(&self.v6, &o.v6),
         }
     }
 }
 
-fn in_net(a: IpAddr, n: IpAddr, len: u8) -> bool {
-    match (a, n) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let len = u32::from(len.min(32));
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            u32::from(a) & mask == u32::from(n) & mask
+/// Signatures indexed by an address set of theirs: the address space cut into segments at
+/// every set boundary, each segment with the signatures whose set holds it.
+#[derive(Debug, Default)]
+pub(crate) struct AddrIndex {
+    v4: Segments<u32>,
+    v6: Segments<u128>,
+}
+
+#[derive(Debug)]
+struct Segments<T> {
+    /// Segment starts, ascending; segment i runs to starts[i + 1] - 1.
+    starts: Vec<T>,
+    /// Signatures of segment i: `sigs[offs[i]..offs[i + 1]]`.
+    offs: Vec<u32>,
+    sigs: Vec<u32>,
+}
+
+impl<T> Default for Segments<T> {
+    fn default() -> Self {
+        Segments {
+            starts: Vec::new(),
+            offs: vec![0],
+            sigs: Vec::new(),
         }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let len = u32::from(len.min(128));
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - len)
-            };
-            u128::from(a) & mask == u128::from(n) & mask
+    }
+}
+
+impl<T: Ord + Copy + Bound> Segments<T> {
+    fn build(entries: &[(T, T, u32)]) -> Segments<T> {
+        let mut starts: Vec<T> = Vec::with_capacity(entries.len() * 2);
+        for &(lo, hi, _) in entries {
+            starts.push(lo);
+            if hi != T::MAX {
+                starts.push(hi.succ());
+            }
         }
-        _ => false,
+        starts.sort_unstable();
+        starts.dedup();
+        let mut per: Vec<Vec<u32>> = vec![Vec::new(); starts.len()];
+        for &(lo, hi, sig) in entries {
+            let mut i = starts.partition_point(|&x| x < lo);
+            while let Some(&st) = starts.get(i) {
+                if st > hi {
+                    break;
+                }
+                per[i].push(sig);
+                i += 1;
+            }
+        }
+        let mut offs = Vec::with_capacity(per.len() + 1);
+        let mut sigs = Vec::new();
+        offs.push(0);
+        for l in per {
+            sigs.extend(l);
+            offs.push(sigs.len() as u32);
+        }
+        Segments { starts, offs, sigs }
+    }
+
+    fn get(&self, a: T) -> &[u32] {
+        let i = self.starts.partition_point(|&x| x <= a);
+        if i == 0 {
+            return &[];
+        }
+        let (Some(&lo), Some(&hi)) = (self.offs.get(i - 1), self.offs.get(i)) else {
+            return &[];
+        };
+        self.sigs.get(lo as usize..hi as usize).unwrap_or(&[])
+    }
+}
+
+impl AddrIndex {
+    /// Indexes each signature under its address set.
+    pub(crate) fn build<'a>(sets: impl IntoIterator<Item = (u32, &'a AddrM)>) -> AddrIndex {
+        let (mut e4, mut e6) = (Vec::new(), Vec::new());
+        for (sig, m) in sets {
+            e4.extend(m.v4.iter().map(|&(l, h)| (l, h, sig)));
+            e6.extend(m.v6.iter().map(|&(l, h)| (l, h, sig)));
+        }
+        AddrIndex {
+            v4: Segments::build(&e4),
+            v6: Segments::build(&e6),
+        }
+    }
+
+    /// Signatures whose set holds `a`, ascending.
+    pub(crate) fn get(&self, a: IpAddr) -> &[u32] {
+        match a {
+            IpAddr::V4(a) => self.v4.get(u32::from(a)),
+            IpAddr::V6(a) => self.v6.get(u128::from(a)),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.v4.sigs.is_empty() && self.v6.sigs.is_empty()
+    }
+}
+
+fn in_ranges<T: Ord + Copy>(r: &[(T, T)], a: T) -> bool {
+    // The first range whose end is >= a is the only one that can hold it.
+    let i = r.partition_point(|&(_, hi)| hi < a);
+    r.get(i).is_some_and(|&(lo, _)| lo <= a)
+}
+
+/// Sorts ranges and merges overlapping or adjacent ones.
+fn normalise<T: Ord + Copy + Bound>(mut r: Vec<(T, T)>) -> Vec<(T, T)> {
+    r.sort_unstable();
+    let mut out: Vec<(T, T)> = Vec::with_capacity(r.len());
+    for (lo, hi) in r {
+        match out.last_mut() {
+            Some(last) if last.1 == T::MAX || lo <= last.1.succ() => {
+                if hi > last.1 {
+                    last.1 = hi;
+                }
+            }
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
+}
+
+/// `a` minus `b`, both normalised.
+fn subtract<T: Ord + Copy + Bound>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
+    let mut out = Vec::new();
+    for &(lo, hi) in a {
+        let mut cur = Some(lo);
+        for &(blo, bhi) in b {
+            let Some(c) = cur else { break };
+            if bhi < c || blo > hi {
+                continue;
+            }
+            if blo > c {
+                out.push((c, blo.pred()));
+            }
+            cur = if bhi >= hi { None } else { Some(bhi.succ()) };
+        }
+        if let Some(c) = cur {
+            out.push((c, hi));
+        }
+    }
+    out
+}
+
+/// Integer bounds of an address family (for range arithmetic).
+trait Bound: Sized {
+    const MAX: Self;
+    /// Next value (saturating).
+    fn succ(self) -> Self;
+    /// Previous value (saturating).
+    fn pred(self) -> Self;
+}
+
+impl Bound for u32 {
+    const MAX: u32 = u32::MAX;
+    fn succ(self) -> u32 {
+        self.saturating_add(1)
+    }
+    fn pred(self) -> u32 {
+        self.saturating_sub(1)
+    }
+}
+
+impl Bound for u128 {
+    const MAX: u128 = u128::MAX;
+    fn succ(self) -> u128 {
+        self.saturating_add(1)
+    }
+    fn pred(self) -> u128 {
+        self.saturating_sub(1)
     }
 }
 
 fn addr(a: &AddrSpec) -> AddrM {
     match a {
-        AddrSpec::Any | AddrSpec::Var(_) => AddrM::Any,
-        AddrSpec::Cidr(n, l) => AddrM::Net(*n, *l),
-        AddrSpec::Range(l, h) => AddrM::Range(*l, *h),
-        AddrSpec::Not(x) => AddrM::List(Vec::new(), vec![addr(x)]),
+        AddrSpec::Any | AddrSpec::Var(_) => AddrM::any(),
+        AddrSpec::Cidr(n, l) => AddrM::net(*n, *l),
+        AddrSpec::Range(l, h) => AddrM::range(*l, *h),
+        AddrSpec::Not(x) => AddrM::any().minus(&addr(x)),
         AddrSpec::List(l) => {
-            let (mut pos, mut neg) = (Vec::new(), Vec::new());
+            let (mut pos, mut neg, mut any_pos) = (AddrM::empty(), AddrM::empty(), false);
             for x in l {
-                match x {
-                    AddrSpec::Not(y) => neg.push(addr(y)),
-                    other => pos.push(addr(other)),
-                }
+                let (into, m) = match x {
+                    AddrSpec::Not(y) => (&mut neg, addr(y)),
+                    other => {
+                        any_pos = true;
+                        (&mut pos, addr(other))
+                    }
+                };
+                into.v4.extend_from_slice(&m.v4);
+                into.v6.extend_from_slice(&m.v6);
             }
-            AddrM::List(pos, neg)
+            // No positive element: everything but the negatives.
+            let pos = if any_pos {
+                AddrM {
+                    v4: normalise(pos.v4),
+                    v6: normalise(pos.v6),
+                }
+            } else {
+                AddrM::any()
+            };
+            let neg = AddrM {
+                v4: normalise(neg.v4),
+                v6: normalise(neg.v6),
+            };
+            pos.minus(&neg)
         }
     }
 }
@@ -279,6 +502,8 @@ pub(crate) struct Sig {
     pub dp: PortM,
     /// Required IP protocol (`None`: any) and IP version (4/6/0).
     pub ip_proto: Option<u8>,
+    /// An `icmp` rule: ICMPv4 or ICMPv6 (`ip_proto` is then `None`).
+    pub icmp: bool,
     pub ip_version: u8,
     /// Application protocol the flow must have.
     pub app_proto: Option<&'static str>,
@@ -453,11 +678,7 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
             SigKind::Packet => match s.ip_proto {
                 Some(p) => packet_lists[proto_class(p)].push(i),
                 None => {
-                    let classes: &[usize] = if s.meta_proto_icmp() {
-                        &[2]
-                    } else {
-                        &[0, 1, 2, 3]
-                    };
+                    let classes: &[usize] = if s.icmp { &[2] } else { &[0, 1, 2, 3] };
                     for &c in classes {
                         packet_lists[c].push(i);
                     }
@@ -475,27 +696,36 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
         .copied()
         .filter(|&i| sigs[i as usize].stream != StreamMode::Packet)
         .collect();
-    let stream_group = Group::build(&sigs, stream_list);
-    let packet_groups = packet_lists.map(|l| Group::build(&sigs, l));
+    let stream_group = Group::build(&sigs, stream_list, true, true);
+    // A TCP packet whose payload went into the stream is inspected only by `Packet`
+    // signatures, any other TCP packet by all but the `Stream` ones: one prefilter each.
+    let tcp_added_list: Vec<u32> = packet_lists[0]
+        .iter()
+        .copied()
+        .filter(|&i| sigs[i as usize].stream == StreamMode::Packet)
+        .collect();
+    let tcp_added_group = Group::build(&sigs, tcp_added_list, true, true);
+    packet_lists[0].retain(|&i| sigs[i as usize].stream != StreamMode::Stream);
+    // TCP and UDP packets are most of the traffic: their prefilters get the faster DFA.
+    let mut class = 0;
+    let packet_groups = packet_lists.map(|l| {
+        class += 1;
+        Group::build(&sigs, l, true, class <= 2)
+    });
     let tx_groups = tx_lists
         .into_iter()
-        .map(|(k, l)| (k, Group::build(&sigs, l)))
+        .map(|(k, l)| (k, Group::build(&sigs, l, false, false)))
         .collect();
     let engine = Engine {
         sigs,
         flowbit_names: names.bit_names,
         packet_groups,
+        tcp_added_group,
         stream_group,
         tx_groups,
         suppress: Suppressions::new(&opts.thresholds),
     };
     (engine, report)
-}
-
-impl Sig {
-    fn meta_proto_icmp(&self) -> bool {
-        self.meta.text.split_whitespace().nth(1) == Some("icmp")
-    }
 }
 
 fn num<T: Copy>(v: &NumOrVar<T>, what: &str) -> Result<T, Reject> {
@@ -924,6 +1154,7 @@ fn compile_rule(
         sp: resolve_p(&rule.src_ports)?,
         dp: resolve_p(&rule.dst_ports)?,
         ip_proto,
+        icmp: proto == "icmp",
         ip_version,
         app_proto,
         flow,
@@ -1021,4 +1252,67 @@ fn choose_fast(bufs: &[BufProg]) -> Option<(usize, Vec<u8>)> {
         }
     }
     best.map(|(bi, c, _)| (bi, c.pattern.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> AddrSpec {
+        let r = khien_rules::parse_rule(&format!("alert ip {s} any -> any any (sid:1;)"))
+            .expect("rule parses");
+        r.src
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("address")
+    }
+
+    #[test]
+    fn address_sets_follow_lists_and_negations() {
+        let m = addr(&parse(
+            "[10.0.0.0/8,!10.1.0.0/16,192.168.1.5,2001:db8::/32]",
+        ));
+        assert!(m.matches(ip("10.0.0.1")));
+        assert!(m.matches(ip("10.255.255.255")));
+        assert!(!m.matches(ip("10.1.2.3")));
+        assert!(m.matches(ip("10.2.0.0")));
+        assert!(m.matches(ip("192.168.1.5")));
+        assert!(!m.matches(ip("192.168.1.4")));
+        assert!(!m.matches(ip("192.168.1.6")));
+        assert!(m.matches(ip("2001:db8::1")));
+        assert!(!m.matches(ip("2001:db9::1")));
+        assert!(!m.is_narrow());
+        let neg = addr(&parse("!192.168.0.0/16"));
+        assert!(neg.matches(ip("8.8.8.8")));
+        assert!(neg.matches(ip("::1")));
+        assert!(!neg.matches(ip("192.168.3.3")));
+        assert!(neg.matches(ip("192.169.0.0")));
+        assert!(neg.matches(ip("192.167.255.255")));
+        let any = addr(&parse("any"));
+        assert!(any.matches(ip("0.0.0.0")) && any.matches(ip("255.255.255.255")));
+        assert!(any.matches(ip("ffff::")));
+        let edge = addr(&parse("[0.0.0.0/32,255.255.255.255,1.2.3.4-1.2.3.9]"));
+        assert!(edge.matches(ip("0.0.0.0")) && edge.matches(ip("255.255.255.255")));
+        assert!(edge.matches(ip("1.2.3.9")) && !edge.matches(ip("1.2.3.10")));
+        assert!(edge.is_narrow());
+    }
+
+    #[test]
+    fn address_index_finds_every_signature_holding_an_address() {
+        let a = addr(&parse("[1.1.1.1,2.2.2.0/24]"));
+        let b = addr(&parse("[2.2.2.2,3.3.3.3,::5]"));
+        let c = addr(&parse("[1.1.1.0/30]"));
+        let idx = AddrIndex::build([(0, &a), (1, &b), (2, &c)]);
+        assert_eq!(idx.get(ip("1.1.1.1")), &[0, 2]);
+        assert_eq!(idx.get(ip("1.1.1.0")), &[2]);
+        assert_eq!(idx.get(ip("1.1.1.4")), &[] as &[u32]);
+        assert_eq!(idx.get(ip("2.2.2.2")), &[0, 1]);
+        assert_eq!(idx.get(ip("2.2.2.255")), &[0]);
+        assert_eq!(idx.get(ip("3.3.3.3")), &[1]);
+        assert_eq!(idx.get(ip("0.0.0.0")), &[] as &[u32]);
+        assert_eq!(idx.get(ip("255.255.255.255")), &[] as &[u32]);
+        assert_eq!(idx.get(ip("::5")), &[1]);
+        assert_eq!(idx.get(ip("::6")), &[] as &[u32]);
+    }
 }

@@ -3,23 +3,32 @@
 //! isdataat, bsize).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::IpAddr;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use khien_rules::{
     ByteExtract, ByteJump, ByteMath, ByteTest, Cmp, Content, Endian, NumBase, NumOrVar, Pcre,
     TcpFlags, Transform,
 };
 
-use crate::compile::{BufProg, FlowAct, FlowCond, Op, PktCheck, Sig};
+use crate::compile::{AddrIndex, BufProg, FlowAct, FlowCond, Op, PktCheck, Sig};
 use crate::{Dir, FlowVars, PacketInfo, TxBuffers};
 
 /// Suricata's inspection-recursion limit: bounds backtracking on hostile input.
 const MAX_STEPS: u32 = 3000;
 
+/// Bytes of a fast pattern the prefilter looks for.
+const MAX_PREFILTER_LEN: usize = 8;
+
 /// The signatures of one group and the multi-pattern prefilter over their fast patterns.
 pub(crate) struct Group {
-    /// Signatures without a usable fast pattern: always evaluated.
+    /// Signatures without a usable fast pattern or narrow address set: always evaluated.
     always: Vec<u32>,
+    /// Signatures without a fast pattern, by their narrow source (else destination)
+    /// address set (IP reputation rules): candidates only for packets from (to) it.
+    by_src: AddrIndex,
+    by_dst: AddrIndex,
     bufs: Vec<GroupBuf>,
 }
 
@@ -32,16 +41,34 @@ struct GroupBuf {
 }
 
 impl Group {
-    pub(crate) fn build(sigs: &[Sig], list: Vec<u32>) -> Group {
+    /// Builds the prefilter of the signatures `list`. With `index_addrs` (packet groups,
+    /// where header addresses are the packet's own), signatures without a fast pattern
+    /// are indexed by a narrow address set. With `dfa` the automata are DFAs (about twice
+    /// as fast per byte as the default contiguous NFA, about ten times its size): for the
+    /// groups that scan every packet or stream chunk.
+    pub(crate) fn build(sigs: &[Sig], list: Vec<u32>, index_addrs: bool, dfa: bool) -> Group {
         let mut always = Vec::new();
-        type Pending = (&'static str, Vec<Transform>, Vec<Vec<u8>>, Vec<Vec<u32>>);
+        let (mut by_src, mut by_dst) = (Vec::new(), Vec::new());
+        type Pending = (
+            &'static str,
+            Vec<Transform>,
+            Vec<Vec<u8>>,
+            Vec<Vec<u32>>,
+            HashMap<Vec<u8>, usize>,
+        );
         let mut pending: Vec<Pending> = Vec::new();
         for i in list {
             let Some(s) = sigs.get(i as usize) else {
                 continue;
             };
             let Some((bi, pat)) = &s.fast else {
-                always.push(i);
+                if index_addrs && !s.bidirectional && s.src.is_narrow() {
+                    by_src.push((i, &s.src));
+                } else if index_addrs && !s.bidirectional && s.dst.is_narrow() {
+                    by_dst.push((i, &s.dst));
+                } else {
+                    always.push(i);
+                }
                 continue;
             };
             let Some(b) = s.bufs.get(*bi) else {
@@ -54,24 +81,38 @@ impl Group {
             {
                 Some(x) => x,
                 None => {
-                    pending.push((b.name, b.transforms.clone(), Vec::new(), Vec::new()));
+                    pending.push((
+                        b.name,
+                        b.transforms.clone(),
+                        Vec::new(),
+                        Vec::new(),
+                        HashMap::new(),
+                    ));
                     pending.len() - 1
                 }
             };
             let p = &mut pending[slot];
-            match p.2.iter().position(|x| x == pat) {
-                Some(pid) => p.3[pid].push(i),
+            // A DFA prefilter looks for the pattern's first bytes only: a superset of the
+            // rules, and a much smaller automaton (it must stay in cache to be fast).
+            let pat = match dfa {
+                true => pat.get(..MAX_PREFILTER_LEN).unwrap_or(pat),
+                false => pat,
+            };
+            match p.4.get(pat) {
+                Some(&pid) => p.3[pid].push(i),
                 None => {
-                    p.2.push(pat.clone());
+                    p.4.insert(pat.to_vec(), p.2.len());
+                    p.2.push(pat.to_vec());
                     p.3.push(vec![i]);
                 }
             }
         }
         let bufs = pending
             .into_iter()
-            .filter_map(|(name, transforms, pats, sigs)| {
+            .filter_map(|(name, transforms, pats, sigs, _)| {
                 let ac = AhoCorasickBuilder::new()
                     .ascii_case_insensitive(true)
+                    .kind(dfa.then_some(AhoCorasickKind::DFA))
                     .match_kind(MatchKind::Standard)
                     .build(&pats)
                     .ok()?;
@@ -83,17 +124,34 @@ impl Group {
                 })
             })
             .collect();
-        Group { always, bufs }
+        Group {
+            always,
+            by_src: AddrIndex::build(by_src),
+            by_dst: AddrIndex::build(by_dst),
+            bufs,
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.always.is_empty() && self.bufs.is_empty()
+        self.always.is_empty()
+            && self.bufs.is_empty()
+            && self.by_src.is_empty()
+            && self.by_dst.is_empty()
     }
 
-    /// Candidate signatures (unsorted, may repeat): those without fast pattern and those
+    /// Candidate signatures (unsorted, may repeat): those without fast pattern (for
+    /// `addrs`, the packet's source and destination, when given; all otherwise) and those
     /// whose fast pattern occurs in its buffer. `get` gives a buffer's raw contents.
-    pub(crate) fn candidates<'b>(&self, get: impl Fn(&str) -> Vec<Cow<'b, [u8]>>) -> Vec<u32> {
+    pub(crate) fn candidates<'b>(
+        &self,
+        addrs: Option<(IpAddr, IpAddr)>,
+        get: impl Fn(&str) -> Vec<Cow<'b, [u8]>>,
+    ) -> Vec<u32> {
         let mut out = self.always.clone();
+        if let Some((src, dst)) = addrs {
+            out.extend_from_slice(self.by_src.get(src));
+            out.extend_from_slice(self.by_dst.get(dst));
+        }
         for gb in &self.bufs {
             let raws = get(gb.name);
             if raws.is_empty() {
@@ -179,10 +237,7 @@ pub(crate) fn header_matches(sig: &Sig, p: &PacketInfo<'_>) -> bool {
         if ip != p.proto {
             return false;
         }
-    } else if sig.meta.text.split_whitespace().nth(1) == Some("icmp")
-        && p.proto != 1
-        && p.proto != 58
-    {
+    } else if sig.icmp && p.proto != 1 && p.proto != 58 {
         return false;
     }
     match sig.ip_version {
@@ -190,10 +245,10 @@ pub(crate) fn header_matches(sig: &Sig, p: &PacketInfo<'_>) -> bool {
         6 if !p.src.is_ipv6() => return false,
         _ => {}
     }
-    if !sig.src.matches(p.src) || !sig.dst.matches(p.dst) {
+    if matches!(p.proto, 6 | 17 | 132) && (!sig.sp.matches(p.sp) || !sig.dp.matches(p.dp)) {
         return false;
     }
-    if matches!(p.proto, 6 | 17 | 132) && (!sig.sp.matches(p.sp) || !sig.dp.matches(p.dp)) {
+    if !sig.src.matches(p.src) || !sig.dst.matches(p.dst) {
         return false;
     }
     if let Some(f) = &sig.flow {
@@ -529,21 +584,23 @@ fn find(hay: &[u8], pat: &[u8], nocase: bool) -> Option<usize> {
     if pat.is_empty() || pat.len() > hay.len() {
         return None;
     }
-    if nocase {
-        hay.windows(pat.len())
-            .position(|w| w.eq_ignore_ascii_case(pat))
-    } else {
-        memfind(hay, pat)
+    if !nocase {
+        return memchr::memmem::find(hay, pat);
     }
-}
-
-fn memfind(hay: &[u8], pat: &[u8]) -> Option<usize> {
+    // Case-insensitive: jump to each occurrence of the first byte (either case) with
+    // memchr, then compare the rest.
     let first = *pat.first()?;
+    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let starts = hay.get(..=hay.len() - pat.len())?;
     let mut i = 0;
-    while i + pat.len() <= hay.len() {
-        let rel = hay.get(i..)?.iter().position(|&c| c == first)?;
+    while let Some(rest) = starts.get(i..) {
+        let rel = if lo == up {
+            memchr::memchr(lo, rest)
+        } else {
+            memchr::memchr2(lo, up, rest)
+        }?;
         i += rel;
-        if hay.get(i..i + pat.len())? == pat {
+        if hay.get(i..i + pat.len())?.eq_ignore_ascii_case(pat) {
             return Some(i);
         }
         i += 1;

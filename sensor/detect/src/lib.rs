@@ -282,6 +282,9 @@ pub struct Engine {
     /// Packet signatures by IP protocol class (see `compile::proto_class`), each group
     /// with its prefilter.
     packet_groups: [inspect::Group; 4],
+    /// The TCP packet signatures that inspect packets whose payload went into the stream
+    /// (`StreamMode::Packet`); `packet_groups[0]` holds those for other TCP packets.
+    tcp_added_group: inspect::Group,
     /// TCP packet signatures that inspect the reassembled stream.
     stream_group: inspect::Group,
     /// Transaction signatures by app protocol.
@@ -334,11 +337,15 @@ impl Engine {
             return;
         }
         let class = compile::proto_class(p.proto);
-        let group = &self.packet_groups[class];
+        let group = if class == 0 && p.stream_added {
+            &self.tcp_added_group
+        } else {
+            &self.packet_groups[class]
+        };
         if group.is_empty() {
             return;
         }
-        let mut cands = group.candidates(|name| {
+        let mut cands = group.candidates(Some((p.src, p.dst)), |name| {
             inspect::packet_buffer(p, name)
                 .map(|b| vec![Cow::Borrowed(b)])
                 .unwrap_or_default()
@@ -363,10 +370,12 @@ impl Engine {
         if vars.pass || self.stream_group.is_empty() {
             return;
         }
-        let mut cands = self.stream_group.candidates(|name| match name {
-            "pkt_data" => vec![Cow::Borrowed(p.payload)],
-            _ => Vec::new(),
-        });
+        let mut cands = self
+            .stream_group
+            .candidates(Some((p.src, p.dst)), |name| match name {
+                "pkt_data" => vec![Cow::Borrowed(p.payload)],
+                _ => Vec::new(),
+            });
         cands.sort_unstable();
         self.run(&cands, p, None, Pass::Stream(new_from), vars, state, out);
     }
@@ -388,7 +397,7 @@ impl Engine {
         let Some(group) = self.tx_groups.get(tx.proto()) else {
             return;
         };
-        let mut cands = group.candidates(|name| {
+        let mut cands = group.candidates(None, |name| {
             let mut v = tx.get(name, Dir::ToServer);
             v.extend(tx.get(name, Dir::ToClient));
             v
