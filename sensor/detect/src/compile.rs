@@ -12,7 +12,7 @@ use khien_rules::{
     Threshold, Transform, Vars,
 };
 
-use crate::inspect::{Group, PcreOp};
+use crate::inspect::{Group, IndexBy, PcreOp};
 use crate::threshold::Suppressions;
 use crate::{Action, Dir, Engine, SigMeta};
 
@@ -314,6 +314,16 @@ impl Bound for u32 {
     }
 }
 
+impl Bound for u16 {
+    const MAX: u16 = u16::MAX;
+    fn succ(self) -> u16 {
+        self.saturating_add(1)
+    }
+    fn pred(self) -> u16 {
+        self.saturating_sub(1)
+    }
+}
+
 impl Bound for u128 {
     const MAX: u128 = u128::MAX;
     fn succ(self) -> u128 {
@@ -378,6 +388,59 @@ impl PortM {
                     && !neg.iter().any(|m| m.matches(p))
             }
         }
+    }
+}
+
+impl PortM {
+    /// The ports accepted, as sorted disjoint ranges.
+    pub(crate) fn ranges(&self) -> Vec<(u16, u16)> {
+        match self {
+            PortM::Any => vec![(0, u16::MAX)],
+            PortM::Range(l, h) if l <= h => vec![(*l, *h)],
+            PortM::Range(..) => Vec::new(),
+            PortM::List(pos, neg) => {
+                let pos = if pos.is_empty() {
+                    vec![(0, u16::MAX)]
+                } else {
+                    normalise(pos.iter().flat_map(PortM::ranges).collect())
+                };
+                let neg = normalise(neg.iter().flat_map(PortM::ranges).collect());
+                subtract(&pos, &neg)
+            }
+        }
+    }
+
+    /// Whether the set is small enough to index signatures by (at most 1,024 ports).
+    pub(crate) fn is_narrow(&self) -> bool {
+        let n: u32 = self
+            .ranges()
+            .iter()
+            .map(|&(l, h)| u32::from(h - l) + 1)
+            .sum();
+        n <= 1024
+    }
+}
+
+/// Signatures indexed by a port set of theirs.
+#[derive(Debug, Default)]
+pub(crate) struct PortIndex(Segments<u16>);
+
+impl PortIndex {
+    pub(crate) fn build<'a>(sets: impl IntoIterator<Item = (u32, &'a PortM)>) -> PortIndex {
+        let mut e = Vec::new();
+        for (sig, m) in sets {
+            e.extend(m.ranges().into_iter().map(|(l, h)| (l, h, sig)));
+        }
+        PortIndex(Segments::build(&e))
+    }
+
+    /// Signatures whose set holds `port`, ascending.
+    pub(crate) fn get(&self, port: u16) -> &[u32] {
+        self.0.get(port)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.sigs.is_empty()
     }
 }
 
@@ -696,7 +759,12 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
         .copied()
         .filter(|&i| sigs[i as usize].stream != StreamMode::Packet)
         .collect();
-    let stream_group = Group::build(&sigs, stream_list, true, true);
+    let by = |ports: bool, dfa: bool| IndexBy {
+        addrs: true,
+        ports,
+        dfa,
+    };
+    let stream_group = Group::build(&sigs, stream_list, by(true, true));
     // A TCP packet whose payload went into the stream is inspected only by `Packet`
     // signatures, any other TCP packet by all but the `Stream` ones: one prefilter each.
     let tcp_added_list: Vec<u32> = packet_lists[0]
@@ -704,17 +772,25 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
         .copied()
         .filter(|&i| sigs[i as usize].stream == StreamMode::Packet)
         .collect();
-    let tcp_added_group = Group::build(&sigs, tcp_added_list, true, true);
+    let tcp_added_group = Group::build(&sigs, tcp_added_list, by(true, true));
     packet_lists[0].retain(|&i| sigs[i as usize].stream != StreamMode::Stream);
-    // TCP and UDP packets are most of the traffic: their prefilters get the faster DFA.
+    // TCP and UDP packets are most of the traffic: their prefilters get the faster DFA,
+    // and their packets always have ports.
     let mut class = 0;
     let packet_groups = packet_lists.map(|l| {
         class += 1;
-        Group::build(&sigs, l, true, class <= 2)
+        Group::build(&sigs, l, by(class <= 2, class <= 2))
     });
     let tx_groups = tx_lists
         .into_iter()
-        .map(|(k, l)| (k, Group::build(&sigs, l, false, false)))
+        .map(|(k, l)| {
+            let by = IndexBy {
+                addrs: false,
+                ports: false,
+                dfa: false,
+            };
+            (k, Group::build(&sigs, l, by))
+        })
         .collect();
     let engine = Engine {
         sigs,
@@ -1296,6 +1372,31 @@ mod tests {
         assert!(edge.matches(ip("0.0.0.0")) && edge.matches(ip("255.255.255.255")));
         assert!(edge.matches(ip("1.2.3.9")) && !edge.matches(ip("1.2.3.10")));
         assert!(edge.is_narrow());
+    }
+
+    #[test]
+    fn port_sets_and_index() {
+        let r = khien_rules::parse_rule(
+            "alert tcp any [1:1024,!80,8080] -> any ![0:442,444:65535] (sid:1;)",
+        )
+        .expect("rule parses");
+        let (sp, dp) = (port(&r.src_ports), port(&r.dst_ports));
+        assert_eq!(sp.ranges(), vec![(1, 79), (81, 1024), (8080, 8080)]);
+        assert_eq!(dp.ranges(), vec![(443, 443)]);
+        assert!(sp.is_narrow() && dp.is_narrow());
+        assert!(!PortM::Any.is_narrow());
+        let idx = PortIndex::build([(3, &sp), (4, &dp)]);
+        assert_eq!(idx.get(443), &[3, 4]);
+        assert_eq!(idx.get(80), &[] as &[u32]);
+        assert_eq!(idx.get(8080), &[3]);
+        assert_eq!(idx.get(0), &[] as &[u32]);
+        assert_eq!(idx.get(65535), &[] as &[u32]);
+        for p in [0u16, 1, 79, 80, 81, 1024, 1025, 8080, 65535] {
+            assert_eq!(
+                sp.matches(p),
+                sp.ranges().iter().any(|&(l, h)| l <= p && p <= h)
+            );
+        }
     }
 
     #[test]

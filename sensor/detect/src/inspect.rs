@@ -12,7 +12,7 @@ use khien_rules::{
     TcpFlags, Transform,
 };
 
-use crate::compile::{AddrIndex, BufProg, FlowAct, FlowCond, Op, PktCheck, Sig};
+use crate::compile::{AddrIndex, BufProg, FlowAct, FlowCond, Op, PktCheck, PortIndex, Sig};
 use crate::{Dir, FlowVars, PacketInfo, TxBuffers};
 
 /// Suricata's inspection-recursion limit: bounds backtracking on hostile input.
@@ -29,7 +29,31 @@ pub(crate) struct Group {
     /// address set (IP reputation rules): candidates only for packets from (to) it.
     by_src: AddrIndex,
     by_dst: AddrIndex,
+    /// Then by a narrow destination (else source) port set, in groups whose packets
+    /// always have ports (TCP, UDP).
+    by_dp: PortIndex,
+    by_sp: PortIndex,
     bufs: Vec<GroupBuf>,
+}
+
+/// What the prefilter of a packet group indexes by.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IndexBy {
+    /// Addresses (packet groups: the header addresses are the packet's own).
+    pub addrs: bool,
+    /// Ports (groups of TCP or UDP packets only).
+    pub ports: bool,
+    /// Build DFAs (groups that scan every packet or stream chunk).
+    pub dfa: bool,
+}
+
+/// The header fields the prefilter of a packet group looks up.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PktKey {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sp: u16,
+    pub dp: u16,
 }
 
 struct GroupBuf {
@@ -43,12 +67,14 @@ struct GroupBuf {
 impl Group {
     /// Builds the prefilter of the signatures `list`. With `index_addrs` (packet groups,
     /// where header addresses are the packet's own), signatures without a fast pattern
-    /// are indexed by a narrow address set. With `dfa` the automata are DFAs (about twice
-    /// as fast per byte as the default contiguous NFA, about ten times its size): for the
-    /// groups that scan every packet or stream chunk.
-    pub(crate) fn build(sigs: &[Sig], list: Vec<u32>, index_addrs: bool, dfa: bool) -> Group {
+    /// are indexed by a narrow address or port set as `by` allows. With `by.dfa` the
+    /// automata are DFAs (about twice as fast per byte as the default contiguous NFA,
+    /// about ten times its size).
+    pub(crate) fn build(sigs: &[Sig], list: Vec<u32>, by: IndexBy) -> Group {
         let mut always = Vec::new();
         let (mut by_src, mut by_dst) = (Vec::new(), Vec::new());
+        let (mut by_sp, mut by_dp) = (Vec::new(), Vec::new());
+        let dfa = by.dfa;
         type Pending = (
             &'static str,
             Vec<Transform>,
@@ -62,10 +88,15 @@ impl Group {
                 continue;
             };
             let Some((bi, pat)) = &s.fast else {
-                if index_addrs && !s.bidirectional && s.src.is_narrow() {
+                let uni = !s.bidirectional;
+                if uni && by.addrs && s.src.is_narrow() {
                     by_src.push((i, &s.src));
-                } else if index_addrs && !s.bidirectional && s.dst.is_narrow() {
+                } else if uni && by.addrs && s.dst.is_narrow() {
                     by_dst.push((i, &s.dst));
+                } else if uni && by.ports && s.dp.is_narrow() {
+                    by_dp.push((i, &s.dp));
+                } else if uni && by.ports && s.sp.is_narrow() {
+                    by_sp.push((i, &s.sp));
                 } else {
                     always.push(i);
                 }
@@ -128,6 +159,8 @@ impl Group {
             always,
             by_src: AddrIndex::build(by_src),
             by_dst: AddrIndex::build(by_dst),
+            by_dp: PortIndex::build(by_dp),
+            by_sp: PortIndex::build(by_sp),
             bufs,
         }
     }
@@ -137,20 +170,24 @@ impl Group {
             && self.bufs.is_empty()
             && self.by_src.is_empty()
             && self.by_dst.is_empty()
+            && self.by_dp.is_empty()
+            && self.by_sp.is_empty()
     }
 
     /// Candidate signatures (unsorted, may repeat): those without fast pattern (for
-    /// `addrs`, the packet's source and destination, when given; all otherwise) and those
+    /// `key`, the packet's addresses and ports, when given; all otherwise) and those
     /// whose fast pattern occurs in its buffer. `get` gives a buffer's raw contents.
     pub(crate) fn candidates<'b>(
         &self,
-        addrs: Option<(IpAddr, IpAddr)>,
+        key: Option<PktKey>,
         get: impl Fn(&str) -> Vec<Cow<'b, [u8]>>,
     ) -> Vec<u32> {
         let mut out = self.always.clone();
-        if let Some((src, dst)) = addrs {
-            out.extend_from_slice(self.by_src.get(src));
-            out.extend_from_slice(self.by_dst.get(dst));
+        if let Some(k) = key {
+            out.extend_from_slice(self.by_src.get(k.src));
+            out.extend_from_slice(self.by_dst.get(k.dst));
+            out.extend_from_slice(self.by_dp.get(k.dp));
+            out.extend_from_slice(self.by_sp.get(k.sp));
         }
         for gb in &self.bufs {
             let raws = get(gb.name);

@@ -146,6 +146,16 @@ impl<'a> PacketInfo<'a> {
     pub fn ip(src: IpAddr, dst: IpAddr, proto: u8) -> Self {
         Self::base(src, 0, dst, 0, proto)
     }
+    /// What the prefilter of a packet group looks up.
+    fn key(&self) -> inspect::PktKey {
+        inspect::PktKey {
+            src: self.src,
+            dst: self.dst,
+            sp: self.sp,
+            dp: self.dp,
+        }
+    }
+
     /// The same packet seen from the other side (addresses and ports swapped, flow
     /// direction flipped).
     pub fn reversed(&self) -> Self {
@@ -345,7 +355,7 @@ impl Engine {
         if group.is_empty() {
             return;
         }
-        let mut cands = group.candidates(Some((p.src, p.dst)), |name| {
+        let mut cands = group.candidates(Some(p.key()), |name| {
             inspect::packet_buffer(p, name)
                 .map(|b| vec![Cow::Borrowed(b)])
                 .unwrap_or_default()
@@ -372,7 +382,7 @@ impl Engine {
         }
         let mut cands = self
             .stream_group
-            .candidates(Some((p.src, p.dst)), |name| match name {
+            .candidates(Some(p.key()), |name| match name {
                 "pkt_data" => vec![Cow::Borrowed(p.payload)],
                 _ => Vec::new(),
             });
