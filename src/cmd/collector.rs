@@ -200,6 +200,29 @@ pub enum DbCommand {
     Stop(DataArg),
 }
 
+/// Keeps freed multi-megabyte buffers (request bodies, parsed rows, INSERT bodies) in the
+/// heap instead of returning them to the kernel: with glibc's defaults each such buffer is a
+/// fresh `mmap` whose pages are faulted in and zeroed again, which cost the collector ~15% of
+/// its CPU per event (BENCHMARKS.md, collector).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code, reason = "one FFI call to glibc's mallopt, which has no safe binding in std")]
+fn keep_freed_memory() {
+    extern "C" {
+        fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+    }
+    const M_TRIM_THRESHOLD: std::ffi::c_int = -1;
+    const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
+    // SAFETY: mallopt only changes allocator parameters; called before any other thread
+    // exists. Failure (0) leaves glibc's defaults, which are merely slower.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 1 << 30);
+        mallopt(M_TRIM_THRESHOLD, std::ffi::c_int::MAX);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -210,6 +233,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn run(cmd: CollectorCommand) -> Result<ExitCode> {
     match cmd {
         CollectorCommand::Serve(a) => {
+            keep_freed_memory();
             let mut opts = ServeOptions::new(a.data.data, a.listen);
             opts.clickhouse = a.clickhouse;
             opts.batch_rows = a.batch_rows;
