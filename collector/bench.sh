@@ -9,7 +9,7 @@ K=${KHIEN:-${CARGO_TARGET_DIR:-/var/tmp/khien-target}/release/khien}
 D=$(mktemp -d /var/tmp/khien-bench.XXXXXX)
 trap '"$K" collector stop --data "$D/data" >/dev/null 2>&1 || true; rm -rf "$D"' EXIT
 "$K" collector synth --events "$N" --out "$D/eve.json" >/dev/null
-"$K" collector serve --data "$D/data" --listen 127.0.0.1:0 --batch-rows 200000 >"$D/serve.log" 2>&1 &
+"$K" collector serve --data "$D/data" --listen 127.0.0.1:0 --batch-rows "${BATCH_ROWS:-200000}" --flush-ms "${FLUSH_MS:-1000}" >"$D/serve.log" 2>&1 &
 for _ in $(seq 1 300); do grep -q listening "$D/serve.log" 2>/dev/null && break; sleep 0.2; done
 PID=$(cat "$D/data/collector.pid")
 TOKEN=$("$K" collector sensor add --data "$D/data" --tenant bench --name b1 | tail -1)

@@ -290,6 +290,14 @@ fn table_of(target: usize) -> &'static str {
         .map_or(crate::schema::INTEL_TABLE, |f| f.table())
 }
 
+/// One INSERT: its table (a family index or [`INTEL`]), its rows as (entry, event or match
+/// index), and its RowBinary body.
+struct Insert {
+    target: usize,
+    rows: Vec<(usize, usize)>,
+    body: Bytes,
+}
+
 /// Writes one group to every table: one INSERT per table and partition (tenant, day).
 /// Returns whether any of it was found already stored (only looked up when `uncertain`).
 /// `Err` is a transient failure.
@@ -329,6 +337,7 @@ async fn store_group(
     let mut found_any = false;
     let mut skip: HashSet<u64> = HashSet::new();
     let mut skip_target = usize::MAX;
+    let mut inserts: Vec<Insert> = Vec::new();
     for (&(target, _, _), part) in &parts {
         let table = table_of(target);
         if uncertain && skip_target != target {
@@ -371,35 +380,68 @@ async fn store_group(
             }
             buf.extend_from_slice(row);
         }
+        let rows = kept.into_iter().map(|(_, _, r, _)| r).collect();
+        inserts.push(Insert {
+            target,
+            rows,
+            body: Bytes::from(buf),
+        });
+    }
+    // Every INSERT of the group at once: ClickHouse writes each part on its own thread.
+    let mut running = tokio::task::JoinSet::new();
+    for (n, Insert { target, body, .. }) in inserts.iter().enumerate() {
+        let table = table_of(*target);
         let columns = Family::ALL
-            .get(target)
+            .get(*target)
             .map_or(rows::INTEL_COLUMNS, |f| rows::columns(*f));
         let sql = format!("INSERT INTO {table} ({columns}) FORMAT RowBinary");
-        let work = async {
-            let mut ins = client.insert_formatted_with(sql);
-            ins.send(Bytes::from(buf)).await?;
-            ins.end().await
-        };
-        let result = match tokio::time::timeout(cfg.request_timeout, work).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(classify(&e)),
-            Err(_) => Err(Failure::Transient(format!("{table}: insert timed out"))),
-        };
-        let raws = kept.iter().map(|&(_, _, (g, i), _)| {
+        let (client, body, timeout) = (client.clone(), body.clone(), cfg.request_timeout);
+        running.spawn(async move {
+            let work = async {
+                let mut ins = client.insert_formatted_with(sql);
+                ins.send(body).await?;
+                ins.end().await
+            };
+            let result = match tokio::time::timeout(timeout, work).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(classify(&e)),
+                Err(_) => Err(Failure::Transient(format!("{table}: insert timed out"))),
+            };
+            (n, result)
+        });
+    }
+    let mut results: Vec<Option<std::result::Result<(), Failure>>> =
+        (0..inserts.len()).map(|_| None).collect();
+    while let Some(done) = running.join_next().await {
+        let (n, result) = done.map_err(|e| format!("insert task failed: {e}"))?;
+        results[n] = Some(result);
+    }
+    // Account in order; any transient failure makes the caller retry the whole group
+    // (uncertain: what was stored is found and skipped).
+    let mut transient = None;
+    for (Insert { target, rows, .. }, result) in inserts.iter().zip(results) {
+        let result = result.unwrap_or_else(|| Err(Failure::Transient("insert lost".into())));
+        let table = table_of(*target);
+        let raws = rows.iter().map(|&(g, i)| {
             let rows = &group[g].rows;
-            let e = if target == INTEL {
+            let e = if *target == INTEL {
                 &rows.events[rows.intel[i].event as usize]
             } else {
                 &rows.events[i]
             };
             rows.raw(e)
         });
-        let counter = if target == INTEL {
+        let counter = if *target == INTEL {
             &stats.intel_rows
         } else {
             &stats.rows
         };
-        settle(result, table, raws, counter, cfg, stats)?;
+        if let Err(reason) = settle(result, table, raws, counter, cfg, stats) {
+            transient.get_or_insert(reason);
+        }
+    }
+    if let Some(reason) = transient {
+        return Err(reason);
     }
     Ok(found_any)
 }
