@@ -181,8 +181,11 @@ impl Group {
         &self,
         key: Option<PktKey>,
         get: impl Fn(&str) -> Vec<Cow<'b, [u8]>>,
-    ) -> Vec<u32> {
-        let mut out = self.always.clone();
+        out: &mut Vec<u32>,
+        seen: &mut Seen,
+    ) {
+        out.clear();
+        out.extend_from_slice(&self.always);
         if let Some(k) = key {
             out.extend_from_slice(self.by_src.get(k.src));
             out.extend_from_slice(self.by_dst.get(k.dst));
@@ -194,21 +197,52 @@ impl Group {
             if raws.is_empty() {
                 continue;
             }
-            let mut seen = vec![false; gb.sigs.len()];
+            seen.reset(gb.sigs.len());
             for raw in &raws {
                 let t = crate::transform::apply(raw, &gb.transforms);
                 for m in gb.ac.find_overlapping_iter(t.as_ref()) {
                     let pid = m.pattern().as_usize();
-                    if let Some(s) = seen.get_mut(pid) {
-                        if !*s {
-                            *s = true;
-                            out.extend_from_slice(&gb.sigs[pid]);
+                    if seen.first(pid) {
+                        if let Some(l) = gb.sigs.get(pid) {
+                            out.extend_from_slice(l);
                         }
                     }
                 }
             }
         }
-        out
+    }
+}
+
+/// Which patterns of one prefilter were seen in the current buffer: a stamp per pattern,
+/// so that a new buffer costs no clearing (kept per worker in `DetectState`).
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    stamps: Vec<u32>,
+    now: u32,
+}
+
+impl Seen {
+    /// Starts a buffer of a prefilter with `n` patterns.
+    fn reset(&mut self, n: usize) {
+        if self.stamps.len() < n {
+            self.stamps.resize(n, 0);
+        }
+        self.now = self.now.wrapping_add(1);
+        if self.now == 0 {
+            self.stamps.fill(0);
+            self.now = 1;
+        }
+    }
+
+    /// Whether pattern `pid` is seen for the first time in this buffer (and marks it).
+    fn first(&mut self, pid: usize) -> bool {
+        match self.stamps.get_mut(pid) {
+            Some(s) if *s != self.now => {
+                *s = self.now;
+                true
+            }
+            _ => false,
+        }
     }
 }
 

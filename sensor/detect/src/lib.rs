@@ -355,13 +355,20 @@ impl Engine {
         if group.is_empty() {
             return;
         }
-        let mut cands = group.candidates(Some(p.key()), |name| {
-            inspect::packet_buffer(p, name)
-                .map(|b| vec![Cow::Borrowed(b)])
-                .unwrap_or_default()
-        });
+        let mut cands = std::mem::take(&mut state.cands);
+        group.candidates(
+            Some(p.key()),
+            |name| {
+                inspect::packet_buffer(p, name)
+                    .map(|b| vec![Cow::Borrowed(b)])
+                    .unwrap_or_default()
+            },
+            &mut cands,
+            &mut state.seen,
+        );
         cands.sort_unstable();
         self.run(&cands, p, None, Pass::Packet, vars, state, out);
+        state.cands = cands;
     }
 
     /// Runs the stream signatures on a chunk of one direction's reassembled TCP stream:
@@ -380,14 +387,19 @@ impl Engine {
         if vars.pass || self.stream_group.is_empty() {
             return;
         }
-        let mut cands = self
-            .stream_group
-            .candidates(Some(p.key()), |name| match name {
+        let mut cands = std::mem::take(&mut state.cands);
+        self.stream_group.candidates(
+            Some(p.key()),
+            |name| match name {
                 "pkt_data" => vec![Cow::Borrowed(p.payload)],
                 _ => Vec::new(),
-            });
+            },
+            &mut cands,
+            &mut state.seen,
+        );
         cands.sort_unstable();
         self.run(&cands, p, None, Pass::Stream(new_from), vars, state, out);
+        state.cands = cands;
     }
 
     /// Runs the transaction signatures of the transaction's protocol. `p` describes the
@@ -407,13 +419,20 @@ impl Engine {
         let Some(group) = self.tx_groups.get(tx.proto()) else {
             return;
         };
-        let mut cands = group.candidates(None, |name| {
-            let mut v = tx.get(name, Dir::ToServer);
-            v.extend(tx.get(name, Dir::ToClient));
-            v
-        });
+        let mut cands = std::mem::take(&mut state.cands);
+        group.candidates(
+            None,
+            |name| {
+                let mut v = tx.get(name, Dir::ToServer);
+                v.extend(tx.get(name, Dir::ToClient));
+                v
+            },
+            &mut cands,
+            &mut state.seen,
+        );
         cands.sort_unstable();
         self.run(&cands, p, Some(tx), Pass::Packet, vars, state, out);
+        state.cands = cands;
     }
 
     #[allow(clippy::too_many_arguments)] // reason: the inspection context, one each

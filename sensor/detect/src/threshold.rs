@@ -189,10 +189,13 @@ struct Entry {
     since: Option<i64>,
 }
 
-/// Mutable detection state of one worker: threshold and rate_filter counters.
+/// Mutable detection state of one worker: threshold and rate_filter counters, and the
+/// prefilter's reused buffers.
 #[derive(Debug, Default)]
 pub struct DetectState {
     entries: HashMap<(u32, u8, Key), Entry>,
+    pub(crate) cands: Vec<u32>,
+    pub(crate) seen: crate::inspect::Seen,
 }
 
 fn key(track: Track, p: &PacketInfo<'_>) -> Key {
