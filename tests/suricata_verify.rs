@@ -238,6 +238,12 @@ fn run_test(name: &str, dir: &Path, out: &Path) -> Result<Vec<(bool, Outcome)>, 
                 }
                 i += 2;
             }
+            // IPS mode makes Suricata's stream inline: app-layer data goes through as it
+            // arrives instead of on the acknowledgement.
+            "--simulate-ips" => {
+                cmd.arg("--set").arg("stream.inline=true");
+                i += 1;
+            }
             _ => i += 1,
         }
     }

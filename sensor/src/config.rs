@@ -11,6 +11,7 @@
 //!     tcp: { new: 30, established: 300, closed: 10 }
 //! stream:
 //!   midstream: false        # pick up TCP sessions without a handshake
+//!   inline: false           # IPS-style: app layer gets bytes unacknowledged (else on ACK)
 //!   reassembly: { depth: 1mb, memcap: 256mb }
 //! defrag: { memcap: 32mb, timeout: 60, max-trackers: 65535 }
 //! eve:
@@ -166,6 +167,9 @@ pub struct ProtoTimeouts {
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct StreamSection {
     pub midstream: bool,
+    /// Suricata's `stream.inline` (on in IPS mode): the app layer gets in-order bytes as
+    /// they arrive instead of once the other side acknowledges them (IDS mode).
+    pub inline: bool,
     pub reassembly: ReassemblySection,
 }
 

@@ -140,6 +140,7 @@ impl Engine {
         };
         let stream_cfg = StreamConfig {
             midstream: cfg.stream.midstream,
+            ack_delivery: !cfg.stream.inline,
             depth: cfg.stream.reassembly.depth.0,
             memcap: cfg.stream.reassembly.memcap.0 as usize / cfg.workers.max(1),
             raw: cfg.detect.as_ref().is_some_and(|e| e.wants_stream()),
@@ -543,11 +544,19 @@ impl Engine {
         let out = &mut self.app_out;
         let Flow { tcp, app, .. } = f;
         if let Some(s) = tcp.as_mut() {
+            // Suricata's TLS state finishes on the first end-of-stream, so it is logged
+            // before the to-client flow-end bytes arrive.
+            let log_first = app.proto == Some(khien_applayer::AppProto::Tls);
             let mut sink = |dir: usize, c: Chunk<'_>| match c {
                 Chunk::Data(b) => app.data(Transport::Tcp, dir, cport, sport, b, ts, app_cfg, out),
                 Chunk::Gap(n) => app.gap(dir, n, out),
             };
-            s.flush(&self.stream_cfg, &mut self.stream_stats, &mut sink);
+            s.flush(
+                &self.stream_cfg,
+                &mut self.stream_stats,
+                log_first,
+                &mut sink,
+            );
             s.release(&mut self.stream_stats);
         }
         app.close(ts, out);

@@ -7,6 +7,14 @@
 //! the receiver acknowledges past the hole or the flow ends. Overlaps keep the data seen
 //! first. A reassembly depth bounds the bytes delivered per direction, a memcap bounds the
 //! out-of-order bytes held across all sessions.
+//!
+//! Like Suricata in IDS mode, in-order bytes reach the app layer only once the other side
+//! acknowledges them (`StreamConfig::ack_delivery`): they wait in a per-direction buffer
+//! until a packet of the opposite direction ACKs them, a RST releases its sender's own
+//! bytes, and at flow end the to-server bytes are released before the app layer logs and
+//! the to-client bytes nobody acknowledged are dropped (Suricata logs the transactions on
+//! its to-server flow-end pseudo packet, before it hands the to-client rest to the parser).
+//! The wait buffers count against the same memcap; past it, bytes go through unacknowledged.
 
 use std::collections::BTreeMap;
 
@@ -74,6 +82,9 @@ pub struct StreamConfig {
     /// Keep each direction's in-order bytes for raw stream inspection (set when the
     /// detection engine has stream signatures).
     pub raw: bool,
+    /// Hand in-order bytes to the app layer only once the other side acknowledges them
+    /// (Suricata's IDS mode); off, they go through as they arrive.
+    pub ack_delivery: bool,
 }
 
 impl Default for StreamConfig {
@@ -84,6 +95,7 @@ impl Default for StreamConfig {
             memcap: 256 << 20,
             max_segments: 1024,
             raw: false,
+            ack_delivery: true,
         }
     }
 }
@@ -133,6 +145,10 @@ struct Dir {
     raw_keep: usize,
     /// Relative sequence number the other side acknowledged.
     acked: Option<u32>,
+    /// In-order bytes waiting for the other side's acknowledgement before they go to the
+    /// app layer (`StreamConfig::ack_delivery`), starting at relative offset `wait_rel`.
+    wait: Vec<u8>,
+    wait_rel: u32,
 }
 
 /// One TCP session.
@@ -218,6 +234,10 @@ impl TcpSession {
         if t.flags & RST != 0 {
             if self.state != TcpState::SynSent || dir == 1 {
                 self.state = TcpState::Closed;
+                // Suricata moves the sender's acknowledged edge to its last byte and
+                // hands the sender's direction to the app layer (the other direction
+                // waits for the end of the flow).
+                Self::release_wait(&mut self.dirs[dir], dir, None, stats, sink);
             }
             return;
         }
@@ -255,6 +275,7 @@ impl TcpSession {
                 let rel = t.ack.wrapping_sub(o.base);
                 if o.acked.is_none_or(|a| seq_gt(rel, a)) {
                     o.acked = Some(rel);
+                    Self::release_wait(o, other, Some(rel), stats, sink);
                 }
             }
         }
@@ -371,9 +392,29 @@ impl TcpSession {
         let room = cfg.depth.saturating_sub(d.delivered);
         let n = (data.len() as u64).min(room) as usize;
         if n > 0 {
-            sink(dir, Chunk::Data(&data[..n]));
+            let bytes = &data[..n];
+            if !cfg.ack_delivery {
+                sink(dir, Chunk::Data(bytes));
+            } else if d.wait.is_empty()
+                && d.acked
+                    .is_some_and(|a| !seq_gt(d.next.wrapping_add(n as u32), a))
+            {
+                // Already acknowledged (a retransmitted hole filled late).
+                sink(dir, Chunk::Data(bytes));
+            } else if stats.memuse + n > cfg.memcap {
+                // No room to wait: release what waits, then these bytes, unacknowledged.
+                stats.memcap_drops += 1;
+                Self::release_wait(d, dir, None, stats, sink);
+                sink(dir, Chunk::Data(bytes));
+            } else {
+                if d.wait.is_empty() {
+                    d.wait_rel = d.next;
+                }
+                d.wait.extend_from_slice(bytes);
+                stats.memuse += n;
+            }
             if cfg.raw {
-                d.raw.extend_from_slice(&data[..n]);
+                d.raw.extend_from_slice(bytes);
             }
         }
         d.next = d.next.wrapping_add(data.len() as u32);
@@ -433,6 +474,8 @@ impl TcpSession {
         if seq_gt(first, d.next) && !seq_gt(first, ack_rel) {
             let len = first.wrapping_sub(d.next);
             stats.gaps += 1;
+            // Everything before the hole is acknowledged too.
+            Self::release_wait(d, dir, None, stats, sink);
             d.raw_gap();
             sink(dir, Chunk::Gap(u64::from(len)));
             d.next = first;
@@ -440,25 +483,75 @@ impl TcpSession {
         }
     }
 
-    /// End of the flow: release everything queued, with gaps for the holes, and free the
-    /// out-of-order memory.
+    /// End of the flow, the way Suricata's flow-end pseudo packets settle it: each
+    /// direction gets everything (waiting bytes, then queued segments with gaps for the
+    /// holes), the to-server direction first. `log_first` says that the app layer logs its
+    /// transactions as soon as one side ends (Suricata's TLS parser finishes its state on
+    /// the first end-of-stream: the to-server flow-end pseudo packet, or the packet that
+    /// closed the session): then the to-client bytes nobody acknowledged come too late to
+    /// count and are dropped. Frees the held memory.
     pub fn flush(
         &mut self,
         cfg: &StreamConfig,
         stats: &mut StreamStats,
+        log_first: bool,
         sink: &mut dyn FnMut(usize, Chunk<'_>),
     ) {
+        let whole_to_client = !cfg.ack_delivery || !log_first;
         for dir in 0..2 {
             let d = &mut self.dirs[dir];
+            if dir == 1 && !whole_to_client {
+                let acked = d.acked;
+                if let Some(a) = acked {
+                    Self::release_wait(d, dir, Some(a), stats, sink);
+                }
+                stats.memuse -= d.wait.len();
+                d.wait.clear();
+                break;
+            }
+            Self::release_wait(d, dir, None, stats, sink);
             while let Some((&first, _)) = d.ooo.first_key_value() {
                 if seq_gt(first, d.next) {
                     stats.gaps += 1;
                     d.raw_gap();
+                    Self::release_wait(d, dir, None, stats, sink);
                     sink(dir, Chunk::Gap(u64::from(first.wrapping_sub(d.next))));
                     d.next = first;
                 }
                 Self::drain(d, dir, cfg, stats, sink);
             }
+            Self::release_wait(d, dir, None, stats, sink);
+        }
+    }
+
+    /// Hands the waiting bytes of `d` up to relative offset `upto` (all with None) to the
+    /// app layer.
+    fn release_wait(
+        d: &mut Dir,
+        dir: usize,
+        upto: Option<u32>,
+        stats: &mut StreamStats,
+        sink: &mut dyn FnMut(usize, Chunk<'_>),
+    ) {
+        if d.wait.is_empty() {
+            return;
+        }
+        let n = match upto {
+            None => d.wait.len(),
+            Some(a) if seq_gt(a, d.wait_rel) => {
+                (a.wrapping_sub(d.wait_rel) as usize).min(d.wait.len())
+            }
+            Some(_) => 0,
+        };
+        if n == 0 {
+            return;
+        }
+        sink(dir, Chunk::Data(&d.wait[..n]));
+        d.wait.drain(..n);
+        d.wait_rel = d.wait_rel.wrapping_add(n as u32);
+        stats.memuse -= n;
+        if d.wait.is_empty() && d.wait.capacity() > 64 * 1024 {
+            d.wait = Vec::new();
         }
     }
 
@@ -512,12 +605,13 @@ impl TcpSession {
         }
     }
 
-    /// Frees out-of-order memory without delivering it.
+    /// Frees out-of-order and waiting memory without delivering it.
     pub fn release(&mut self, stats: &mut StreamStats) {
         for d in &mut self.dirs {
-            stats.memuse -= d.ooo_bytes;
+            stats.memuse -= d.ooo_bytes + d.wait.len();
             d.ooo_bytes = 0;
             d.ooo.clear();
+            d.wait = Vec::new();
         }
     }
 }
@@ -636,9 +730,89 @@ mod tests {
         assert_eq!(r.s.dirs[0].raw.len(), RAW_OVERLAP);
     }
 
+    fn immediate() -> StreamConfig {
+        StreamConfig {
+            ack_delivery: false,
+            ..StreamConfig::default()
+        }
+    }
+
+    impl Run {
+        fn flush(&mut self, log_first: bool) {
+            let (got, gaps) = (&mut self.got, &mut self.gaps);
+            self.s
+                .flush(&self.cfg, &mut self.st, log_first, &mut |d, c| match c {
+                    Chunk::Data(b) => got[d].extend_from_slice(b),
+                    Chunk::Gap(n) => gaps.push((d, n)),
+                });
+            self.s.release(&mut self.st);
+        }
+    }
+
+    #[test]
+    fn app_bytes_wait_for_the_acknowledgement() {
+        let mut r = Run::new(StreamConfig::default());
+        r.pkt(0, 1001, 5001, PSH | ACK, b"GET / HTTP/1.0\r\n\r\n");
+        assert!(r.got[0].is_empty(), "not acknowledged yet");
+        assert_eq!(r.st.memuse, 18);
+        // The server acknowledges 4 bytes, then answers acknowledging everything.
+        r.pkt(1, 5001, 1005, ACK, b"");
+        assert_eq!(r.got[0], b"GET ");
+        r.pkt(1, 5001, 1019, PSH | ACK, b"HTTP/1.0 200 OK\r\n");
+        assert_eq!(r.got[0], b"GET / HTTP/1.0\r\n\r\n");
+        assert!(r.got[1].is_empty());
+        r.pkt(1, 5018, 1019, PSH | ACK, b"\r\nbody");
+        // The client acknowledges the status line only; the flow then times out.
+        r.pkt(0, 1019, 5018, ACK, b"");
+        assert_eq!(r.got[1], b"HTTP/1.0 200 OK\r\n");
+        r.flush(false);
+        assert_eq!(
+            r.got[1], b"HTTP/1.0 200 OK\r\n\r\nbody",
+            "flow end gives the rest"
+        );
+        assert_eq!(r.st.memuse, 0);
+    }
+
+    #[test]
+    fn flow_end_gives_the_to_server_rest_and_a_reset_its_sender_bytes() {
+        // Unacknowledged to-server bytes go to the app layer at flow end.
+        let mut r = Run::new(StreamConfig::default());
+        r.pkt(0, 1001, 5001, PSH | ACK, b"hello");
+        r.pkt(1, 5001, 1001, PSH | ACK, b"banner");
+        r.pkt(0, 1006, 5003, ACK, b"");
+        r.flush(true);
+        // Logged at the to-server end: the unacknowledged to-client rest is dropped.
+        assert_eq!((&r.got[0][..], &r.got[1][..]), (&b"hello"[..], &b"ba"[..]));
+        // A reset releases its sender's bytes; the to-client rest comes at flow end unless
+        // the app layer logged first.
+        let mut r = Run::new(StreamConfig::default());
+        r.pkt(1, 5001, 1001, PSH | ACK, b"220 ready");
+        r.pkt(0, 1001, 5001, PSH | ACK, b"QUIT");
+        r.pkt(0, 1005, 5001, RST | ACK, b"");
+        assert_eq!(r.s.state, TcpState::Closed);
+        assert_eq!(r.got[0], b"QUIT");
+        assert!(r.got[1].is_empty());
+        r.flush(false);
+        assert_eq!(r.got[1], b"220 ready");
+        assert_eq!(r.st.memuse, 0);
+    }
+
+    #[test]
+    fn waiting_bytes_past_the_memcap_go_through() {
+        let mut r = Run::new(StreamConfig {
+            memcap: 8,
+            ..StreamConfig::default()
+        });
+        r.pkt(0, 1001, 5001, ACK, b"abcd");
+        assert!(r.got[0].is_empty());
+        r.pkt(0, 1005, 5001, ACK, b"efghijkl");
+        assert_eq!(r.got[0], b"abcdefghijkl");
+        assert_eq!(r.st.memuse, 0);
+    }
+
     #[test]
     fn in_order_out_of_order_retransmission_and_overlap() {
-        let mut r = Run::new(StreamConfig::default());
+        let mut r = Run::new(immediate());
         r.pkt(0, 1001, 5001, PSH | ACK, b"GET ");
         r.pkt(0, 1008, 5001, PSH | ACK, b"HTTP"); // out of order (bytes 7..11)
         assert_eq!(r.got[0], b"GET ");
@@ -661,7 +835,7 @@ mod tests {
         assert_eq!(r.got[1], b"abcxyz");
         r.pkt(0, 1005, 5013, ACK, b"late"); // client hole of 4 bytes, never filled
         let (got, gaps) = (&mut r.got, &mut r.gaps);
-        r.s.flush(&r.cfg, &mut r.st, &mut |d, c| match c {
+        r.s.flush(&r.cfg, &mut r.st, false, &mut |d, c| match c {
             Chunk::Data(b) => got[d].extend_from_slice(b),
             Chunk::Gap(n) => gaps.push((d, n)),
         });
@@ -674,7 +848,7 @@ mod tests {
     fn depth_limits_delivery() {
         let mut r = Run::new(StreamConfig {
             depth: 5,
-            ..Default::default()
+            ..immediate()
         });
         r.pkt(0, 1001, 5001, ACK, b"0123");
         r.pkt(0, 1005, 5001, ACK, b"4567");
@@ -731,7 +905,7 @@ mod tests {
     #[test]
     fn sequence_wraparound() {
         let mut st = StreamStats::default();
-        let cfg = StreamConfig::default();
+        let cfg = immediate();
         let mut s = TcpSession::start(&seg(u32::MAX - 2, 0, SYN), &cfg, &mut st).unwrap();
         let mut got = Vec::new();
         let mut sink = |_: usize, c: Chunk<'_>| {

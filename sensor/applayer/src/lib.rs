@@ -13,6 +13,7 @@ mod dns;
 mod file;
 mod ftp;
 mod http;
+mod pgsql;
 mod probe;
 mod smtp;
 mod ssh;
@@ -41,6 +42,8 @@ pub enum AppProto {
     Smtp,
     Ftp,
     FtpData,
+    /// PostgreSQL (only its SSLRequest, for the switch to TLS).
+    Pgsql,
     /// Detection ran and found nothing (Suricata's `"failed"`).
     Failed,
 }
@@ -56,6 +59,7 @@ impl AppProto {
             AppProto::Smtp => "smtp",
             AppProto::Ftp => "ftp",
             AppProto::FtpData => "ftp-data",
+            AppProto::Pgsql => "pgsql",
             AppProto::Failed => "failed",
         }
     }
@@ -164,6 +168,7 @@ pub fn new_parser(proto: AppProto, cfg: &AppConfig) -> Option<Box<dyn Parser>> {
         AppProto::Tls => Box::new(tls::TlsParser::new(cfg)),
         AppProto::Smtp => Box::new(smtp::SmtpParser::new(cfg)),
         AppProto::Ftp => Box::new(ftp::FtpParser::new(cfg)),
+        AppProto::Pgsql => Box::new(pgsql::PgsqlParser::new()),
         AppProto::FtpData | AppProto::Failed => return None,
     };
     Some(p)

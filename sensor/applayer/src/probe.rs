@@ -213,6 +213,13 @@ pub fn probe(t: Transport, dir: Direction, src_port: u16, dst_port: u16, data: &
     }
     match dir {
         Direction::ToServer => {
+            if on(&[crate::pgsql::PGSQL_PORT]) {
+                match crate::pgsql::probe(data) {
+                    Probe::Match(p) => return Probe::Match(p),
+                    Probe::NeedMore => need = true,
+                    Probe::NoMatch => {}
+                }
+            }
             match probe_smtp_client(data) {
                 Probe::Match(p) => return Probe::Match(p),
                 Probe::NeedMore => need = true,
@@ -362,5 +369,19 @@ mod tests {
             Probe::NoMatch
         );
         assert_eq!(probe(Tcp, ToServer, 1, 1234, b""), Probe::NeedMore);
+    }
+
+    #[test]
+    fn pgsql_ssl_request_on_its_port_only() {
+        let req = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+        assert_eq!(
+            probe(Tcp, ToServer, 40000, 5432, &req),
+            Probe::Match(AppProto::Pgsql)
+        );
+        assert_eq!(
+            probe(Tcp, ToServer, 40000, 5432, &req[..4]),
+            Probe::NeedMore
+        );
+        assert_eq!(probe(Tcp, ToServer, 40000, 6000, &req), Probe::NoMatch);
     }
 }

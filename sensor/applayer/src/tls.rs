@@ -449,6 +449,9 @@ pub(crate) struct TlsParser {
     /// ServerHello says otherwise (an alert-only answer is logged with it).
     record_version: Option<u16>,
     logged: bool,
+    /// A record that cannot be framed (bad type, version or length): Suricata's parser
+    /// returns an error, the flow's app layer is disabled and the session is never logged.
+    failed: bool,
     max_buffer: usize,
     max_certs: usize,
 }
@@ -469,13 +472,17 @@ impl TlsParser {
             server_version: None,
             record_version: None,
             logged: false,
+            failed: false,
             max_buffer: cfg.max_buffer,
             max_certs: cfg.tls_max_certs,
         }
     }
 
     fn emit(&mut self, out: &mut Vec<AppEvent>) {
-        if self.logged || (self.client_hello.is_none() && self.server_version.is_none()) {
+        if self.logged
+            || self.failed
+            || (self.client_hello.is_none() && self.server_version.is_none())
+        {
             return;
         }
         self.logged = true;
@@ -513,6 +520,10 @@ impl TlsParser {
                 }
                 None => out.push(anomaly("INVALID_HANDSHAKE_MESSAGE")),
             },
+            // ServerHelloDone: the server's side of a TLS <= 1.2 handshake is complete and
+            // nothing later changes the record; Suricata logs the session here (a record
+            // that cannot be framed afterwards no longer stops it).
+            (Direction::ToClient, 14) if self.client_hello.is_some() => self.emit(out),
             (Direction::ToClient, 11) => {
                 self.tx.session_resumed = false;
                 let mut r = Reader { b: body };
@@ -651,6 +662,7 @@ impl Parser for TlsParser {
                 if len == 0 {
                     out.push(anomaly("INVALID_SSLV2_HEADER"));
                     st.broken = true;
+                    self.failed = true;
                 }
                 continue;
             }
@@ -662,12 +674,15 @@ impl Parser for TlsParser {
             if !(REC_CCS..=REC_HEARTBEAT).contains(&typ) {
                 out.push(anomaly("INVALID_RECORD_TYPE"));
                 st.broken = true;
+                self.failed = true;
             } else if major != 3 {
                 out.push(anomaly("INVALID_RECORD_VERSION"));
                 st.broken = true;
+                self.failed = true;
             } else if len > MAX_RECORD {
                 out.push(anomaly("INVALID_TLS_HEADER"));
                 st.broken = true;
+                self.failed = true;
             } else if typ == REC_HANDSHAKE && !st.encrypted {
                 st.rec_type = typ;
                 st.need = len;
@@ -781,11 +796,10 @@ mod tests {
             p.parse(Direction::ToServer, b, 0, &mut out);
             let (a, b) = sf.split_at(split);
             p.parse(Direction::ToClient, a, 0, &mut out);
+            assert!(out.is_empty(), "not logged before ServerHelloDone: {split}");
             p.parse(Direction::ToClient, b, 0, &mut out);
-            assert!(
-                out.is_empty(),
-                "logged at handshake end, not before: {split}"
-            );
+            // Logged once the server's flight ends with ServerHelloDone (Suricata 7.0.10
+            // logs on the packet that delivers it), the ChangeCipherSpecs add nothing.
             p.parse(Direction::ToServer, CCS, 0, &mut out);
             p.parse(Direction::ToClient, CCS, 0, &mut out);
             let t = txs(&out);
@@ -894,6 +908,30 @@ mod tests {
         let t = txs(&out);
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].eve()["version"], "TLSv1");
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_framed_means_no_record_like_suricata() {
+        // Suricata's TLS parser returns an error on it, the flow's app layer is disabled
+        // and the session is not logged, even with a ClientHello seen.
+        let cfg = AppConfig::default();
+        let mut p = TlsParser::new(&cfg);
+        let mut out = Vec::new();
+        p.parse(Direction::ToServer, &unhex(CLIENT_HELLO), 0, &mut out);
+        p.parse(
+            Direction::ToClient,
+            b"HTTP/1.1 400 Bad Request\r\n",
+            0,
+            &mut out,
+        );
+        p.close(0, &mut out);
+        assert!(txs(&out).is_empty());
+        // Without the error the same ClientHello is logged at the end.
+        let mut p = TlsParser::new(&cfg);
+        let mut out = Vec::new();
+        p.parse(Direction::ToServer, &unhex(CLIENT_HELLO), 0, &mut out);
+        p.close(0, &mut out);
+        assert_eq!(txs(&out).len(), 1);
     }
 
     #[test]
