@@ -83,14 +83,36 @@ pub fn decode_body(
         Encoding::Gzip => flate2::read::MultiGzDecoder::new(body)
             .take((limit as u64).saturating_add(1))
             .read_to_end(out),
-        Encoding::Zstd => match zstd::stream::read::Decoder::new(body) {
-            Ok(d) => d.take((limit as u64).saturating_add(1)).read_to_end(out),
-            Err(e) => Err(e),
-        },
+        Encoding::Zstd => zstd_into(body, limit, out).map(|()| 0),
     };
     res.map_err(|e| DecodeError::Corrupt(e.to_string()))?;
     if out.len() > limit {
         return Err(DecodeError::TooLarge(limit));
+    }
+    Ok(())
+}
+
+/// Decompresses the zstd frames of `body` into `out`'s spare capacity (no zero-filling of
+/// the buffer first, which `Read::read_to_end` does), stopping once past `limit` bytes.
+fn zstd_into(body: &[u8], limit: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+    use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
+    let mut d = Decoder::new()?;
+    let mut input = InBuffer::around(body);
+    while out.len() <= limit {
+        if out.capacity() - out.len() < 1 << 16 {
+            out.reserve(out.capacity().clamp(1 << 16, 64 << 20));
+        }
+        let (read, len) = (input.pos(), out.len());
+        let hint = d.run(&mut input, &mut OutBuffer::around_pos(out, len))?;
+        if hint == 0 && input.pos() == body.len() {
+            return Ok(()); // the last frame is complete
+        }
+        if input.pos() == read && out.len() == len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "truncated zstd frame",
+            ));
+        }
     }
     Ok(())
 }
@@ -302,6 +324,25 @@ mod tests {
             decode_body(Encoding::Gzip, b"not gzip", 100, &mut out),
             Err(DecodeError::Corrupt(_))
         ));
+        // Truncated, corrupt, two frames, a bomb.
+        let cut = &zst[..zst.len() - 5];
+        assert!(matches!(
+            decode_body(Encoding::Zstd, cut, 1 << 20, &mut out),
+            Err(DecodeError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_body(Encoding::Zstd, b"\x28\xb5\x2f\xfdjunkjunk", 1 << 20, &mut out),
+            Err(DecodeError::Corrupt(_))
+        ));
+        let two = [zst.clone(), zst.clone()].concat();
+        decode_body(Encoding::Zstd, &two, 1 << 20, &mut out).unwrap();
+        assert_eq!(out, [text.clone(), text.clone()].concat());
+        let bomb = zstd::encode_all(&vec![b'a'; 200 << 20][..], 3).unwrap();
+        assert_eq!(
+            decode_body(Encoding::Zstd, &bomb, 1 << 20, &mut out),
+            Err(DecodeError::TooLarge(1 << 20))
+        );
+        assert!(out.capacity() < 100 << 20, "stopped early");
         assert_eq!(Encoding::from_header(" ZSTD "), Some(Encoding::Zstd));
         assert_eq!(Encoding::from_header("br"), None);
         for e in [Encoding::Identity, Encoding::Gzip, Encoding::Zstd] {
