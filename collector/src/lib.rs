@@ -5,8 +5,8 @@
 //! Rust types with the sensor. Data flow:
 //!
 //! ```text
-//! POST /v1/events ─► server (auth, decompress, eve::parse per line) ─► spool (fsync, ack)
-//!                                                   writer ◄─ spool ─► ClickHouse tables
+//! POST /v1/events ─► server (auth, decompress) ─► parsed (parse, enrich, encode rows once)
+//!   ─► spool (body as sent, fsync, ack; rows kept in memory) ─► writer ─► ClickHouse tables
 //! ```
 //!
 //! See ARCHITECTURE.md (collector section) for the invariants and the deduplication design.
