@@ -247,6 +247,9 @@ pub(crate) struct ServerHello {
     pub(crate) selected_version: Option<u16>,
 }
 
+/// The version Suricata reports for TLS 1.3 drafts 1-15 ("TLS 1.3 draft-<16").
+const PRE_DRAFT16: u16 = 0x7f00;
+
 pub(crate) fn parse_server_hello(b: &[u8]) -> Option<ServerHello> {
     let mut r = Reader { b };
     let mut sh = ServerHello {
@@ -254,8 +257,9 @@ pub(crate) fn parse_server_hello(b: &[u8]) -> Option<ServerHello> {
         ..ServerHello::default()
     };
     r.bytes(32)?;
-    // TLS 1.3 drafts before 22 dropped the session id and compression fields.
-    let early_draft = (0x7f00..0x7f16).contains(&sh.version);
+    // TLS 1.3 drafts before 22 dropped the session id and compression fields; drafts 1-15
+    // wrote 0x0304 in the version field itself (Suricata: "TLS 1.3 draft-<16").
+    let early_draft = sh.version == 0x0304 || (0x7f00..0x7f16).contains(&sh.version);
     if !early_draft {
         sh.session_id = r.vec8()?.to_vec();
     }
@@ -506,7 +510,13 @@ impl TlsParser {
             },
             (Direction::ToClient, 2) => match parse_server_hello(body) {
                 Some(sh) => {
-                    let version = sh.selected_version.unwrap_or(sh.version);
+                    let version = match (sh.selected_version, sh.version) {
+                        (Some(v), _) => v,
+                        // 0x0304 in the hello itself: an early draft (Suricata's
+                        // TLS_VERSION_13_PRE_DRAFT16, named "TLS 1.3 draft-<16").
+                        (None, 0x0304) => PRE_DRAFT16,
+                        (None, v) => v,
+                    };
                     self.server_version = Some(version);
                     self.tx.ja3s = Some(ja3s(&sh));
                     if let Some(ch) = &self.client_hello {
@@ -1036,5 +1046,20 @@ mod tests {
         let sh = parse_server_hello(&sh).unwrap();
         assert_eq!(version_str(sh.version), "TLS 1.3 draft-19");
         assert_eq!(sh.cipher, 0x1301);
+        // An early draft ServerHello with 0x0304 in its version field and no session id
+        // or compression: parsed, and the session is "TLS 1.3 draft-<16" as in Suricata.
+        let mut rec = vec![
+            0x16, 0x03, 0x01, 0x00, 0x28, 0x02, 0x00, 0x00, 0x24, 0x03, 0x04,
+        ];
+        rec.extend_from_slice(&[0u8; 32]);
+        rec.extend_from_slice(&[0x13, 0x01]);
+        let mut p = TlsParser::new(&cfg);
+        let mut out = Vec::new();
+        p.parse(Direction::ToServer, &unhex(CLIENT_HELLO), 0, &mut out);
+        p.parse(Direction::ToClient, &rec, 0, &mut out);
+        p.close(0, &mut out);
+        let t = txs(&out);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].eve()["version"], "TLS 1.3 draft-<16");
     }
 }
