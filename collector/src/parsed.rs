@@ -331,7 +331,12 @@ mod tests {
             Err(DecodeError::Corrupt(_))
         ));
         assert!(matches!(
-            decode_body(Encoding::Zstd, b"\x28\xb5\x2f\xfdjunkjunk", 1 << 20, &mut out),
+            decode_body(
+                Encoding::Zstd,
+                b"\x28\xb5\x2f\xfdjunkjunk",
+                1 << 20,
+                &mut out
+            ),
             Err(DecodeError::Corrupt(_))
         ));
         let two = [zst.clone(), zst.clone()].concat();
