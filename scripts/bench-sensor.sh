@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Throughput of `khien sensor` against Suricata 7 with an empty ruleset, side by side.
+# Throughput of `khien sensor` against Suricata 7, side by side: with an empty ruleset, or with
+# RULES=DIR every DIR/*.rules (concatenated into one file, given to both as -S).
 #
 # Builds a bench input (once) from the three shared pcaps: concatenated and repeated until
 # it is at least BENCH_MB (default 500) MB, each copy's timestamps shifted past the previous
 # one so flows do not merge. Then runs, ROUNDS times (default 1), alternating:
-#   suricata -r BENCH -l DIR -k none --runmode single -c scripts/parity/suricata.yaml -S /dev/null
-#   khien sensor -r BENCH -l DIR -k none [--workers N]
+#   suricata -r BENCH -l DIR -k none --runmode single -c scripts/parity/suricata.yaml -S RULES
+#   khien sensor -r BENCH -l DIR -k none [--workers N] [-S RULES]
 # and prints each tool's "time elapsed" (packet processing, start-up excluded) and the ratio.
 # Usage: scripts/bench-sensor.sh [WORKERS]
 set -euo pipefail
@@ -58,14 +59,21 @@ fi
 
 cargo build --release --locked --bin khien >/dev/null
 KHIEN="$CARGO_TARGET_DIR/release/khien"
+SRULES=/dev/null
+KRULES=()
+if [ -n "${RULES:-}" ]; then
+  SRULES="$WORK/rules.rules"
+  cat "$RULES"/*.rules >"$SRULES"
+  KRULES=(-S "$SRULES")
+fi
 elapsed() { grep -o 'time elapsed [0-9.]*s' | tail -1 | grep -o '[0-9.]*'; }
 for r in $(seq 1 "$ROUNDS"); do
   rm -rf "$WORK/suricata" "$WORK/khien"; mkdir -p "$WORK/suricata" "$WORK/khien"
   S=$(suricata -r "$BENCH" -l "$WORK/suricata" -k none --runmode single \
-        -c scripts/parity/suricata.yaml -S /dev/null 2>&1 | elapsed)
-  K=$("$KHIEN" sensor -r "$BENCH" -l "$WORK/khien" -k none --workers "$WORKERS" 2>&1 | elapsed)
+        -c scripts/parity/suricata.yaml -S "$SRULES" 2>&1 | elapsed)
+  K=$("$KHIEN" sensor -r "$BENCH" -l "$WORK/khien" -k none --workers "$WORKERS" "${KRULES[@]}" 2>&1 | elapsed)
   echo "round $r: suricata ${S}s  khien(workers=$WORKERS) ${K}s  ratio khien/suricata $(python3 -c "print(f'{$K/$S:.3f}')")"
-  for t in flow http dns tls fileinfo; do
+  for t in flow http dns tls fileinfo alert; do
     printf '  %-9s suricata %8s  khien %8s\n' "$t" \
       "$(grep -c "\"event_type\":\"$t\"" "$WORK/suricata/eve.json" || true)" \
       "$(grep -c "\"event_type\":\"$t\"" "$WORK/khien/eve.json" || true)"
