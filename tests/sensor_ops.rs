@@ -419,3 +419,64 @@ fn live_capture_counts_kernel_packets_on_loopback() {
     assert_eq!(eve_u64(s, "decoder.pkts"), 10, "{s}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn sigint_ends_live_capture_with_flows_flushed() {
+    let dir = tmpdir("live-sigint");
+    let port = 46_000 + (std::process::id() % 1000) as u16;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_khien"))
+        .args([
+            "sensor",
+            "-i",
+            "lo",
+            "-f",
+            &format!("udp port {port}"),
+            "-l",
+            dir.to_str().unwrap(),
+            "--metrics",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_addr, mut err) = metrics_addr(&mut child);
+    std::thread::sleep(Duration::from_millis(1500));
+    let rx = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..5u8 {
+        tx.send_to(&[b's', i], ("127.0.0.1", port)).unwrap();
+    }
+    let mut buf = [0u8; 16];
+    let _ = rx.recv(&mut buf);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "no duration: still capturing"
+    );
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert!(status.success(), "{status:?}: {rest}");
+    assert!(rest.contains("stopping"), "{rest}");
+    // The open flow was flushed into eve.json at the end, with its five packets.
+    let flows = records(&dir, "flow");
+    let f = flows
+        .iter()
+        .find(|f| f["dest_port"] == port)
+        .unwrap_or_else(|| panic!("no flow record for port {port}: {flows:?}"));
+    assert_eq!(eve_u64(f, "flow.pkts_toserver"), 5, "{f}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

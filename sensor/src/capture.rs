@@ -64,9 +64,12 @@ pub struct LiveConfig {
     /// Stop after this long (None: until `max_packets` or forever).
     pub duration: Option<Duration>,
     pub max_packets: Option<u64>,
+    /// Stop once this turns true (set by the binary on SIGINT/SIGTERM): the run then ends
+    /// like a `duration` run, flows flushed and EVE complete.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
-/// Captures from a live interface until the duration or packet count is reached.
+/// Captures from a live interface until the duration or packet count is reached, or `stop`.
 pub fn run_live(sensor: &mut Sensor, cfg: &LiveConfig) -> Result<RunSummary, SensorError> {
     let shown = cfg.iface.clone();
     let perr = |source| SensorError::Pcap {
@@ -105,6 +108,10 @@ pub fn run_live(sensor: &mut Sensor, cfg: &LiveConfig) -> Result<RunSummary, Sen
     loop {
         if cfg.duration.is_some_and(|d| started.elapsed() >= d)
             || cfg.max_packets.is_some_and(|m| sum.packets >= m)
+            || cfg
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
         {
             break;
         }

@@ -205,7 +205,10 @@ pub enum DbCommand {
 /// fresh `mmap` whose pages are faulted in and zeroed again, which cost the collector ~15% of
 /// its CPU per event (BENCHMARKS.md, collector).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code, reason = "one FFI call to glibc's mallopt, which has no safe binding in std")]
+#[allow(
+    unsafe_code,
+    reason = "one FFI call to glibc's mallopt, which has no safe binding in std"
+)]
 fn keep_freed_memory() {
     extern "C" {
         fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;

@@ -171,6 +171,7 @@ pub fn run(a: SensorArgs) -> Result<ExitCode> {
                 promisc: true,
                 duration: a.duration.map(Duration::from_secs),
                 max_packets: a.max_packets,
+                stop: Some(stop_on_signal()?),
             };
             let mut sensor =
                 Sensor::new(&cfg, EveWriter::new(out)).with_stats(hub.register(), true);
@@ -213,6 +214,46 @@ pub fn run(a: SensorArgs) -> Result<ExitCode> {
         srv.shutdown();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A flag set by the first SIGINT or SIGTERM, so a live capture ends cleanly: flows are
+/// flushed, `eve.json` is complete and a `--ship-to` output ships the rest before exiting.
+/// A second signal exits at once (status 130).
+fn stop_on_signal() -> Result<Arc<std::sync::atomic::AtomicBool>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let flag = Arc::new(AtomicBool::new(false));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("signal runtime")?;
+    // Registered here, before capture starts, so no signal is missed.
+    let (mut term, mut int) = rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
+    })?;
+    let set = flag.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            rt.block_on(async {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                eprintln!("stopping: finishing flows and EVE (signal again to exit now)");
+                set.store(true, Ordering::Relaxed);
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                std::process::exit(130);
+            })
+        })
+        .context("signal thread")?;
+    Ok(flag)
 }
 
 /// Writes to a file and stdout.
