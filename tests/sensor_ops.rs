@@ -464,7 +464,10 @@ fn sigint_ends_live_capture_with_flows_flushed() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(std::time::Instant::now() < deadline, "did not stop on SIGINT");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not stop on SIGINT"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut rest = String::new();
