@@ -192,6 +192,13 @@ impl Parsed {
             .unwrap_or_default()
     }
 
+    /// Empties it, keeping its memory.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.events.clear();
+        self.intel.clear();
+    }
+
     /// Memory held.
     pub fn bytes(&self) -> usize {
         self.buf.capacity()
