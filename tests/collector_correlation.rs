@@ -412,6 +412,16 @@ fn assets_enrich_events_and_raise_severity() {
         .trim(),
         "src\tVăn phòng điện tử\t2"
     );
+    // The `events` view carries the asset columns too (migration 4), for every event type.
+    assert_eq!(
+        query(
+            &dir,
+            "SELECT event_type, asset_level FROM events WHERE asset_level > 0 \
+             ORDER BY event_type, asset_level"
+        )
+        .trim(),
+        "alert\t2\nalert\t4\nflow\t2"
+    );
 }
 
 /// A plain list and a STIX 2.1 bundle: an IP, a domain (via a subdomain), a URL and a

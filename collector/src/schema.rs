@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "enrichment",
         sql: include_str!("../sql/003_enrichment.sql"),
     },
+    Migration {
+        version: 4,
+        name: "events_assets",
+        sql: include_str!("../sql/004_events_assets.sql"),
+    },
 ];
 
 impl Migration {
@@ -191,6 +196,11 @@ pub fn dialect_statements() -> Vec<String> {
         "0123456789abcdef0123456789abcdef",
     ));
     out.push("SELECT count() FROM events WHERE tenant = 'hanoi'".into());
+    out.push(
+        "SELECT asset_agency, asset_level, count() FROM events \
+         WHERE asset_level >= 4 GROUP BY asset_agency, asset_level"
+            .into(),
+    );
     out.push(
         "SELECT tenant, minute, signature_id, sum(alerts) FROM alerts_per_minute \
          GROUP BY tenant, minute, signature_id"
