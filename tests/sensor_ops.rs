@@ -371,38 +371,54 @@ fn metrics_equal_the_final_merged_stats_record() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn live_capture_counts_kernel_packets_on_loopback() {
-    let dir = tmpdir("live-metrics");
-    let port = 45_000 + (std::process::id() % 1000) as u16;
+/// `khien sensor -i lo` for UDP `port` only, with `/metrics` and `extra` arguments, once
+/// its metrics endpoint is up: (child, metrics address, rest of stderr).
+fn live_on_lo(
+    dir: &std::path::Path,
+    port: u16,
+    extra: &[&str],
+) -> (Child, String, BufReader<std::process::ChildStderr>) {
+    let filter = format!("udp port {port}");
+    let mut args = vec![
+        "sensor",
+        "-i",
+        "lo",
+        "-f",
+        &filter,
+        "-l",
+        dir.to_str().unwrap(),
+    ];
+    args.extend(["--metrics", "127.0.0.1:0"]);
+    args.extend(extra);
     let mut child = Command::new(env!("CARGO_BIN_EXE_khien"))
-        .args([
-            "sensor",
-            "-i",
-            "lo",
-            "-f",
-            &format!("udp port {port}"),
-            "--duration",
-            "5",
-            "-l",
-            dir.to_str().unwrap(),
-            "--metrics",
-            "127.0.0.1:0",
-        ])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (addr, _err) = metrics_addr(&mut child);
+    let (addr, err) = metrics_addr(&mut child);
+    // Give the capture time to start before sending.
     std::thread::sleep(Duration::from_millis(1500));
-    // Traffic to ourselves on loopback only.
+    (child, addr, err)
+}
+
+/// Sends `n` UDP datagrams to ourselves on loopback (only) at `port`.
+fn send_udp_on_lo(port: u16, n: u8) {
     let rx = UdpSocket::bind(("127.0.0.1", port)).unwrap();
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-    for i in 0..10u8 {
+    for i in 0..n {
         tx.send_to(&[b'k', i], ("127.0.0.1", port)).unwrap();
     }
     let mut buf = [0u8; 16];
     let _ = rx.recv(&mut buf);
+}
+
+#[test]
+fn live_capture_counts_kernel_packets_on_loopback() {
+    let dir = tmpdir("live-metrics");
+    let port = 45_000 + (std::process::id() % 1000) as u16;
+    let (mut child, addr, _err) = live_on_lo(&dir, port, &["--duration", "5"]);
+    send_udp_on_lo(port, 10);
     // Counters are published about every 200 ms.
     std::thread::sleep(Duration::from_millis(1000));
     let m = scrape(&addr);
@@ -424,31 +440,8 @@ fn live_capture_counts_kernel_packets_on_loopback() {
 fn sigint_ends_live_capture_with_flows_flushed() {
     let dir = tmpdir("live-sigint");
     let port = 46_000 + (std::process::id() % 1000) as u16;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_khien"))
-        .args([
-            "sensor",
-            "-i",
-            "lo",
-            "-f",
-            &format!("udp port {port}"),
-            "-l",
-            dir.to_str().unwrap(),
-            "--metrics",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (_addr, mut err) = metrics_addr(&mut child);
-    std::thread::sleep(Duration::from_millis(1500));
-    let rx = UdpSocket::bind(("127.0.0.1", port)).unwrap();
-    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-    for i in 0..5u8 {
-        tx.send_to(&[b's', i], ("127.0.0.1", port)).unwrap();
-    }
-    let mut buf = [0u8; 16];
-    let _ = rx.recv(&mut buf);
+    let (mut child, _addr, mut err) = live_on_lo(&dir, port, &[]);
+    send_udp_on_lo(port, 5);
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         child.try_wait().unwrap().is_none(),

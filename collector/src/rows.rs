@@ -236,24 +236,7 @@ pub fn encode_intel(
     value: &str,
 ) {
     let w = &mut W(out);
-    w.u32(e.ts);
-    w.u32(e.ts_usec);
-    w.u32(m.received);
-    w.str(m.tenant);
-    w.str(m.sensor);
-    w.str(e.event_type());
-    w.u64(e.flow_id);
-    w.str(&e.src_ip);
-    w.u16(e.src_port);
-    w.str(&e.dest_ip);
-    w.u16(e.dest_port);
-    w.str(&e.proto);
-    w.str(&e.app_proto);
-    w.str(&e.in_iface);
-    w.str(m.asset.map_or("", |a| &a.agency));
-    w.str(m.asset.map_or("", |a| &a.system));
-    w.u8(m.asset_level());
-    w.str(m.side);
+    common(w, m, e);
     w.str(&ind.value);
     w.str(ind.kind.as_str());
     w.str(&ind.source);
