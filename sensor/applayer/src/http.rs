@@ -626,6 +626,10 @@ enum State {
     Body(u64),
     /// Body until the end of the stream (responses without length).
     BodyUntilClose,
+    /// A response whose first line was not a status line: libhtp's RES_LINE keeps reading
+    /// lines as body (blank lines skipped) until one ends exactly at the end of a chunk of
+    /// data, which completes the response, or a line starting with "HTTP" starts one.
+    LinesAsBody,
     ChunkSize,
     /// The CRLF after a chunk's data.
     ChunkEnd,
@@ -666,6 +670,9 @@ struct Side {
     file: Option<FileTracker>,
     /// The transaction this direction is working on.
     cur: Option<u64>,
+    /// What follows the line being handled in the current chunk of data: its length and
+    /// first byte (libhtp decides about a response line that is not HTTP from them).
+    after_line: (usize, Option<u8>),
     /// Multipart/form-data request: the boundary, and the body kept to split it at the end.
     multipart: Option<(Vec<u8>, Vec<u8>)>,
 }
@@ -684,6 +691,7 @@ impl Side {
             decoder: None,
             file: None,
             cur: None,
+            after_line: (0, None),
             multipart: None,
         }
     }
@@ -792,11 +800,12 @@ impl HttpParser {
                 State::Line if dir == Direction::ToClient && self.next_response_is_v09() => {
                     // The answer to an HTTP/0.9 request is all body, without a status line.
                     let id = self.txs.iter().find(|p| !p.resp_done).map(|p| p.tx.tx_id);
+                    let file = id.map(|id| self.response_file(id));
                     let s = &mut self.sides[d];
                     s.cur = id;
                     s.chunked = false;
                     s.decoder = None;
-                    s.file = None;
+                    s.file = file;
                     s.state = State::BodyUntilClose;
                 }
                 _ => {
@@ -814,6 +823,7 @@ impl HttpParser {
                     if nl.is_none() {
                         return;
                     }
+                    side.after_line = (data.len(), data.first().copied());
                     let mut line = std::mem::take(&mut side.line);
                     let overflow = std::mem::replace(&mut side.line_overflow, false);
                     if overflow {
@@ -822,10 +832,14 @@ impl HttpParser {
                             Direction::ToClient => "RESPONSE_FIELD_TOO_LONG",
                         }));
                     }
-                    while matches!(line.last(), Some(b'\n' | b'\r')) {
-                        line.pop();
+                    if self.sides[d].state == State::LinesAsBody {
+                        self.line_as_body(&line, out);
+                    } else {
+                        while matches!(line.last(), Some(b'\n' | b'\r')) {
+                            line.pop();
+                        }
+                        self.on_line(dir, &line, out);
                     }
-                    self.on_line(dir, &line, out);
                     // Give the line buffer's capacity back unless it grew large.
                     if line.capacity() <= 4096 {
                         line.clear();
@@ -1020,15 +1034,61 @@ impl HttpParser {
                 }
             }
             _ => {
-                // No status line: an HTTP/0.9 response, all body until the stream closes.
+                // No status line: this line and the next ones are body (libhtp).
                 if !v09 {
                     out.push(anomaly("RESPONSE_INVALID_PROTOCOL"));
                 }
-                s.state = State::BodyUntilClose;
-                let mut body = line.to_vec();
-                body.extend_from_slice(b"\r\n");
-                self.body_data(Direction::ToClient, &body, out);
+                s.state = State::LinesAsBody;
+                let file = self.response_file(id);
+                self.sides[1].file = Some(file);
+                let mut raw = line.to_vec();
+                raw.extend_from_slice(b"\r\n");
+                self.line_as_body(&raw, out);
             }
+        }
+    }
+
+    /// The file of a response body without headers, named by its request's path.
+    fn response_file(&self, id: u64) -> FileTracker {
+        let path = self
+            .txs
+            .iter()
+            .find(|p| p.tx.tx_id == id)
+            .map(|p| uri_path(&p.tx.uri_raw))
+            .unwrap_or_default();
+        FileTracker::new(path, self.cfg.file_data_limit).with_limit(self.cfg.http_file_limit)
+    }
+
+    /// One raw line (with its line end) of a response read as body (libhtp's RES_LINE for
+    /// a line that does not start with "HTTP"): blank lines are skipped, a line followed in
+    /// the same chunk by one starting with 'H' (or of at most 2 bytes) is skipped as junk
+    /// before a status line, a line starting with "HTTP" is the status line, any other
+    /// line is body, and one that ends the chunk of data completes the response.
+    fn line_as_body(&mut self, raw: &[u8], out: &mut Vec<AppEvent>) {
+        let tc = Direction::ToClient.idx();
+        let mut line = raw;
+        while let Some(l) = line
+            .strip_suffix(b"\n")
+            .or_else(|| line.strip_suffix(b"\r"))
+        {
+            line = l;
+        }
+        if line.is_empty() {
+            return;
+        }
+        if looks_like_status_line(line) {
+            self.sides[tc].state = State::Line;
+            self.sides[tc].finalize = false;
+            self.status_line(line, out);
+            return;
+        }
+        let (rest, next) = self.sides[tc].after_line;
+        if rest >= 2 && (next == Some(b'H') || line.len() <= 2) {
+            return;
+        }
+        self.body_data(Direction::ToClient, raw, out);
+        if rest == 0 {
+            self.message_done(Direction::ToClient, out);
         }
     }
 
@@ -1421,9 +1481,16 @@ impl Parser for HttpParser {
             let line = std::mem::take(&mut self.sides[tc].line);
             self.on_line(Direction::ToClient, &line, out);
         }
+        if self.sides[tc].state == State::LinesAsBody && !self.sides[tc].line.is_empty() {
+            let line = std::mem::take(&mut self.sides[tc].line);
+            self.body_data(Direction::ToClient, &line, out);
+        }
         for dir in [Direction::ToServer, Direction::ToClient] {
             let d = dir.idx();
-            let until_close = self.sides[d].state == State::BodyUntilClose;
+            let until_close = matches!(
+                self.sides[d].state,
+                State::BodyUntilClose | State::LinesAsBody
+            );
             let cur = self.sides[d].cur;
             if cur.is_none() {
                 continue;
@@ -1468,6 +1535,80 @@ Accept-Charset: ISO-8859-1,utf-8;q=0.7,*;q=0.7\r\n\
 Keep-Alive: 300\r\n\
 Connection: keep-alive\r\n\
 Referer: http://www.ethereal.com/development.html\r\n\r\n";
+
+    /// libhtp reads a response whose first line is not "HTTP…" line by line as body
+    /// (blank lines skipped) until a line ends a chunk of data; the next response goes to
+    /// the next request. Lengths as Suricata 7.0.10 logs them for VLC's RTSP (ndpi pcap:
+    /// tx 0 gets the first two answers, tx 1 the rest until the flow ends).
+    #[test]
+    fn response_lines_without_http_are_body_until_a_chunk_ends() {
+        let a1: &[u8] = b"RTSP/1.0 200 OK\r\nCSeq: 2\r\n\r\n";
+        let a2: &[u8] = b"RTSP/1.0 200 OK\r\nContent-Length: 5\r\n\r\n";
+        let a3: &[u8] = b"RTSP/1.0 200 OK\r\nCSeq: 4\r\n\r\n";
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (
+                    Direction::ToServer,
+                    b"OPTIONS rtsp://h/ RTSP/1.0\r\nCSeq: 2\r\n\r\n",
+                ),
+                (Direction::ToClient, a1),
+                (
+                    Direction::ToServer,
+                    b"DESCRIBE rtsp://h/ RTSP/1.0\r\nCSeq: 3\r\n\r\n",
+                ),
+                (Direction::ToClient, a2),
+                (Direction::ToClient, b"v=0\r\n"),
+                (
+                    Direction::ToServer,
+                    b"SETUP rtsp://h/t RTSP/1.0\r\nCSeq: 4\r\n\r\n",
+                ),
+                (Direction::ToClient, a3),
+            ],
+        );
+        assert!(anomalies(&ev).contains(&"RESPONSE_INVALID_PROTOCOL"));
+        let t = txs(&ev);
+        assert_eq!(t.len(), 3);
+        // Each answer without its blank line, then the SDP line that ended its chunk.
+        let tx0 = (a1.len() - 2 + a2.len() - 2 + 5) as u64;
+        assert_eq!(t[0].response_len, tx0);
+        assert_eq!(t[0].status, None);
+        assert_eq!(t[1].response_len, (a3.len() - 2) as u64);
+        assert_eq!(t[2].response_len, 0);
+        let f = files(&ev);
+        assert_eq!(f.len(), 2);
+        assert_eq!(
+            (f[0].tx_id, f[0].size, f[0].filename.as_slice()),
+            (0, tx0, &b"/"[..])
+        );
+        assert_eq!((f[1].tx_id, f[1].state), (1, FileState::Closed));
+
+        // A junk line followed in the same chunk by a status line is skipped.
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n"),
+                (
+                    Direction::ToClient,
+                    b"junk\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                ),
+            ],
+        );
+        let t = txs(&ev);
+        assert_eq!((t[0].status, t[0].response_len), (Some(200), 2));
+        assert_eq!(files(&ev)[0].size, 2);
+
+        // The answer to an HTTP/0.9 request is a file named by the request's path.
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, b"GET /a/b.txt\r\n"),
+                (Direction::ToClient, b"raw bytes"),
+            ],
+        );
+        let f = files(&ev);
+        assert_eq!((f[0].filename.as_slice(), f[0].size), (&b"/a/b.txt"[..], 9));
+    }
 
     /// Its response headers; the 18070-byte body is generated.
     const RESP_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
