@@ -64,6 +64,25 @@ fn ship_genuine_and_synthetic_eve_exactly_once() {
         query_u64(&dir, "SELECT uniqExact(event_id) FROM events"),
         total
     );
+    // Every block reached ClickHouse in its table's sort order (tenant, ts, event_id), so
+    // none was sorted on insert; only the rollup's aggregates (one block per INSERT into
+    // alert_events) may be unsorted.
+    let counter = |name: &str| {
+        query_u64(
+            &dir,
+            &format!("SELECT sum(value) FROM system.events WHERE event = '{name}'"),
+        )
+    };
+    let blocks = counter("MergeTreeDataWriterBlocks");
+    let sorted = counter("MergeTreeDataWriterBlocksAlreadySorted");
+    let alert_inserts = query_u64(
+        &dir,
+        "SELECT count() FROM system.parts WHERE table = 'alert_events' AND level = 0",
+    );
+    assert!(
+        blocks > alert_inserts && blocks - sorted <= alert_inserts,
+        "{blocks} blocks written, {sorted} already sorted, {alert_inserts} alert INSERTs"
+    );
     let sid = query(
         &dir,
         "SELECT signature_id, src_ip FROM alert_events WHERE signature_id = 2100015 ORDER BY ts, ts_usec LIMIT 1",
