@@ -113,8 +113,27 @@ impl HttpTx {
 
 fn header<'a>(h: &'a [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
     h.iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+        .find(|(n, _)| name_is(n, name))
         .map(|(_, v)| v.as_slice())
+}
+
+/// Whether a header name is `want` the way libhtp looks names up: case and NUL bytes
+/// ignored ("Content\0-Encoding"), and surrounding whitespace (VT and FF included).
+fn name_is(n: &[u8], want: &str) -> bool {
+    let start = n.iter().position(|&c| !is_space(c)).unwrap_or(n.len());
+    let end = n
+        .iter()
+        .rposition(|&c| !is_space(c))
+        .map_or(start, |i| i + 1);
+    let mut got = n[start..end].iter().filter(|&&c| c != 0);
+    let mut want = want.bytes();
+    loop {
+        match (got.next(), want.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(&b) => {}
+            _ => return false,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -461,12 +480,16 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
         .position(|c| !c.is_ascii_hexdigit())
         .unwrap_or(line.len());
     let hex = &line[..end];
-    if hex.is_empty() || hex.len() > 16 {
+    if hex.is_empty() {
         return None;
     }
+    // Leading zeros are fine; like libhtp, a size over i32::MAX is invalid.
     let mut n: u64 = 0;
     for &c in hex {
         n = n.checked_mul(16)?.checked_add(u64::from(unhex(c)?))?;
+        if n > i32::MAX as u64 {
+            return None;
+        }
     }
     Some(n)
 }
@@ -523,6 +546,12 @@ impl Inflate {
 struct Decoder {
     /// One entry per layer; `None` until the layer's first byte shows its format.
     layers: Vec<Option<Inflate>>,
+    /// Per layer: it has produced output. A layer that fails before producing any passes
+    /// its input through from then on (libhtp: "all our inflate attempts have failed,
+    /// simply pass the raw data on in case it's not compressed at all").
+    produced_any: Vec<bool>,
+    /// The first layer that failed without output: it and the layers after it are skipped.
+    passthrough: Option<usize>,
     stopped: bool,
     fed: u64,
     produced: u64,
@@ -534,14 +563,19 @@ impl Decoder {
     /// A decoder for a Content-Encoding value (repeated headers joined with ','), or
     /// `None` when it names no coding we decode (identity, br, unknown).
     fn new(encoding: &[u8], cfg: &AppConfig) -> Option<Decoder> {
+        // libhtp: tokens split at ',' and ' '; a token naming gzip or deflate anywhere
+        // in it (case and NUL bytes ignored: "gz\0ip", "x-gzip;", "\xa0deflate") is a
+        // layer; others ("identity", "br", junk) are not.
         let known = |t: &[u8]| {
-            [&b"gzip"[..], b"x-gzip", b"deflate", b"x-deflate"]
+            let t: Vec<u8> = t
                 .iter()
-                .any(|k| t.eq_ignore_ascii_case(k))
+                .filter(|&&c| c != 0)
+                .map(u8::to_ascii_lowercase)
+                .collect();
+            find(&t, b"gzip").is_some() || find(&t, b"deflate").is_some()
         };
         let n = encoding
-            .split(|&c| c == b',')
-            .map(trim)
+            .split(|&c| c == b',' || c == b' ')
             .filter(|t| known(t))
             .count()
             .min(MAX_LAYERS);
@@ -550,6 +584,8 @@ impl Decoder {
         }
         Some(Decoder {
             layers: (0..n).map(|_| None).collect(),
+            produced_any: vec![false; n],
+            passthrough: None,
             stopped: false,
             fed: 0,
             produced: 0,
@@ -562,6 +598,8 @@ impl Decoder {
     fn stopped() -> Decoder {
         Decoder {
             layers: Vec::new(),
+            produced_any: Vec::new(),
+            passthrough: None,
             stopped: true,
             fed: 0,
             produced: 0,
@@ -574,24 +612,34 @@ impl Decoder {
     /// (failed or hit a limit; what was decoded before is still returned).
     fn feed(&mut self, data: &[u8]) -> (Vec<u8>, Option<&'static str>) {
         let mut out = Vec::new();
+        let mut event = None;
         for step in data.chunks(DECODE_STEP) {
             if self.stopped {
                 break;
             }
             self.fed += step.len() as u64;
             let mut buf = step.to_vec();
-            for layer in &mut self.layers {
+            let active = self.passthrough.unwrap_or(self.layers.len());
+            for (i, layer) in self.layers.iter_mut().enumerate().take(active) {
                 if buf.is_empty() {
                     break;
                 }
                 let inner = layer.get_or_insert_with(|| Inflate::detect(&buf));
-                let (next, failed) = inner.write(&buf);
-                buf = next;
+                let (mut next, failed) = inner.write(&buf);
+                if failed && !self.produced_any[i] && next.is_empty() {
+                    // Not compressed after all: this layer's input goes through as it is.
+                    self.passthrough = Some(i);
+                    *layer = None;
+                    event = Some("GZIP_DECOMPRESSION_FAILED");
+                    break;
+                }
+                self.produced_any[i] |= !next.is_empty();
                 if failed {
                     self.stopped = true;
-                    out.append(&mut buf);
+                    out.append(&mut next);
                     return (out, Some("GZIP_DECOMPRESSION_FAILED"));
                 }
+                buf = next;
             }
             self.produced += buf.len() as u64;
             out.append(&mut buf);
@@ -606,7 +654,7 @@ impl Decoder {
                 return (out, Some("COMPRESSION_BOMB"));
             }
         }
-        (out, None)
+        (out, event)
     }
 }
 
@@ -1106,8 +1154,20 @@ impl HttpParser {
         };
         // Folded continuation line.
         if matches!(line.first(), Some(b' ' | b'\t')) {
-            if let Some((_, v)) = headers.last_mut() {
-                if v.len() + line.len() < max_line {
+            if let Some((n, v)) = headers.last_mut() {
+                if n.is_empty() {
+                    // The previous line had no colon (kept whole as the value of an
+                    // empty name, like libhtp): the two lines are one header line.
+                    if v.len() + line.len() < max_line {
+                        v.extend_from_slice(line);
+                        if let Some(i) = v.iter().position(|&c| c == b':') {
+                            let (name, value) =
+                                (trim(&v[..i]).to_vec(), trim(&v[i + 1..]).to_vec());
+                            *n = name;
+                            *v = value;
+                        }
+                    }
+                } else if v.len() + line.len() < max_line {
                     v.push(b' ');
                     v.extend_from_slice(trim(line));
                 }
@@ -1125,10 +1185,13 @@ impl HttpParser {
         }
         match line.iter().position(|&c| c == b':') {
             Some(i) => headers.push((trim(&line[..i]).to_vec(), trim(&line[i + 1..]).to_vec())),
-            None => out.push(anomaly(match dir {
-                Direction::ToServer => "REQUEST_FIELD_MISSING_COLON",
-                Direction::ToClient => "RESPONSE_FIELD_MISSING_COLON",
-            })),
+            None => {
+                headers.push((Vec::new(), line.to_vec()));
+                out.push(anomaly(match dir {
+                    Direction::ToServer => "REQUEST_FIELD_MISSING_COLON",
+                    Direction::ToClient => "RESPONSE_FIELD_MISSING_COLON",
+                }));
+            }
         }
     }
 
@@ -1149,13 +1212,13 @@ impl HttpParser {
         let te = get("transfer-encoding");
         let cl_count = hdrs
             .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
+            .filter(|(n, _)| name_is(n, "content-length"))
             .count();
         let cl = get("content-length");
         // libhtp joins repeated headers with ", "; every Content-Encoding counts.
         let ce = hdrs
             .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(b"content-encoding"))
+            .filter(|(n, _)| name_is(n, "content-encoding"))
             .map(|(_, v)| v.as_slice())
             .collect::<Vec<_>>()
             .join(&b',');
@@ -1293,15 +1356,17 @@ impl HttpParser {
         };
         let mp_limit = self.cfg.max_buffer;
         let side = &mut self.sides[d];
-        let decoded = match side.decoder.as_mut().map(|dec| dec.feed(data)) {
+        let decoded = match side.decoder.as_mut() {
             None => std::borrow::Cow::Borrowed(data),
-            Some((v, None)) => std::borrow::Cow::Owned(v),
-            Some((v, Some(ev))) => {
-                // Decoding stopped: the rest of this body is not inspected or hashed.
-                out.push(anomaly(ev));
-                side.decoder = Some(Decoder::stopped());
-                if let Some(f) = side.file.as_mut() {
-                    f.set_truncated();
+            Some(dec) => {
+                let (v, ev) = dec.feed(data);
+                out.extend(ev.map(anomaly));
+                if dec.stopped {
+                    // Decoding stopped: the rest of this body is not inspected or hashed.
+                    side.decoder = Some(Decoder::stopped());
+                    if let Some(f) = side.file.as_mut() {
+                        f.set_truncated();
+                    }
                 }
                 std::borrow::Cow::Owned(v)
             }
@@ -1854,6 +1919,54 @@ Content-Disposition: attachment; filename=\"doc.pdf\"\r\n\r\n"
             ],
         );
         assert!(anomalies(&ev).contains(&"GZIP_DECOMPRESSION_FAILED"));
+        // Not compressed at all: passed through as it is (libhtp); the second layer too.
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Encoding: gzip\r\nContent-Length: 10\r\n\r\nXXXXXXXXXX";
+        let ev = run(
+            &cfg,
+            &[
+                (Direction::ToServer, b"GET / HTTP/1.1\r\n\r\n"),
+                (Direction::ToClient, resp),
+            ],
+        );
+        let f = files(&ev);
+        assert_eq!((f[0].size, f[0].state), (10, FileState::Closed));
+    }
+
+    /// evader's header mangling that libhtp sees through (each decoded by Suricata 7.0.10
+    /// in the sv pcap): NUL bytes and case in names and values, VT after the name, a name
+    /// folded onto the next line, junk tokens around the coding.
+    #[test]
+    fn mangled_content_encoding_headers_are_decoded_like_libhtp() {
+        let body = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(b"eicar-like body").unwrap();
+            e.finish().unwrap()
+        };
+        for h in [
+            &b"Content-Encoding:gz\0ip"[..],
+            b"Content\0-encoding:gzip",
+            b"Content-Encoding\x0b:gzip",
+            b"Content-Encoding\r\n :gzip",
+            b"Content-Encoding:\xa0gzip",
+            b"Content-Encoding:gzip;",
+            b"Content-Encoding:x gzip",
+            b"Content-Encoding:\r gzip",
+        ] {
+            let mut resp = b"HTTP/1.1 200 ok\r\n".to_vec();
+            resp.extend_from_slice(h);
+            resp.extend_from_slice(
+                format!("\r\nContent-length: {}\r\n\r\n", body.len()).as_bytes(),
+            );
+            resp.extend_from_slice(&body);
+            let ev = run(
+                &AppConfig::default(),
+                &[
+                    (Direction::ToServer, b"GET / HTTP/1.1\r\n\r\n"),
+                    (Direction::ToClient, &resp),
+                ],
+            );
+            assert_eq!(files(&ev)[0].size, 15, "{}", String::from_utf8_lossy(h));
+        }
     }
 
     #[test]
