@@ -263,12 +263,17 @@ impl Managed {
     }
 
     /// Stops the server (SIGTERM, SIGKILL after a minute). Returns whether it was running.
+    /// The pid file goes first, so a watching collector sees a stop, not a crash.
     pub fn stop(&self) -> bool {
-        let stopped = self
-            .pid()
-            .is_some_and(|pid| terminate(pid, Duration::from_secs(60)));
+        let pid = self.pid();
         let _ = std::fs::remove_file(self.pid_file());
-        stopped
+        pid.is_some_and(|pid| terminate(pid, Duration::from_secs(60)))
+    }
+
+    /// The pid of a server that exited without being stopped: its pid file is still there
+    /// but the process is gone.
+    pub fn crashed(&self) -> Option<i32> {
+        read_pid(&self.pid_file()).filter(|&p| !alive(p))
     }
 }
 

@@ -131,6 +131,7 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     tls::ensure_certs(dir)?;
     let tls = tls::server_config(dir)?;
 
+    let (stop_tx, stop_rx) = watch::channel(false);
     let url = match &opts.clickhouse {
         Some(url) => {
             write_atomic(&dir.join("clickhouse.url"), url.as_bytes())?;
@@ -141,7 +142,9 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
             let m = Managed::prepare(dir)?;
             m.start()?;
             m.wait_healthy(Duration::from_secs(60)).await?;
-            m.url()
+            let url = m.url();
+            tokio::spawn(restart_on_crash(m, stop_rx.clone()));
+            url
         }
     };
     let client = managed::client_for(&url);
@@ -168,7 +171,6 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
                 .map_err(|e| Error::Spool(e.to_string()))??,
         )
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
     let wstats = Arc::new(WriterStats::default());
     let mut wcfg = WriterConfig::for_dir(dir);
     wcfg.batch_rows = opts.batch_rows;
@@ -232,6 +234,43 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     };
     let _ = std::fs::remove_file(pid_path(dir));
     result
+}
+
+/// Restarts the managed ClickHouse when it exits without being stopped (`db stop` removes
+/// its pid file first, so a pid file naming a dead process is a crash). Meanwhile the
+/// writer keeps retrying and ingest keeps spooling: nothing acknowledged is lost. A server
+/// that keeps dying is restarted with a growing pause (up to a minute).
+async fn restart_on_crash(m: Managed, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pause = Duration::from_secs(1);
+    let mut not_before = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let Some(dead) = m.crashed() else { continue };
+        if tokio::time::Instant::now() < not_before {
+            continue;
+        }
+        tracing::warn!(
+            pid = dead,
+            "managed ClickHouse exited without being stopped; restarting it"
+        );
+        match m.start() {
+            Ok(pid) => match m.wait_healthy(Duration::from_secs(60)).await {
+                Ok(()) => tracing::info!(pid, "managed ClickHouse restarted"),
+                Err(e) => tracing::warn!(pid, error = %e, "restarted ClickHouse is not healthy"),
+            },
+            Err(e) => tracing::warn!(error = %e, "cannot restart the managed ClickHouse"),
+        }
+        not_before = tokio::time::Instant::now() + pause;
+        pause = (pause * 2).min(Duration::from_secs(60));
+    }
 }
 
 /// Evaluates the correlation rules every `every` until shutdown (first run at start-up).
