@@ -1,12 +1,79 @@
 //! Per-flow application-layer state: protocol detection (port hint + content probing
 //! through `khien_applayer::probe`) and the parser the sensor feeds in-order bytes to.
 
+use std::collections::VecDeque;
+
 use khien_applayer::{
-    self as al, AppConfig, AppEvent, AppProto, Direction, Parser, Probe, Transport,
+    self as al, AppConfig, AppEvent, AppProto, Direction, FtpDataSpec, Parser, Probe, Transport,
 };
+
+use crate::flow::FlowKey;
 
 /// Most bytes buffered per direction while detection needs more data.
 pub const PROBE_LIMIT: usize = 4096;
+
+/// Most data connections expected at once per worker (the oldest is dropped first).
+const MAX_EXPECTED: usize = 256;
+/// An expected data connection that has not appeared after this long (µs) is dropped.
+const EXPECT_TIMEOUT: i64 = 3_600_000_000;
+
+/// Data connections announced by control channels (FTP RETR/STOR), like Suricata's
+/// app-layer expectations: a new TCP flow between the same two hosts (and VLANs) to the
+/// announced port is parsed as the announced protocol. One table per worker: the flow
+/// shard hash depends on the addresses only, so both connections meet in one worker.
+#[derive(Default)]
+pub struct Expectations {
+    entries: VecDeque<Expected>,
+}
+
+struct Expected {
+    addrs: ([u8; 16], [u8; 16]),
+    vlan: [u16; 2],
+    spec: FtpDataSpec,
+    /// The control flow's id (EVE `parent_id`).
+    parent: u64,
+    ts: i64,
+}
+
+/// The unordered address pair of a flow.
+fn addr_pair(k: &FlowKey) -> ([u8; 16], [u8; 16]) {
+    (k.lo.min(k.hi), k.lo.max(k.hi))
+}
+
+impl Expectations {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The control flow `key` (id `parent`) announced `spec`.
+    pub fn add(&mut self, key: &FlowKey, parent: u64, spec: FtpDataSpec, ts: i64) {
+        let addrs = addr_pair(key);
+        // A newer announcement for the same port replaces the old one.
+        self.entries
+            .retain(|e| !(e.addrs == addrs && e.vlan == key.vlan && e.spec.port == spec.port));
+        while self.entries.len() >= MAX_EXPECTED {
+            self.entries.pop_front();
+        }
+        self.entries.push_back(Expected {
+            addrs,
+            vlan: key.vlan,
+            spec,
+            parent,
+            ts,
+        });
+    }
+
+    /// The announcement a new TCP flow `key` to `server_port` fulfils, if any (used once).
+    pub fn take(&mut self, key: &FlowKey, server_port: u16, ts: i64) -> Option<(FtpDataSpec, u64)> {
+        self.entries.retain(|e| ts - e.ts <= EXPECT_TIMEOUT);
+        let addrs = addr_pair(key);
+        let i = self
+            .entries
+            .iter()
+            .position(|e| e.addrs == addrs && e.vlan == key.vlan && e.spec.port == server_port)?;
+        self.entries.remove(i).map(|e| (e.spec, e.parent))
+    }
+}
 
 /// Detection and parsing state of one flow.
 #[derive(Default)]
@@ -26,6 +93,8 @@ pub struct AppState {
     pub orig: Option<AppProto>,
     /// The direction whose data came first.
     first: Option<usize>,
+    /// The control flow that announced this one (FTP data): EVE `parent_id`.
+    pub parent: Option<u64>,
 }
 
 fn direction(dir: usize) -> Direction {
@@ -136,6 +205,16 @@ impl AppState {
                 self.give_up(dir);
             }
         }
+    }
+
+    /// This flow is the data connection `spec` announced by control flow `parent`: it is
+    /// parsed as FTP data from now on (bytes held for detection are dropped).
+    pub fn expected(&mut self, spec: &FtpDataSpec, parent: u64, cfg: &AppConfig) {
+        self.proto = Some(AppProto::FtpData);
+        self.parser = Some(al::new_ftp_data_parser(spec, cfg));
+        self.parent = Some(parent);
+        self.probe_buf = Default::default();
+        self.nomatch = [false; 2];
     }
 
     /// Follows an `AppEvent::Upgrade` among the events from `before` on, as Suricata
@@ -426,5 +505,88 @@ mod tests {
         a.close(1, &mut out);
         assert_eq!(a.eve_name(), Some("failed"));
         assert!(out.is_empty());
+    }
+
+    /// A flow key between two addresses (ports as given, client first).
+    fn key(a: u8, ap: u16, b: u8, bp: u16) -> FlowKey {
+        let mut lo = [0; 16];
+        let mut hi = [0; 16];
+        lo[15] = a;
+        hi[15] = b;
+        FlowKey {
+            lo,
+            hi,
+            lo_port: ap,
+            hi_port: bp,
+            proto: 6,
+            v6: false,
+            vlan: [0, 0],
+        }
+    }
+
+    #[test]
+    fn expected_data_connection_is_parsed_as_ftp_data() {
+        let cfg = AppConfig::default();
+        let spec = FtpDataSpec {
+            port: 50000,
+            filename: b"notepad.exe".to_vec(),
+            command: b"RETR".to_vec(),
+            upload: false,
+            passive: true,
+        };
+        let mut x = Expectations::default();
+        x.add(&key(1, 40000, 2, 21), 7, spec.clone(), 0);
+        // Another host pair, or another port: not this announcement.
+        assert!(x.take(&key(1, 40001, 3, 50000), 50000, 1).is_none());
+        assert!(x.take(&key(1, 40001, 2, 50001), 50001, 1).is_none());
+        // The data connection, addresses in either order.
+        let (got, parent) = x.take(&key(2, 50000, 1, 40001), 50000, 1).unwrap();
+        assert_eq!((got.clone(), parent), (spec.clone(), 7));
+        assert!(x.is_empty(), "used once");
+        let mut a = AppState::default();
+        a.expected(&got, parent, &cfg);
+        let mut out = Vec::new();
+        a.data(
+            Transport::Tcp,
+            1,
+            40001,
+            50000,
+            b"MZ\x90\x00",
+            0,
+            &cfg,
+            &mut out,
+        );
+        a.close(1, &mut out);
+        assert_eq!(a.eve_name(), Some("ftp-data"));
+        assert_eq!(a.parent, Some(7));
+        let files: Vec<_> = out
+            .iter()
+            .filter_map(|e| match e {
+                AppEvent::File(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(files.len(), 1);
+        assert_eq!(
+            (files[0].size, files[0].direction),
+            (4, Direction::ToClient)
+        );
+        // Stale announcements expire; the table is bounded.
+        x.add(&key(1, 40000, 2, 21), 7, spec.clone(), 0);
+        assert!(x
+            .take(&key(1, 1, 2, 50000), 50000, EXPECT_TIMEOUT + 1)
+            .is_none());
+        for p in 0..(MAX_EXPECTED as u16 + 10) {
+            x.add(
+                &key(1, 40000, 2, 21),
+                7,
+                FtpDataSpec {
+                    port: p,
+                    ..spec.clone()
+                },
+                0,
+            );
+        }
+        assert_eq!(x.entries.len(), MAX_EXPECTED);
     }
 }

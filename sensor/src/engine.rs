@@ -93,6 +93,8 @@ pub struct Engine {
     pub detect: Option<crate::detect::Detect>,
     /// YARA scanning and storing of closed files, when configured.
     pub files: Option<crate::yara::FileInspector>,
+    /// Data connections announced by control channels (FTP).
+    expect: crate::app::Expectations,
 }
 
 fn timeouts(base: Timeouts, o: &Option<crate::config::ProtoTimeouts>) -> Timeouts {
@@ -164,6 +166,7 @@ impl Engine {
             stats: EngineStats::default(),
             detect: cfg.detect.clone().map(crate::detect::Detect::new),
             files: crate::yara::FileInspector::from_config(cfg),
+            expect: crate::app::Expectations::default(),
         }
     }
 
@@ -297,6 +300,11 @@ impl Engine {
         let app_cfg = &self.app_cfg;
         let out = &mut self.app_out;
         let mut stream_added = false;
+        if matches!(d.l4, L4::Tcp(_)) && f.app.proto.is_none() && !self.expect.is_empty() {
+            if let Some((spec, parent)) = self.expect.take(&f.key, sport, ts) {
+                f.app.expected(&spec, parent, app_cfg);
+            }
+        }
         match d.l4 {
             L4::Tcp(t) if !new_session => {
                 let Flow {
@@ -773,6 +781,9 @@ impl Engine {
                         }
                         let t = tuple(file.direction);
                         e.begin(ts, Some(f.id), pcap_cnt, "fileinfo", Some(&t), Some(src));
+                        if let Some(p) = f.app.parent {
+                            let _ = write!(e.line, ",\"parent_id\":{p}");
+                        }
                         if let Some((k, v)) = &section {
                             e.value(k, v);
                         }
@@ -800,6 +811,7 @@ impl Engine {
                             self.stats.eve_errors += 1;
                         }
                     }
+                    AppEvent::Expect(spec) => self.expect.add(&f.key, f.id, spec, ts),
                     _ => {}
                 }
             }

@@ -4,8 +4,9 @@ use std::collections::VecDeque;
 
 use serde_json::{json, Map, Value};
 
+use crate::file::{FileState, FileTracker};
 use crate::util::{json_str, Lines};
-use crate::{AppConfig, AppEvent, AppProto, Direction, Parser, Transaction};
+use crate::{AppConfig, AppEvent, AppProto, Direction, FtpDataSpec, Parser, Transaction};
 
 /// One FTP command and the replies to it (or the server's greeting, without a command).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -106,6 +107,9 @@ pub(crate) struct FtpParser {
     done: bool,
     /// Dropping the rest of an over-long line, per direction.
     skipping: [bool; 2],
+    /// The data port of the last PORT/EPRT command or PASV/EPSV reply, and whether it is
+    /// passive: RETR/STOR then announce a data connection to it.
+    data_port: Option<(u16, bool)>,
 }
 
 impl FtpParser {
@@ -119,6 +123,7 @@ impl FtpParser {
             multiline: None,
             done: false,
             skipping: [false; 2],
+            data_port: None,
         }
     }
 
@@ -156,6 +161,21 @@ impl FtpParser {
             b"EPRT" => port_from_extended(&data),
             _ => None,
         };
+        if let Some(p) = port {
+            self.data_port = Some((p, false));
+        }
+        let upload = verb.as_slice() == b"STOR";
+        if let (true, Some((port, passive))) =
+            (upload || verb.as_slice() == b"RETR", self.data_port)
+        {
+            out.push(AppEvent::Expect(FtpDataSpec {
+                port,
+                filename: data.clone(),
+                command: verb.clone(),
+                upload,
+                passive,
+            }));
+        }
         let tx = self.new_tx(out);
         tx.command = verb;
         tx.command_data = data;
@@ -212,10 +232,12 @@ impl FtpParser {
                     b"227" => {
                         tx.dynamic_port = port_from_tuple(text);
                         tx.passive = Some(true);
+                        self.data_port = tx.dynamic_port.map(|p| (p, true));
                     }
                     b"229" => {
                         tx.dynamic_port = port_from_extended(text);
                         tx.passive = Some(true);
+                        self.data_port = tx.dynamic_port.map(|p| (p, true));
                     }
                     b"234" if tx.command == b"AUTH" => {
                         self.done = true;
@@ -273,6 +295,52 @@ impl Parser for FtpParser {
     fn close(&mut self, _ts: i64, out: &mut Vec<AppEvent>) {
         while let Some(t) = self.pending.pop_front() {
             out.push(AppEvent::Tx(Transaction::Ftp(t)));
+        }
+    }
+}
+
+/// An FTP data connection: the bytes in the file's direction are one file (tx 0), closed
+/// when the flow ends.
+pub(crate) struct FtpDataParser {
+    file: Option<FileTracker>,
+    dir: Direction,
+}
+
+impl FtpDataParser {
+    pub(crate) fn new(spec: &FtpDataSpec, cfg: &AppConfig) -> Self {
+        FtpDataParser {
+            file: Some(FileTracker::new(spec.filename.clone(), cfg.file_data_limit)),
+            dir: spec.file_direction(),
+        }
+    }
+}
+
+impl Parser for FtpDataParser {
+    fn proto(&self) -> AppProto {
+        AppProto::FtpData
+    }
+
+    fn parse(&mut self, dir: Direction, data: &[u8], _ts: i64, _out: &mut Vec<AppEvent>) {
+        if dir == self.dir {
+            if let Some(f) = self.file.as_mut() {
+                f.write(data);
+            }
+        }
+    }
+
+    fn gap(&mut self, dir: Direction, _len: u64, _out: &mut Vec<AppEvent>) {
+        if dir == self.dir {
+            if let Some(f) = self.file.as_mut() {
+                f.set_gap();
+            }
+        }
+    }
+
+    fn close(&mut self, _ts: i64, out: &mut Vec<AppEvent>) {
+        // An empty transfer is no file (Suricata logs none).
+        if let Some(f) = self.file.take().filter(|f| f.size() > 0) {
+            let rec = f.finish(AppProto::FtpData, 0, self.dir, FileState::Closed, None);
+            out.push(AppEvent::File(rec));
         }
     }
 }
@@ -408,5 +476,114 @@ mod tests {
         assert_eq!(port_from_tuple(b"1,2,3,4,999,1"), None);
         assert_eq!(port_from_tuple(b"1234"), None);
         assert_eq!(port_from_extended(b"|1|"), None);
+    }
+
+    fn expects(ev: &[AppEvent]) -> Vec<&FtpDataSpec> {
+        ev.iter()
+            .filter_map(|e| match e {
+                AppEvent::Expect(x) => Some(x),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// PASV / EPSV replies and PORT / EPRT commands give the data port; RETR and STOR
+    /// then announce the data connection with the file name (vsftpd-style exchange).
+    #[test]
+    fn retr_and_stor_announce_the_data_connection() {
+        let cfg = AppConfig::default();
+        let mut p = FtpParser::new(&cfg);
+        let mut out = Vec::new();
+        p.parse(Direction::ToClient, b"220 (vsFTPd 3.0.3)\r\n", 0, &mut out);
+        // RETR before any data port: nothing to expect.
+        p.parse(Direction::ToServer, b"RETR early.txt\r\n", 0, &mut out);
+        p.parse(
+            Direction::ToClient,
+            b"425 Use PORT or PASV first.\r\n",
+            0,
+            &mut out,
+        );
+        p.parse(Direction::ToServer, b"PASV\r\n", 0, &mut out);
+        p.parse(
+            Direction::ToClient,
+            b"227 Entering Passive Mode (192,168,0,1,195,80).\r\n",
+            0,
+            &mut out,
+        );
+        p.parse(
+            Direction::ToServer,
+            b"RETR dir/notepad.exe\r\n",
+            0,
+            &mut out,
+        );
+        p.parse(Direction::ToServer, b"EPRT |2|::1|6446|\r\n", 0, &mut out);
+        p.parse(Direction::ToServer, b"STOR up.bin\r\n", 0, &mut out);
+        p.parse(Direction::ToServer, b"LIST\r\n", 0, &mut out);
+        let x = expects(&out);
+        assert_eq!(x.len(), 2);
+        assert_eq!(
+            *x[0],
+            FtpDataSpec {
+                port: 195 * 256 + 80,
+                filename: b"dir/notepad.exe".to_vec(),
+                command: b"RETR".to_vec(),
+                upload: false,
+                passive: true,
+            }
+        );
+        assert_eq!((x[1].port, x[1].upload, x[1].passive), (6446, true, false));
+        // Passive RETR: the client opened the connection, the file comes to it.
+        assert_eq!(x[0].file_direction(), Direction::ToClient);
+        // Active STOR: the server opened it, the file goes to the opener's peer.
+        assert_eq!(x[1].file_direction(), Direction::ToClient);
+        let active_retr = FtpDataSpec {
+            upload: false,
+            ..x[1].clone()
+        };
+        assert_eq!(active_retr.file_direction(), Direction::ToServer);
+    }
+
+    #[test]
+    fn data_connection_is_one_file_in_its_direction() {
+        let spec = FtpDataSpec {
+            port: 20,
+            filename: b"robots.txt".to_vec(),
+            command: b"RETR".to_vec(),
+            upload: false,
+            passive: true,
+        };
+        let cfg = AppConfig::default();
+        let mut p = FtpDataParser::new(&spec, &cfg);
+        let mut out = Vec::new();
+        p.parse(Direction::ToServer, b"ignored", 0, &mut out);
+        p.parse(Direction::ToClient, b"User-agent: *\n", 0, &mut out);
+        p.parse(Direction::ToClient, b"Disallow: /\n", 0, &mut out);
+        p.close(1, &mut out);
+        let AppEvent::File(f) = &out[0] else {
+            panic!("no file: {out:?}");
+        };
+        assert_eq!(f.proto, AppProto::FtpData);
+        assert_eq!((f.filename.as_slice(), f.size), (&b"robots.txt"[..], 26));
+        assert_eq!((f.state, f.gaps, f.tx_id), (FileState::Closed, false, 0));
+        // sha256 of the 26 bytes, as `sha256sum` gives it.
+        assert_eq!(
+            f.sha256,
+            "331ea9090db0c9f6f597bd9840fd5b171830f6e0b3ba1cb24dfa91f0c95aedc1"
+        );
+        // A gap in the file's direction: TRUNCATED with gaps; an empty transfer: no file.
+        let mut p = FtpDataParser::new(&spec, &cfg);
+        let mut out = Vec::new();
+        p.parse(Direction::ToClient, b"abc", 0, &mut out);
+        p.gap(Direction::ToClient, 10, &mut out);
+        p.parse(Direction::ToClient, b"def", 0, &mut out);
+        p.close(1, &mut out);
+        let AppEvent::File(f) = &out[0] else {
+            panic!("no file");
+        };
+        assert_eq!((f.size, f.gaps, f.state), (6, true, FileState::Truncated));
+        let mut p = FtpDataParser::new(&spec, &cfg);
+        let mut out = Vec::new();
+        p.close(1, &mut out);
+        assert!(out.is_empty());
     }
 }

@@ -217,6 +217,44 @@ pub enum AppEvent {
         from: AppProto,
         to: Option<AppProto>,
     },
+    /// The control channel announced a data connection (FTP RETR/STOR after PORT, EPRT,
+    /// PASV or EPSV): the sensor expects a TCP flow between the same two hosts to
+    /// `port` and parses it with [`new_ftp_data_parser`].
+    Expect(FtpDataSpec),
+}
+
+/// An expected FTP data connection and the file it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FtpDataSpec {
+    /// The data connection's destination port (the PORT/EPRT port in active mode, the
+    /// PASV/EPSV port in passive mode).
+    pub port: u16,
+    /// The command's argument: the file name Suricata logs.
+    pub filename: Vec<u8>,
+    /// "RETR" or "STOR".
+    pub command: Vec<u8>,
+    /// STOR: the file goes from the FTP client to the FTP server.
+    pub upload: bool,
+    /// Passive mode: the FTP client opens the data connection (else the server does).
+    pub passive: bool,
+}
+
+impl FtpDataSpec {
+    /// The direction of the file on the data connection: the opener of a passive data
+    /// connection is the FTP client, of an active one the FTP server.
+    pub fn file_direction(&self) -> Direction {
+        if self.upload == self.passive {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        }
+    }
+}
+
+/// The parser of an expected FTP data connection: the bytes in the file's direction are
+/// the file (app_proto "ftp-data", like Suricata's).
+pub fn new_ftp_data_parser(spec: &FtpDataSpec, cfg: &AppConfig) -> Box<dyn Parser> {
+    Box::new(ftp::FtpDataParser::new(spec, cfg))
 }
 
 /// A typed transaction, readable by the detection engine and serialisable to EVE.
