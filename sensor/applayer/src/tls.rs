@@ -501,10 +501,14 @@ impl TlsParser {
                     if ch.sni_count > 1 {
                         out.push(anomaly("MULTIPLE_SNI_EXTENSIONS"));
                     }
-                    self.tx.sni = ch.sni.clone();
-                    self.tx.ja3 = Some(ja3(&ch));
-                    self.tx.ja4 = Some(ja4(&ch));
-                    self.client_hello = Some(ch);
+                    // A second ClientHello (after a HelloRetryRequest, or repeated)
+                    // does not change what Suricata logs: the first one's SNI and JA3.
+                    if self.client_hello.is_none() {
+                        self.tx.sni = ch.sni.clone();
+                        self.tx.ja3 = Some(ja3(&ch));
+                        self.tx.ja4 = Some(ja4(&ch));
+                        self.client_hello = Some(ch);
+                    }
                 }
                 None => out.push(anomaly("INVALID_HANDSHAKE_MESSAGE")),
             },
@@ -790,6 +794,29 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Two ClientHellos in a row (sv pcap, localhost:8443: the second carries a cookie):
+    /// Suricata 7.0.10 logs the first one's JA3.
+    #[test]
+    fn a_second_client_hello_does_not_replace_the_first() {
+        // Record (handshake, 3.1), ClientHello: version 3.3, 32-byte random, no session
+        // id, one suite, null compression, no extensions.
+        let hello = |suite: u8| {
+            let mut h = vec![
+                0x16, 0x03, 0x01, 0x00, 0x2d, 0x01, 0x00, 0x00, 0x29, 0x03, 0x03,
+            ];
+            h.extend_from_slice(&[7; 32]);
+            h.extend_from_slice(&[0x00, 0x00, 0x02, 0x00, suite, 0x01, 0x00]);
+            h
+        };
+        let mut p = TlsParser::new(&AppConfig::default());
+        let mut out = Vec::new();
+        p.parse(Direction::ToServer, &hello(0x2f), 0, &mut out);
+        p.parse(Direction::ToServer, &hello(0x35), 0, &mut out);
+        p.close(1, &mut out);
+        let t = txs(&out);
+        assert_eq!(t[0].ja3.as_deref(), Some("771,47,,,"));
     }
 
     #[test]
