@@ -344,6 +344,48 @@ fn scan_exploit_callback_is_one_incident() {
     assert!(listing.status.success());
     assert_eq!(String::from_utf8_lossy(&listing.stdout).lines().count(), 3);
     assert_eq!(query_u64(&dir, "SELECT count() FROM incidents"), 3);
+
+    // A sixth scan in the same window updates the burst: same incident, six events, the
+    // new last time, its first creation time kept.
+    let created = query(
+        &dir,
+        "SELECT toUInt32(created) FROM incidents FINAL WHERE rule = 'ssh-scan-burst'",
+    );
+    let eve3 = tmp.path().join("eve3.json");
+    write_lines(
+        &eve3,
+        &[alert(
+            base + 220,
+            scanner,
+            52_011,
+            "10.20.2.1",
+            22,
+            &SSH_SCAN,
+        )],
+    );
+    ship(&c, &token, &eve3);
+    assert_eq!(
+        wait_for(&dir, alerts_sql, n_alerts + 2, Duration::from_secs(60)),
+        n_alerts + 2
+    );
+    let (out, err) = correlate(&dir);
+    // The collector's own timer may have made the update first.
+    assert!(
+        err.contains("0 new incidents, 1 updated") || err.contains("0 new incidents, 0 updated"),
+        "{err}"
+    );
+    assert!(out.is_empty() || out.starts_with("updated\t"), "{out}");
+    let burst = query(
+        &dir,
+        "SELECT events, length(event_ids), toUInt32(last_seen), toUInt32(created) FROM incidents FINAL WHERE rule = 'ssh-scan-burst'",
+    );
+    assert_eq!(
+        burst.split_whitespace().collect::<Vec<_>>(),
+        ["6", "6", &(base + 220).to_string(), created.trim()]
+    );
+    assert_eq!(query_u64(&dir, "SELECT count() FROM incidents FINAL"), 3);
+    let (_, err) = correlate(&dir);
+    assert!(err.contains("0 new incidents, 0 updated"), "{err}");
 }
 
 const ASSETS: &str = "\

@@ -48,12 +48,14 @@
 //! its id is a hash of tenant, rule id, key and window start. A threshold or distinct-count
 //! window is the bucket of its events; a sequence belongs to the window of its first step
 //! and must complete within `window` seconds of that step (it may end in the next bucket).
-//! Each evaluation inserts only the ids `incidents` does not hold yet, under an exclusive
-//! lock file per data directory, so re-running it, restarting the collector or evaluating
-//! overlapping ranges never duplicates an incident; the table is a ReplacingMergeTree on
-//! `(tenant, id)` as a second guard (e.g. two collectors on one external server).
+//! Each evaluation inserts the ids `incidents` does not hold yet, and again those whose
+//! window has gained events since (a threshold crossed at 20 that reaches 50: the same
+//! incident, with the new count, links and last time), under an exclusive lock file per
+//! data directory. The table is a ReplacingMergeTree on `(tenant, id)` that keeps the latest
+//! row of an id, and readers use `FINAL`: re-running the evaluation, restarting the
+//! collector or evaluating overlapping ranges never duplicates an incident.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -625,11 +627,12 @@ pub fn sequence_sql(rule: &Rule, since: u32) -> Option<String> {
     Some(parts.join(" UNION ALL "))
 }
 
-/// Incident ids already stored among `ids`.
+/// The stored state of the incidents among `ids` that exist.
 pub fn existing_sql(ids: &[u64]) -> String {
     let list: Vec<String> = ids.iter().map(u64::to_string).collect();
     format!(
-        "SELECT id FROM incidents WHERE id IN ({})",
+        "SELECT id, events, toUInt32(last_seen) AS last_seen, toUInt32(created) AS created \
+         FROM incidents FINAL WHERE id IN ({})",
         if list.is_empty() {
             "0".into()
         } else {
@@ -671,8 +674,22 @@ pub struct SeqRow {
 }
 
 #[derive(Debug, Row, Deserialize)]
-struct IdRow {
+struct StoredRow {
     id: u64,
+    events: u64,
+    last_seen: u32,
+    created: u32,
+}
+
+/// What one evaluation stored.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Incidents found for the first time.
+    pub new: Vec<Incident>,
+    /// Stored incidents whose window has gained events since: stored again under the same id
+    /// with the new count, links and last time (and the first `created`); the table keeps
+    /// the latest row of an id.
+    pub updated: Vec<Incident>,
 }
 
 /// Finds sequence matches in rows of one rule (any order, any keys): per (tenant, key) and
@@ -727,13 +744,13 @@ pub fn find_sequences(
 }
 
 /// Evaluates every rule over events since `now - lookback` (aligned down to each rule's
-/// window) and inserts the incidents not stored yet. Returns the new incidents.
+/// window) and stores the incidents not stored yet and those that gained events.
 pub async fn evaluate(
     client: &Client,
     rules: &Rules,
     now: u32,
     lookback: u32,
-) -> crate::Result<Vec<Incident>> {
+) -> crate::Result<Outcome> {
     let mut found: Vec<Incident> = Vec::new();
     for rule in &rules.rules {
         let since = align(now.saturating_sub(lookback), rule.window);
@@ -777,22 +794,33 @@ pub async fn evaluate(
             }
         }
     }
+    let mut outcome = Outcome::default();
     if found.is_empty() {
-        return Ok(found);
+        return Ok(outcome);
     }
-    let mut present: HashSet<u64> = HashSet::new();
+    let mut stored: HashMap<u64, StoredRow> = HashMap::new();
     for ids in found.chunks(1000) {
         let ids: Vec<u64> = ids.iter().map(|i| i.id).collect();
-        let rows: Vec<IdRow> = client.query_raw(&existing_sql(&ids)).fetch_all().await?;
-        present.extend(rows.into_iter().map(|r| r.id));
+        let rows: Vec<StoredRow> = client.query_raw(&existing_sql(&ids)).fetch_all().await?;
+        stored.extend(rows.into_iter().map(|r| (r.id, r)));
     }
-    found.retain(|i| present.insert(i.id));
-    if found.is_empty() {
-        return Ok(found);
+    let mut seen: HashSet<u64> = HashSet::new();
+    for mut i in found {
+        if !seen.insert(i.id) {
+            continue;
+        }
+        match stored.get(&i.id) {
+            None => outcome.new.push(i),
+            Some(s) if i.events > s.events || i.last_seen > s.last_seen => {
+                i.created = s.created;
+                outcome.updated.push(i);
+            }
+            Some(_) => {}
+        }
     }
     // One INSERT per partition (tenant, day of the window start): each is atomic.
     let mut parts: BTreeMap<(&str, u32), Vec<&Incident>> = BTreeMap::new();
-    for i in &found {
+    for i in outcome.new.iter().chain(&outcome.updated) {
         parts
             .entry((&i.tenant, i.window_start / 86_400))
             .or_default()
@@ -805,10 +833,13 @@ pub async fn evaluate(
         }
         ins.end().await?;
     }
-    for i in &found {
+    for i in &outcome.new {
         tracing::info!(rule = %i.rule, tenant = %i.tenant, key = %i.key, window_start = i.window_start, events = i.events, "new incident");
     }
-    Ok(found)
+    for i in &outcome.updated {
+        tracing::info!(rule = %i.rule, tenant = %i.tenant, key = %i.key, window_start = i.window_start, events = i.events, "incident updated");
+    }
+    Ok(outcome)
 }
 
 /// Sample statements of every query shape, for the dialect tests.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::correlate::{self, Incident, Rules};
+use crate::correlate::{self, Outcome, Rules};
 use crate::enrich::{EnrichPaths, Enrichment};
 use crate::managed::{self, Managed};
 use crate::server::{self, AppState, ServerConfig};
@@ -75,7 +75,7 @@ pub async fn correlate_once(
     client: &clickhouse::Client,
     rules: &Rules,
     lookback: u32,
-) -> Result<Vec<Incident>> {
+) -> Result<Outcome> {
     let path = dir.join("correlate.lock");
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -93,7 +93,7 @@ pub async fn correlate_once(
 }
 
 /// `khien collector correlate`: one evaluation against the store of `dir`.
-pub async fn correlate_dir(dir: &Path, rules: &Rules, lookback: u32) -> Result<Vec<Incident>> {
+pub async fn correlate_dir(dir: &Path, rules: &Rules, lookback: u32) -> Result<Outcome> {
     let client = managed::client_for(&clickhouse_url(dir)?);
     correlate_once(dir, &client, rules, lookback).await
 }
@@ -293,8 +293,12 @@ async fn correlate_loop(
             return;
         }
         match correlate_once(&dir, &client, &rules, lookback).await {
-            Ok(new) if !new.is_empty() => {
-                tracing::info!(incidents = new.len(), "correlation: new incidents")
+            Ok(o) if !o.new.is_empty() || !o.updated.is_empty() => {
+                tracing::info!(
+                    new = o.new.len(),
+                    updated = o.updated.len(),
+                    "correlation: incidents stored"
+                )
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "correlation run failed; will retry"),

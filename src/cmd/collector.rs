@@ -30,8 +30,10 @@ pub enum CollectorCommand {
     /// Drop daily partitions older than the retention policy (run it daily, e.g. from a
     /// systemd timer); prints what was dropped.
     Retention(RetentionArgs),
-    /// Evaluate the correlation rules once over the store and add the new incidents
-    /// (the running collector does this on a timer too); prints the new incidents as TSV.
+    /// Evaluate the correlation rules once over the store, add the new incidents and update
+    /// those whose window gained events (the running collector does this on a timer too);
+    /// prints them as TSV: new|updated, id, tenant, rule, key, window start, ATT&CK
+    /// techniques, events, linked event ids.
     Correlate(CorrelateArgs),
     /// List the incidents as TSV: id, tenant, rule, type, key field, key, window start and
     /// end, first and last seen, ATT&CK techniques, severity, events, linked event ids.
@@ -312,14 +314,15 @@ pub fn run(cmd: CollectorCommand) -> Result<ExitCode> {
                 .correlation
                 .unwrap_or_else(|| a.data.data.join("correlation.yaml"));
             let rules = khien_collector::correlate::Rules::load(&path)?;
-            let new = runtime()?.block_on(service::correlate_dir(
+            let outcome = runtime()?.block_on(service::correlate_dir(
                 &a.data.data,
                 &rules,
                 a.lookback_secs,
             ))?;
-            for i in &new {
+            let new = outcome.new.iter().map(|i| ("new", i));
+            for (status, i) in new.chain(outcome.updated.iter().map(|i| ("updated", i))) {
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    "{status}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     i.id,
                     i.tenant,
                     i.rule,
@@ -331,9 +334,10 @@ pub fn run(cmd: CollectorCommand) -> Result<ExitCode> {
                 );
             }
             eprintln!(
-                "{} rules evaluated, {} new incidents",
+                "{} rules evaluated, {} new incidents, {} updated",
                 rules.rules.len(),
-                new.len()
+                outcome.new.len(),
+                outcome.updated.len()
             );
         }
         CollectorCommand::Incidents(d) => {
