@@ -7,6 +7,7 @@ set -euo pipefail
 APT_PACKAGES=(
   build-essential pkg-config
   libpcap-dev
+  libhyperscan-dev
   clickhouse-server clickhouse-client
 )
 

@@ -61,6 +61,15 @@ pub struct SensorArgs {
     /// /etc/suricata/classification.config).
     #[arg(long, value_name = "FILE")]
     classification: Option<PathBuf>,
+    /// Multi-pattern matcher of the rule prefilters: auto, aho-corasick or hyperscan
+    /// (BENCHMARKS.md, Detection, compares them).
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "KHIEN_PREFILTER",
+        default_value = "auto"
+    )]
+    prefilter: khien_detect::Prefilter,
     /// Directory of YARA rules (.yar) to scan extracted files with (also
     /// `files.yara-rules` in the config).
     #[arg(long, value_name = "DIR")]
@@ -114,6 +123,7 @@ pub fn run(a: SensorArgs) -> Result<ExitCode> {
             &a.rules,
             threshold_file.as_deref(),
             a.classification.as_deref(),
+            a.prefilter,
         )?));
     }
     if a.yara_rules.is_some() {
@@ -280,6 +290,7 @@ fn load_rules(
     files: &[PathBuf],
     threshold: Option<&std::path::Path>,
     classification: Option<&std::path::Path>,
+    prefilter: khien_detect::Prefilter,
 ) -> Result<khien_detect::Engine> {
     let mut rs = khien_rules::Ruleset::new(khien_rules::LoadOptions::default());
     for f in files {
@@ -297,7 +308,10 @@ fn load_rules(
         let etc = PathBuf::from("/etc/suricata/classification.config");
         [beside, etc].into_iter().find(|p| p.exists())
     });
-    let mut opts = khien_detect::CompileOptions::default();
+    let mut opts = khien_detect::CompileOptions {
+        prefilter,
+        ..Default::default()
+    };
     if let Some(p) = class_path {
         let text =
             std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;

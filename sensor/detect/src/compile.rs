@@ -25,6 +25,8 @@ pub struct CompileOptions {
     pub classification: BTreeMap<String, Classtype>,
     /// threshold.config entries.
     pub thresholds: Vec<ThresholdEntry>,
+    /// The multi-pattern matcher of the prefilters.
+    pub prefilter: crate::Prefilter,
 }
 
 /// A rule the engine did not load, and why.
@@ -759,10 +761,11 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
         .copied()
         .filter(|&i| sigs[i as usize].stream != StreamMode::Packet)
         .collect();
-    let by = |ports: bool, dfa: bool| IndexBy {
+    let by = |ports: bool, hot: bool| IndexBy {
         addrs: true,
         ports,
-        dfa,
+        hot,
+        prefilter: opts.prefilter,
     };
     let stream_group = Group::build(&sigs, stream_list, by(true, true));
     // A TCP packet whose payload went into the stream is inspected only by `Packet`
@@ -774,8 +777,8 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
         .collect();
     let tcp_added_group = Group::build(&sigs, tcp_added_list, by(true, true));
     packet_lists[0].retain(|&i| sigs[i as usize].stream != StreamMode::Stream);
-    // TCP and UDP packets are most of the traffic: their prefilters get the faster DFA,
-    // and their packets always have ports.
+    // TCP and UDP packets are most of the traffic: their prefilters get the faster
+    // matcher, and their packets always have ports.
     let mut class = 0;
     let packet_groups = packet_lists.map(|l| {
         class += 1;
@@ -787,12 +790,14 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
             let by = IndexBy {
                 addrs: false,
                 ports: false,
-                dfa: false,
+                hot: false,
+                prefilter: opts.prefilter,
             };
             (k, Group::build(&sigs, l, by))
         })
         .collect();
     let engine = Engine {
+        id: crate::next_engine_id(),
         sigs,
         flowbit_names: names.bit_names,
         packet_groups,

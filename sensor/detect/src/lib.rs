@@ -21,6 +21,7 @@
 //! ```
 
 mod compile;
+mod hs;
 mod inspect;
 mod threshold;
 mod transform;
@@ -28,6 +29,7 @@ mod transform;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use compile::{CompileOptions, CompileReport, Unsupported};
@@ -285,8 +287,45 @@ pub struct Alert {
     pub stream: bool,
 }
 
+/// The multi-pattern matcher of the prefilters (measured in BENCHMARKS.md, Detection).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Prefilter {
+    /// Hyperscan for the groups that scan every packet and stream chunk (TCP, UDP,
+    /// stream), `aho-corasick` for the others.
+    #[default]
+    Auto,
+    /// `aho-corasick` only: DFAs over 8-byte pattern prefixes for the groups that scan
+    /// every packet, contiguous NFAs for the others.
+    AhoCorasick,
+    /// Hyperscan for every group.
+    Hyperscan,
+}
+
+impl std::str::FromStr for Prefilter {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Prefilter::Auto),
+            "aho-corasick" => Ok(Prefilter::AhoCorasick),
+            "hyperscan" => Ok(Prefilter::Hyperscan),
+            _ => Err(format!(
+                "unknown prefilter {s:?} (auto, aho-corasick, hyperscan)"
+            )),
+        }
+    }
+}
+
+/// A distinct id per compiled engine (a worker's Hyperscan scratch remembers which
+/// engine's databases it fits).
+fn next_engine_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// A compiled ruleset. Immutable; share it behind an `Arc`.
 pub struct Engine {
+    id: u64,
     sigs: Vec<Sig>,
     flowbit_names: Vec<String>,
     /// Packet signatures by IP protocol class (see `compile::proto_class`), each group
@@ -330,6 +369,34 @@ impl Engine {
         self.tx_groups.contains_key(proto)
     }
 
+    /// Bytes of heap held by the prefilters' matchers.
+    pub fn prefilter_bytes(&self) -> usize {
+        self.groups().map(inspect::Group::matcher_bytes).sum()
+    }
+
+    fn groups(&self) -> impl Iterator<Item = &inspect::Group> {
+        self.packet_groups
+            .iter()
+            .chain([&self.tcp_added_group, &self.stream_group])
+            .chain(self.tx_groups.values())
+    }
+
+    /// Fits the worker's Hyperscan scratch to this engine's databases (once per engine).
+    fn prepare(&self, state: &mut DetectState) {
+        let hs = &mut state.pf.hs;
+        if hs.engine == self.id {
+            return;
+        }
+        for db in self.groups().flat_map(inspect::Group::hs_databases) {
+            if let Err(e) = hs.fit(db) {
+                // The scans then fail and make every signature of the buffer a
+                // candidate: slow, but no alert is lost.
+                tracing::error!(error = %e, "hyperscan scratch allocation failed");
+            }
+        }
+        hs.engine = self.id;
+    }
+
     /// Names of the flowbits the ruleset uses (index = internal id).
     pub fn flowbit_names(&self) -> &[String] {
         &self.flowbit_names
@@ -355,6 +422,7 @@ impl Engine {
         if group.is_empty() {
             return;
         }
+        self.prepare(state);
         let mut cands = std::mem::take(&mut state.cands);
         group.candidates(
             Some(p.key()),
@@ -364,7 +432,7 @@ impl Engine {
                     .unwrap_or_default()
             },
             &mut cands,
-            &mut state.seen,
+            &mut state.pf,
         );
         cands.sort_unstable();
         self.run(&cands, p, None, Pass::Packet, vars, state, out);
@@ -387,6 +455,7 @@ impl Engine {
         if vars.pass || self.stream_group.is_empty() {
             return;
         }
+        self.prepare(state);
         let mut cands = std::mem::take(&mut state.cands);
         self.stream_group.candidates(
             Some(p.key()),
@@ -395,7 +464,7 @@ impl Engine {
                 _ => Vec::new(),
             },
             &mut cands,
-            &mut state.seen,
+            &mut state.pf,
         );
         cands.sort_unstable();
         self.run(&cands, p, None, Pass::Stream(new_from), vars, state, out);
@@ -419,6 +488,7 @@ impl Engine {
         let Some(group) = self.tx_groups.get(tx.proto()) else {
             return;
         };
+        self.prepare(state);
         let mut cands = std::mem::take(&mut state.cands);
         group.candidates(
             None,
@@ -428,7 +498,7 @@ impl Engine {
                 v
             },
             &mut cands,
-            &mut state.seen,
+            &mut state.pf,
         );
         cands.sort_unstable();
         self.run(&cands, p, Some(tx), Pass::Packet, vars, state, out);

@@ -195,7 +195,7 @@ struct Entry {
 pub struct DetectState {
     entries: HashMap<(u32, u8, Key), Entry>,
     pub(crate) cands: Vec<u32>,
-    pub(crate) seen: crate::inspect::Seen,
+    pub(crate) pf: crate::inspect::PrefilterState,
 }
 
 fn key(track: Track, p: &PacketInfo<'_>) -> Key {
