@@ -42,6 +42,8 @@ pub struct Sensor {
     /// Kernel counters of a live capture: packets received, dropped, dropped by the
     /// interface (`pcap_stats`).
     pub capture: [u64; 3],
+    /// A defragmented tunnel packet, decoded again from here.
+    tunnel_buf: Vec<u8>,
 }
 
 impl Sensor {
@@ -71,6 +73,7 @@ impl Sensor {
             vals: Vec::new(),
             started: Instant::now(),
             capture: [0; 3],
+            tunnel_buf: Vec::new(),
         }
     }
 
@@ -99,9 +102,22 @@ impl Sensor {
             }
         }
         let d = self.decoder.decode(link, pkt, ts);
+        let d_vlan = d.vlan;
         self.engine.packet(&d, pkt.len(), ts, self.pcap_cnt);
         if let Some(inner) = self.decoder.decode_inner(pkt, ts) {
             self.engine.packet(&inner, pkt.len(), ts, self.pcap_cnt);
+        }
+        if self.decoder.has_reassembled()
+            && self.decoder.take_reassembled_tunnel(&mut self.tunnel_buf)
+        {
+            // A fragmented tunnel packet: its inner packet, as if it had come whole.
+            let buf = std::mem::take(&mut self.tunnel_buf);
+            let mut r = self.decoder.decode(LinkType::Raw, &buf, ts);
+            if r.vlan == [0, 0] {
+                r.vlan = d_vlan;
+            }
+            self.engine.packet(&r, buf.len(), ts, self.pcap_cnt);
+            self.tunnel_buf = buf;
         }
         if self.decoder.has_reassembled() {
             let r = self.decoder.decode_reassembled();
