@@ -404,6 +404,16 @@ fn uri_path(raw: &[u8]) -> Vec<u8> {
     n[..q].to_vec()
 }
 
+/// The name of a transaction's body file: its URI path. None when the request has no
+/// path (an empty URI, CONNECT's authority): like Suricata, which names HTTP files by
+/// libhtp's parsed path, such a body is no file unless Content-Disposition names one.
+fn file_path(tx: &HttpTx) -> Option<Vec<u8>> {
+    if tx.method.eq_ignore_ascii_case(b"CONNECT") {
+        return None;
+    }
+    Some(uri_path(&tx.uri_raw)).filter(|p| !p.is_empty())
+}
+
 /// `filename=` (or `filename*=`) of a Content-Disposition value.
 pub(crate) fn disposition_filename(v: &[u8]) -> Option<Vec<u8>> {
     for part in v.split(|&c| c == b';') {
@@ -848,7 +858,7 @@ impl HttpParser {
                 State::Line if dir == Direction::ToClient && self.next_response_is_v09() => {
                     // The answer to an HTTP/0.9 request is all body, without a status line.
                     let id = self.txs.iter().find(|p| !p.resp_done).map(|p| p.tx.tx_id);
-                    let file = id.map(|id| self.response_file(id));
+                    let file = id.and_then(|id| self.response_file(id));
                     let s = &mut self.sides[d];
                     s.cur = id;
                     s.chunked = false;
@@ -1087,8 +1097,7 @@ impl HttpParser {
                     out.push(anomaly("RESPONSE_INVALID_PROTOCOL"));
                 }
                 s.state = State::LinesAsBody;
-                let file = self.response_file(id);
-                self.sides[1].file = Some(file);
+                self.sides[1].file = self.response_file(id);
                 let mut raw = line.to_vec();
                 raw.extend_from_slice(b"\r\n");
                 self.line_as_body(&raw, out);
@@ -1097,14 +1106,13 @@ impl HttpParser {
     }
 
     /// The file of a response body without headers, named by its request's path.
-    fn response_file(&self, id: u64) -> FileTracker {
+    fn response_file(&self, id: u64) -> Option<FileTracker> {
         let path = self
             .txs
             .iter()
             .find(|p| p.tx.tx_id == id)
-            .map(|p| uri_path(&p.tx.uri_raw))
-            .unwrap_or_default();
-        FileTracker::new(path, self.cfg.file_data_limit).with_limit(self.cfg.http_file_limit)
+            .and_then(|p| file_path(&p.tx))?;
+        Some(FileTracker::new(path, self.cfg.file_data_limit).with_limit(self.cfg.http_file_limit))
     }
 
     /// One raw line (with its line end) of a response read as body (libhtp's RES_LINE for
@@ -1253,7 +1261,7 @@ impl HttpParser {
         let method = tx.method.clone();
         let connect_ok = method.eq_ignore_ascii_case(b"CONNECT") && (200..300).contains(&status);
         let content_type = header(&tx.request_headers, "content-type").map(<[u8]>::to_vec);
-        let path = uri_path(&tx.uri_raw);
+        let path = file_path(tx);
         let resp_filename = disposition.as_deref().and_then(disposition_filename);
         let side = &mut self.sides[d];
         side.chunked = false;
@@ -1316,15 +1324,14 @@ impl HttpParser {
             if let Some(b) = multipart_boundary {
                 side.multipart = Some((b, Vec::new()));
             } else if method.eq_ignore_ascii_case(b"POST") || method.eq_ignore_ascii_case(b"PUT") {
-                side.file = Some(
-                    FileTracker::new(path, cfg.file_data_limit).with_limit(cfg.http_file_limit),
-                );
+                side.file = path.map(|path| {
+                    FileTracker::new(path, cfg.file_data_limit).with_limit(cfg.http_file_limit)
+                });
             }
         } else {
-            side.file = Some(
-                FileTracker::new(resp_filename.unwrap_or(path), cfg.file_data_limit)
-                    .with_limit(cfg.http_file_limit),
-            );
+            side.file = resp_filename.or(path).map(|name| {
+                FileTracker::new(name, cfg.file_data_limit).with_limit(cfg.http_file_limit)
+            });
         }
         side.state = next;
         out.extend(events.into_iter().map(anomaly));
