@@ -123,8 +123,8 @@ pub struct Event {
     /// Byte offset of its line in its stream.
     pub offset: u64,
     pub family: Family,
-    /// Partition day (Unix days of `ts`).
-    pub day: u32,
+    /// Its `ts` (Unix seconds), the first column of its row.
+    pub ts: u32,
     start: u32,
     end: u32,
     /// Length of the original line, the row's tail.
@@ -138,7 +138,8 @@ pub struct Match {
     pub event: u32,
     /// [`rows::intel_key`] of the match.
     pub key: u64,
-    pub day: u32,
+    /// The `ts` of its event.
+    pub ts: u32,
     start: u32,
     end: u32,
 }
@@ -278,14 +279,13 @@ pub fn parse_lines(
             asset: located.map(|(_, a)| a),
             side: located.map_or("", |(side, _)| side.as_str()),
         };
-        let day = e.ts / 86_400;
         let start = out.buf.len();
         rows::encode_event(&mut out.buf, &meta, &e, raw);
         let index = out.events.len() as u32;
         out.events.push(Event {
             offset,
             family: e.family(),
-            day,
+            ts: e.ts,
             start: start as u32,
             end: out.buf.len() as u32,
             raw_len: raw.len() as u32,
@@ -300,7 +300,7 @@ pub fn parse_lines(
                 out.intel.push(Match {
                     event: index,
                     key: rows::intel_key(ind, h.field),
-                    day,
+                    ts: e.ts,
                     start: start as u32,
                     end: out.buf.len() as u32,
                 });

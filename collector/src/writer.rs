@@ -295,8 +295,14 @@ fn table_of(target: usize) -> &'static str {
 struct Insert {
     target: usize,
     rows: Vec<(usize, usize)>,
-    body: Bytes,
+    body: Vec<Bytes>,
 }
+
+/// Seconds per partition day.
+const DAY: u32 = 86_400;
+
+/// Size of the pieces an INSERT body is sent in.
+const BODY_CHUNK: usize = 4 << 20;
 
 /// Writes one group to every table: one INSERT per table and partition (tenant, day).
 /// Returns whether any of it was found already stored (only looked up when `uncertain`).
@@ -313,11 +319,11 @@ async fn store_group(
     let mut parts: BTreeMap<PartKey<'_>, Vec<(usize, usize)>> = BTreeMap::new();
     for (g, en) in group.iter().enumerate() {
         for (i, e) in en.rows.events.iter().enumerate() {
-            let key = (e.family.index(), en.rec.tenant.as_str(), e.day);
+            let key = (e.family.index(), en.rec.tenant.as_str(), e.ts / DAY);
             parts.entry(key).or_default().push((g, i));
         }
         for (k, m) in en.rows.intel.iter().enumerate() {
-            let key = (INTEL, en.rec.tenant.as_str(), m.day);
+            let key = (INTEL, en.rec.tenant.as_str(), m.ts / DAY);
             parts.entry(key).or_default().push((g, k));
         }
     }
@@ -353,42 +359,53 @@ async fn store_group(
             skip_target = target;
         }
         let mut kept = Vec::with_capacity(part.len());
-        let mut size = 0;
+        // (ts, event id, index in `kept`): the table's sort order within the part.
+        let mut order: Vec<(u32, u64, u32)> = Vec::with_capacity(part.len());
         for &r in part {
             let (id, source) = id_of(target, r);
             if skip.contains(&id) {
                 continue;
             }
             let en = &group[r.0];
-            let row = if target == INTEL {
-                en.rows.intel_row(&en.rows.intel[r.1])
+            let (row, ts) = if target == INTEL {
+                let m = &en.rows.intel[r.1];
+                (en.rows.intel_row(m), m.ts)
             } else {
-                en.rows.row(&en.rows.events[r.1])
+                let e = &en.rows.events[r.1];
+                (en.rows.row(e), e.ts)
             };
-            size += row.len() + 24;
+            order.push((ts, id, kept.len() as u32));
             kept.push((id, source, r, row));
         }
         if kept.is_empty() {
             continue;
         }
-        // In the table's sort order (tenant, ts, event_id): ClickHouse then writes the part
-        // as it comes instead of sorting and permuting every column of the block.
-        kept.sort_unstable_by_key(|&(id, _, _, row)| (row_ts(row), id));
-        let mut buf = Vec::with_capacity(size);
-        for &(id, source, (g, _), row) in &kept {
+        // Rows in the table's sort order (tenant, ts, event_id): ClickHouse then writes the
+        // part as it comes instead of sorting and permuting every column of the block. The
+        // body goes in chunks of about BODY_CHUNK bytes, which the allocator reuses (one
+        // buffer of a whole part would be mapped and faulted in afresh every time).
+        order.sort_unstable();
+        let mut body = Vec::new();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut rows = Vec::with_capacity(kept.len());
+        for &(_, _, k) in &order {
+            let (id, source, r, row) = kept[k as usize];
+            if buf.len() + row.len() + 24 > buf.capacity() {
+                if !buf.is_empty() {
+                    body.push(Bytes::from(std::mem::take(&mut buf)));
+                }
+                buf.reserve_exact(BODY_CHUNK.max(row.len() + 24));
+            }
             buf.extend_from_slice(&id.to_le_bytes());
-            buf.extend_from_slice(&group[g].rec.batch.to_le_bytes());
+            buf.extend_from_slice(&group[r.0].rec.batch.to_le_bytes());
             if target == INTEL {
                 buf.extend_from_slice(&source.to_le_bytes());
             }
             buf.extend_from_slice(row);
+            rows.push(r);
         }
-        let rows = kept.into_iter().map(|(_, _, r, _)| r).collect();
-        inserts.push(Insert {
-            target,
-            rows,
-            body: Bytes::from(buf),
-        });
+        body.push(Bytes::from(buf));
+        inserts.push(Insert { target, rows, body });
     }
     // Every INSERT of the group at once: ClickHouse writes each part on its own thread.
     let mut running = tokio::task::JoinSet::new();
@@ -402,7 +419,9 @@ async fn store_group(
         running.spawn(async move {
             let work = async {
                 let mut ins = client.insert_formatted_with(sql);
-                ins.send(body).await?;
+                for chunk in body {
+                    ins.send(chunk).await?;
+                }
                 ins.end().await
             };
             let result = match tokio::time::timeout(timeout, work).await {
@@ -447,12 +466,6 @@ async fn store_group(
         return Err(reason);
     }
     Ok(found_any)
-}
-
-/// The `ts` of an encoded row: every table's row (after the ids the writer prepends) starts
-/// with it.
-fn row_ts(row: &[u8]) -> u32 {
-    row.first_chunk::<4>().map_or(0, |b| u32::from_le_bytes(*b))
 }
 
 /// Accounts for one INSERT of the rows whose lines are `raws`: counted in `stored` on
@@ -591,9 +604,10 @@ mod tests {
         };
         let mut p = Parsed::default();
         parsed::parse_lines(body, 0, 0, origin, &Default::default(), 0, &mut p);
-        let row = p.row(&p.events[0]);
-        assert_eq!(row_ts(row), 1_704_139_445, "2024-01-01T20:04:05Z");
-        assert_eq!(row_ts(&row[..3]), 0);
+        let e = &p.events[0];
+        assert_eq!(e.ts, 1_704_139_445, "2024-01-01T20:04:05Z");
+        let row = p.row(e);
+        assert_eq!(row.first_chunk::<4>(), Some(&e.ts.to_le_bytes()));
     }
 
     #[test]
