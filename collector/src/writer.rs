@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use bytes::BytesMut;
 use clickhouse::{Client, Row};
 use tokio::sync::watch;
 
@@ -210,6 +211,7 @@ pub async fn run(
     let mut uncertain = true;
     let mut group: Vec<Entry> = Vec::new();
     let mut scratch = Vec::new();
+    let mut pool = BodyPool::default();
     loop {
         // Fill a group: up to `batch_rows` rows or `flush` after its first record.
         let mut rows = 0;
@@ -256,7 +258,7 @@ pub async fn run(
         // Store it, retrying transient failures forever.
         let mut backoff = Duration::from_millis(100);
         loop {
-            match store_group(&client, &group, uncertain, &cfg, &stats).await {
+            match store_group(&client, &group, uncertain, &cfg, &stats, &mut pool).await {
                 Ok(found_any) => {
                     uncertain = found_any;
                     break;
@@ -298,6 +300,44 @@ struct Insert {
     body: Vec<Bytes>,
 }
 
+/// Buffers of INSERT bodies kept from one group to the next. Pieces of a whole group
+/// (~100 MB) freed at once release whole glibc heaps, which the next group would map and
+/// fault in again; kept, they are written over instead.
+#[derive(Default)]
+struct BodyPool {
+    free: Vec<BytesMut>,
+}
+
+impl BodyPool {
+    /// Most pieces kept (256 MiB).
+    const MAX: usize = 64;
+
+    /// An empty buffer of at least `BODY_CHUNK` (or `need`) bytes.
+    fn take(&mut self, need: usize) -> BytesMut {
+        match self.free.pop() {
+            Some(mut b) if b.capacity() >= need => {
+                b.clear();
+                b
+            }
+            _ => BytesMut::with_capacity(BODY_CHUNK.max(need)),
+        }
+    }
+
+    /// Keeps the pieces of `body` nobody else holds any more.
+    fn give_back(&mut self, body: Vec<Bytes>) {
+        for piece in body {
+            if self.free.len() >= Self::MAX {
+                return;
+            }
+            if let Ok(b) = piece.try_into_mut() {
+                if b.capacity() >= BODY_CHUNK {
+                    self.free.push(b);
+                }
+            }
+        }
+    }
+}
+
 /// Seconds per partition day.
 const DAY: u32 = 86_400;
 
@@ -313,6 +353,7 @@ async fn store_group(
     uncertain: bool,
     cfg: &WriterConfig,
     stats: &WriterStats,
+    pool: &mut BodyPool,
 ) -> std::result::Result<bool, String> {
     // (table, tenant, day) → rows as (entry, event or match index).
     type PartKey<'g> = (usize, &'g str, u32);
@@ -386,15 +427,15 @@ async fn store_group(
         // buffer of a whole part would be mapped and faulted in afresh every time).
         order.sort_unstable();
         let mut body = Vec::new();
-        let mut buf: Vec<u8> = Vec::new();
+        let mut buf = BytesMut::new();
         let mut rows = Vec::with_capacity(kept.len());
         for &(_, _, k) in &order {
             let (id, source, r, row) = kept[k as usize];
             if buf.len() + row.len() + 24 > buf.capacity() {
                 if !buf.is_empty() {
-                    body.push(Bytes::from(std::mem::take(&mut buf)));
+                    body.push(std::mem::take(&mut buf).freeze());
                 }
-                buf.reserve_exact(BODY_CHUNK.max(row.len() + 24));
+                buf = pool.take(row.len() + 24);
             }
             buf.extend_from_slice(&id.to_le_bytes());
             buf.extend_from_slice(&group[r.0].rec.batch.to_le_bytes());
@@ -404,7 +445,7 @@ async fn store_group(
             buf.extend_from_slice(row);
             rows.push(r);
         }
-        body.push(Bytes::from(buf));
+        body.push(buf.freeze());
         inserts.push(Insert { target, rows, body });
     }
     // Every INSERT of the group at once: ClickHouse writes each part on its own thread.
@@ -461,6 +502,9 @@ async fn store_group(
         if let Err(reason) = settle(result, table, raws, counter, cfg, stats) {
             transient.get_or_insert(reason);
         }
+    }
+    for ins in inserts {
+        pool.give_back(ins.body);
     }
     if let Some(reason) = transient {
         return Err(reason);
@@ -608,6 +652,25 @@ mod tests {
         assert_eq!(e.ts, 1_704_139_445, "2024-01-01T20:04:05Z");
         let row = p.row(e);
         assert_eq!(row.first_chunk::<4>(), Some(&e.ts.to_le_bytes()));
+    }
+
+    #[test]
+    fn body_buffers_come_back() {
+        let mut pool = BodyPool::default();
+        let mut b = pool.take(10);
+        assert!(b.capacity() >= BODY_CHUNK);
+        b.extend_from_slice(b"row");
+        let piece = b.freeze();
+        let held = piece.clone();
+        pool.give_back(vec![piece]);
+        assert!(pool.free.is_empty(), "still held by the HTTP body");
+        pool.give_back(vec![held]);
+        assert_eq!(pool.free.len(), 1);
+        let again = pool.take(10);
+        assert!(again.is_empty() && again.capacity() >= BODY_CHUNK);
+        assert!(pool.free.is_empty());
+        let big = pool.take(BODY_CHUNK + 1);
+        assert!(big.capacity() > BODY_CHUNK, "a row bigger than a piece");
     }
 
     #[test]
