@@ -74,6 +74,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// An error at the current position.
+    #[cold]
     pub fn err(&self, what: &'static str) -> JsonError {
         JsonError {
             column: self.i + 1,
@@ -82,18 +83,25 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline]
     fn ws(&mut self) {
+        // Compact JSON (Suricata's) has none: one comparison decides.
+        if self.b.get(self.i).is_some_and(|&c| c > b' ') {
+            return;
+        }
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
             self.i += 1;
         }
     }
 
     /// The next non-whitespace byte, not consumed.
+    #[inline]
     pub fn peek(&mut self) -> Option<u8> {
         self.ws();
         self.b.get(self.i).copied()
     }
 
+    #[inline]
     fn expect(&mut self, c: u8, what: &'static str) -> Result<()> {
         if self.peek() == Some(c) {
             self.i += 1;
@@ -171,6 +179,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Reads a string; borrowed unless it has escapes.
+    #[inline]
     pub fn string(&mut self) -> Result<Cow<'a, str>> {
         self.expect(b'"', "expected a string")?;
         let start = self.i;
@@ -180,7 +189,14 @@ impl<'a> Scanner<'a> {
             self.i += 1;
             return Ok(Cow::Borrowed(s));
         }
-        // Slow path: unescape into an owned string.
+        self.escaped(start)
+    }
+
+    /// The rest of a string from `start` that has an escape at the cursor: unescaped into
+    /// an owned string.
+    #[cold]
+    #[inline(never)]
+    fn escaped(&mut self, start: usize) -> Result<Cow<'a, str>> {
         let mut out = String::with_capacity(self.i - start + 16);
         out.push_str(self.s.get(start..self.i).unwrap_or_default());
         loop {
@@ -244,6 +260,7 @@ impl<'a> Scanner<'a> {
     /// characters on the way; errors at the end of input. Eight bytes at a time (SWAR: a
     /// word's bytes equal to `"` or `\\` or below 0x20 are flagged without branching per
     /// byte), then the table decides at the first flagged byte.
+    #[inline]
     fn run(&mut self) -> Result<()> {
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGH: u64 = 0x8080_8080_8080_8080;
