@@ -2,13 +2,16 @@
 # End-to-end ingest benchmark: `khien ship --once` of N synthetic EVE events (every type, in
 # Suricata 7's layout) -> collector (HTTPS, spool) -> its managed ClickHouse, all on loopback.
 # Prints events/s until every event is acknowledged and until every event is queryable, and
-# the collector's own CPU time per event. Usage: collector/bench.sh [N] (default 6,000,000).
+# the collector's own CPU time per event. Usage: collector/bench.sh [N] (default 6,000,000);
+# BATCH_ROWS, FLUSH_MS: the collector's settings; EVE=FILE: events made beforehand.
 set -euo pipefail
 N=${1:-6000000}
 K=${KHIEN:-${CARGO_TARGET_DIR:-/var/tmp/khien-target}/release/khien}
 D=$(mktemp -d /var/tmp/khien-bench.XXXXXX)
 trap '"$K" collector stop --data "$D/data" >/dev/null 2>&1 || true; rm -rf "$D"' EXIT
-"$K" collector synth --events "$N" --out "$D/eve.json" >/dev/null
+# EVE=FILE reuses a file made by `khien collector synth --events N --out FILE`.
+if [ -n "${EVE:-}" ]; then ln -s "$(realpath "$EVE")" "$D/eve.json"; else
+  "$K" collector synth --events "$N" --out "$D/eve.json" >/dev/null; fi
 "$K" collector serve --data "$D/data" --listen 127.0.0.1:0 --batch-rows "${BATCH_ROWS:-200000}" --flush-ms "${FLUSH_MS:-1000}" >"$D/serve.log" 2>&1 &
 for _ in $(seq 1 300); do grep -q listening "$D/serve.log" 2>/dev/null && break; sleep 0.2; done
 PID=$(cat "$D/data/collector.pid")
@@ -23,7 +26,7 @@ C0=$(cpu "$PID"); H0=$(cpu "$CHPID"); T0=$(date +%s.%N)
 T1=$(date +%s.%N)
 while [ "$("$K" collector query --data "$D/data" "SELECT count() FROM events")" -lt "$N" ]; do sleep 0.2; done
 T2=$(date +%s.%N); C1=$(cpu "$PID"); H1=$(cpu "$CHPID")
-python3 - "$N" "$T0" "$T1" "$T2" "$C0" "$C1" "$TICK" "$(stat -c %s "$D/eve.json")" \
+python3 - "$N" "$T0" "$T1" "$T2" "$C0" "$C1" "$TICK" "$(stat -L -c %s "$D/eve.json")" \
   "$H0" "$H1" "$(cat "$SHIPCPU")" <<'PY'
 import sys
 n, t0, t1, t2, c0, c1, tick, size, h0, h1, shipcpu = sys.argv[1:]
