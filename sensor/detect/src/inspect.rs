@@ -22,6 +22,10 @@ const MAX_STEPS: u32 = 3000;
 /// Bytes of a fast pattern an `aho-corasick` DFA prefilter looks for.
 const MAX_DFA_PATTERN_LEN: usize = 8;
 
+/// With `Prefilter::Auto`, buffers of groups that are not hot get Hyperscan from this many
+/// fast patterns on.
+const HS_MIN_PATTERNS: usize = 64;
+
 /// The signatures of one group and the multi-pattern prefilter over their fast patterns.
 pub(crate) struct Group {
     /// Signatures without a usable fast pattern or narrow address set: always evaluated.
@@ -101,7 +105,8 @@ impl Group {
     /// `Prefilter::AhoCorasick`, DFAs over pattern prefixes for hot groups (about twice
     /// as fast per byte as the default contiguous NFA, about ten times its size), the NFA
     /// for the others; with `Prefilter::Hyperscan` Hyperscan for all; `Auto` Hyperscan
-    /// for the hot groups and the NFA for the others. When Hyperscan cannot be used
+    /// for the hot groups and for buffers of the others with at least
+    /// [`HS_MIN_PATTERNS`] patterns, the NFA for the rest. When Hyperscan cannot be used
     /// (CPU, compile error) the group falls back to `aho-corasick`.
     pub(crate) fn build(sigs: &[Sig], list: Vec<u32>, by: IndexBy) -> Group {
         let mut always = Vec::new();
@@ -183,6 +188,16 @@ impl Group {
         let bufs = pending
             .into_iter()
             .filter_map(|(name, transforms, pats, sigs, _)| {
+                // Auto: small sets of the other groups stay with the NFA, which costs
+                // nothing to build and little to run.
+                let kind = match kind {
+                    Kind::AcNfa
+                        if by.prefilter == Prefilter::Auto && pats.len() >= HS_MIN_PATTERNS =>
+                    {
+                        Kind::Hs
+                    }
+                    k => k,
+                };
                 let matcher = match kind {
                     Kind::Hs => match hs::Database::literals(&pats, true) {
                         Ok(db) => Matcher::Hs(db),

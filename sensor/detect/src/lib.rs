@@ -292,7 +292,8 @@ pub struct Alert {
 #[non_exhaustive]
 pub enum Prefilter {
     /// Hyperscan for the groups that scan every packet and stream chunk (TCP, UDP,
-    /// stream), `aho-corasick` for the others.
+    /// stream) and for the larger buffers of the others (64 fast patterns or more),
+    /// `aho-corasick` NFAs for the small ones.
     #[default]
     Auto,
     /// `aho-corasick` only: DFAs over 8-byte pattern prefixes for the groups that scan
