@@ -269,11 +269,21 @@ impl Decoder {
 
     /// Decodes one captured packet. `ts` (µs) drives fragment timeouts.
     pub fn decode<'a>(&mut self, link: LinkType, pkt: &'a [u8], ts: i64) -> Decoded<'a> {
+        self.stats.pkts += 1;
+        self.stats.bytes += pkt.len() as u64;
+        self.decode_frame(link, pkt, ts)
+    }
+
+    /// Decodes the inner packet of a defragmented tunnel packet (raw IP) like a captured
+    /// one, except that it is not counted again as a packet read (`pkts`, `bytes`).
+    pub fn decode_rebuilt<'a>(&mut self, pkt: &'a [u8], ts: i64) -> Decoded<'a> {
+        self.decode_frame(LinkType::Raw, pkt, ts)
+    }
+
+    fn decode_frame<'a>(&mut self, link: LinkType, pkt: &'a [u8], ts: i64) -> Decoded<'a> {
         self.pending = false;
         self.depth = 0;
         self.inner = None;
-        self.stats.pkts += 1;
-        self.stats.bytes += pkt.len() as u64;
         let mut d = Decoded::empty();
         match link {
             LinkType::Ethernet => match EthernetFrame::new_checked(pkt) {
@@ -987,6 +997,10 @@ mod tests {
         let mut dec2 = Decoder::new(ChecksumMode::All, DefragConfig::default());
         let d = dec2.decode(LinkType::Raw, &buf, 0);
         assert_eq!((d.proto, d.dp, d.payload), (6, 80, &b"response bytes"[..]));
+        // Decoded again by the decoder that saw the fragments: not a packet read.
+        let d = dec.decode_rebuilt(&buf, 0);
+        assert_eq!((d.proto, d.dp), (6, 80));
+        assert_eq!(dec.stats.pkts, 2, "the two fragments only");
         // A reassembled datagram that is not a tunnel is left to decode_reassembled.
         let udp = {
             let mut u = vec![0x30, 0x39, 0x00, 0x35, 0, 12, 0, 0];

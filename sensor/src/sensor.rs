@@ -112,7 +112,7 @@ impl Sensor {
         {
             // A fragmented tunnel packet: its inner packet, as if it had come whole.
             let buf = std::mem::take(&mut self.tunnel_buf);
-            let mut r = self.decoder.decode(LinkType::Raw, &buf, ts);
+            let mut r = self.decoder.decode_rebuilt(&buf, ts);
             if r.vlan == [0, 0] {
                 r.vlan = d_vlan;
             }
