@@ -423,8 +423,8 @@ async fn store_group(
         }
         // Rows in the table's sort order (tenant, ts, event_id): ClickHouse then writes the
         // part as it comes instead of sorting and permuting every column of the block. The
-        // body goes in chunks of about BODY_CHUNK bytes, which the allocator reuses (one
-        // buffer of a whole part would be mapped and faulted in afresh every time).
+        // body goes in pieces of BODY_CHUNK bytes from the pool (one buffer of a whole part
+        // would be mapped and faulted in afresh every time).
         order.sort_unstable();
         let mut body = Vec::new();
         let mut buf = BytesMut::new();
