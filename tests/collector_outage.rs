@@ -14,22 +14,8 @@ const EVENTS: u64 = 1_000_000;
 
 #[test]
 fn clickhouse_down_60s_during_stream_exactly_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let _guard = StopOnDrop(dir.clone());
-    let c = Collector::start(&dir, "127.0.0.1:0");
-    let token = sensor_add(&dir, "hue", "edge-1");
-    let eve = tmp.path().join("eve.json");
-    let bytes = khien_collector::synth::write_file(&eve, EVENTS).unwrap();
-    let state = tmp.path().join("ship-state.json");
-
-    let mut ship = ship_cmd(&eve, &c.url(), &token, &c.ca())
-        .arg("--state")
-        .arg(&state)
-        .args(["--batch-bytes", "1048576"])
-        .spawn()
-        .unwrap();
-    wait_shipped_past(&state, bytes / 5);
+    let mut s = Streaming::start(EVENTS, 5);
+    let dir = s.dir.clone();
     let out = khien()
         .args(["collector", "db", "stop", "--data"])
         .arg(&dir)
@@ -40,7 +26,7 @@ fn clickhouse_down_60s_during_stream_exactly_once() {
     let down = Instant::now();
     eprintln!("stopped ClickHouse");
     // Ingest goes on while the store is down.
-    let status = ship.wait().unwrap();
+    let status = s.ship.wait().unwrap();
     assert!(status.success(), "ship --once failed");
     eprintln!(
         "stream acknowledged {:?} after ClickHouse went down",
@@ -68,7 +54,45 @@ fn clickhouse_down_60s_during_stream_exactly_once() {
         query_u64(&dir, "SELECT uniqExact(event_id) FROM events"),
         EVENTS
     );
-    drop(c);
+    drop(s);
+}
+
+/// A collector (tenant `hue`) and a `khien ship --once` of `n` synthetic events to it, in
+/// 1 MiB requests, returned once a `1/part` of the file is acknowledged.
+struct Streaming {
+    /// Kept running until the test ends; dropped first.
+    _collector: Collector,
+    ship: std::process::Child,
+    dir: std::path::PathBuf,
+    _guard: StopOnDrop,
+    _tmp: tempfile::TempDir,
+}
+
+impl Streaming {
+    fn start(n: u64, part: u64) -> Streaming {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let guard = StopOnDrop(dir.clone());
+        let c = Collector::start(&dir, "127.0.0.1:0");
+        let token = sensor_add(&dir, "hue", "edge-1");
+        let eve = tmp.path().join("eve.json");
+        let bytes = khien_collector::synth::write_file(&eve, n).unwrap();
+        let state = tmp.path().join("ship-state.json");
+        let ship = ship_cmd(&eve, &c.url(), &token, &c.ca())
+            .arg("--state")
+            .arg(&state)
+            .args(["--batch-bytes", "1048576"])
+            .spawn()
+            .unwrap();
+        wait_shipped_past(&state, bytes / part);
+        Streaming {
+            _collector: c,
+            ship,
+            dir,
+            _guard: guard,
+            _tmp: tmp,
+        }
+    }
 }
 
 /// Waits until `khien ship` has recorded an acknowledged offset past `offset` in `state`.
@@ -91,14 +115,8 @@ fn wait_shipped_past(state: &std::path::Path, offset: u64) {
 #[test]
 fn killed_clickhouse_is_restarted_exactly_once() {
     const N: u64 = 300_000;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let _guard = StopOnDrop(dir.clone());
-    let c = Collector::start(&dir, "127.0.0.1:0");
-    let token = sensor_add(&dir, "hue", "edge-1");
-    let eve = tmp.path().join("eve.json");
-    let bytes = khien_collector::synth::write_file(&eve, N).unwrap();
-    let state = tmp.path().join("ship-state.json");
+    let mut s = Streaming::start(N, 3);
+    let dir = s.dir.clone();
     let pid_file = dir.join("clickhouse/server.pid");
     let pid = || -> i32 {
         std::fs::read_to_string(&pid_file)
@@ -108,21 +126,13 @@ fn killed_clickhouse_is_restarted_exactly_once() {
             .unwrap()
     };
     let first = pid();
-
-    let mut ship = ship_cmd(&eve, &c.url(), &token, &c.ca())
-        .arg("--state")
-        .arg(&state)
-        .args(["--batch-bytes", "1048576"])
-        .spawn()
-        .unwrap();
-    wait_shipped_past(&state, bytes / 3);
     let killed = Command::new("kill")
         .args(["-KILL", &first.to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
     eprintln!("killed ClickHouse (pid {first})");
-    assert!(ship.wait().unwrap().success(), "ship --once failed");
+    assert!(s.ship.wait().unwrap().success(), "ship --once failed");
 
     let sql = "SELECT count() FROM events WHERE tenant = 'hue'";
     assert_eq!(wait_for(&dir, sql, N, Duration::from_secs(300)), N);
@@ -130,5 +140,5 @@ fn killed_clickhouse_is_restarted_exactly_once() {
     let second = pid();
     assert_ne!(second, first, "the collector started a new server");
     assert!(std::path::Path::new(&format!("/proc/{second}")).exists());
-    drop(c);
+    drop(s);
 }

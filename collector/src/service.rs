@@ -246,11 +246,7 @@ async fn restart_on_crash(m: Managed, mut stop: watch::Receiver<bool>) {
     let mut pause = Duration::from_secs(1);
     let mut not_before = tokio::time::Instant::now();
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
+        if !next_tick(&mut tick, &mut stop).await {
             return;
         }
         let Some(dead) = m.crashed() else { continue };
@@ -273,6 +269,15 @@ async fn restart_on_crash(m: Managed, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Waits for the next tick of a periodic task; false once the collector is stopping.
+async fn next_tick(tick: &mut tokio::time::Interval, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tick.tick() => {}
+        _ = stop.changed() => return false,
+    }
+    !*stop.borrow()
+}
+
 /// Evaluates the correlation rules every `every` until shutdown (first run at start-up).
 async fn correlate_loop(
     dir: PathBuf,
@@ -285,11 +290,7 @@ async fn correlate_loop(
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
+        if !next_tick(&mut tick, &mut stop).await {
             return;
         }
         match correlate_once(&dir, &client, &rules, lookback).await {
