@@ -15,6 +15,7 @@ mod ftp;
 mod http;
 mod pgsql;
 mod probe;
+mod smb;
 mod smtp;
 mod ssh;
 mod tls;
@@ -44,6 +45,8 @@ pub enum AppProto {
     FtpData,
     /// PostgreSQL (only its SSLRequest, for the switch to TLS).
     Pgsql,
+    /// SMB1 and SMB2/3 over the NetBIOS session service.
+    Smb,
     /// Detection ran and found nothing (Suricata's `"failed"`).
     Failed,
 }
@@ -60,6 +63,7 @@ impl AppProto {
             AppProto::Ftp => "ftp",
             AppProto::FtpData => "ftp-data",
             AppProto::Pgsql => "pgsql",
+            AppProto::Smb => "smb",
             AppProto::Failed => "failed",
         }
     }
@@ -169,7 +173,7 @@ pub fn new_parser(proto: AppProto, cfg: &AppConfig) -> Option<Box<dyn Parser>> {
         AppProto::Smtp => Box::new(smtp::SmtpParser::new(cfg)),
         AppProto::Ftp => Box::new(ftp::FtpParser::new(cfg)),
         AppProto::Pgsql => Box::new(pgsql::PgsqlParser::new()),
-        AppProto::FtpData | AppProto::Failed => return None,
+        AppProto::Smb | AppProto::FtpData | AppProto::Failed => return None,
     };
     Some(p)
 }

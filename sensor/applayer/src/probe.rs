@@ -195,8 +195,12 @@ pub fn probe(t: Transport, dir: Direction, src_port: u16, dst_port: u16, data: &
         return Probe::NoMatch;
     }
     let mut need = false;
-    let checks: [fn(Direction, &[u8]) -> Probe; 3] =
-        [probe_http, |_, d| probe_tls(d), |_, d| probe_ssh(d)];
+    let checks: [fn(Direction, &[u8]) -> Probe; 4] = [
+        probe_http,
+        |_, d| probe_tls(d),
+        |_, d| probe_ssh(d),
+        |_, d| crate::smb::probe(d),
+    ];
     for check in checks {
         match check(dir, data) {
             Probe::Match(p) => return Probe::Match(p),
@@ -369,6 +373,21 @@ mod tests {
             Probe::NoMatch
         );
         assert_eq!(probe(Tcp, ToServer, 1, 1234, b""), Probe::NeedMore);
+    }
+
+    #[test]
+    fn smb_both_directions_any_port() {
+        let neg = b"\x00\x00\x00\x66\xfeSMB\x40\x00\x00\x00";
+        assert_eq!(
+            probe(Tcp, ToServer, 40000, 445, neg),
+            Probe::Match(AppProto::Smb)
+        );
+        assert_eq!(
+            probe(Tcp, ToClient, 4455, 40000, b"\x00\x00\x00\x55\xffSMBr"),
+            Probe::Match(AppProto::Smb)
+        );
+        assert_eq!(probe(Tcp, ToServer, 40000, 445, &neg[..5]), Probe::NeedMore);
+        assert_eq!(probe(Udp, ToServer, 40000, 445, neg), Probe::NoMatch);
     }
 
     #[test]
