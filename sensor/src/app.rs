@@ -279,8 +279,8 @@ impl AppState {
         match self.parser.as_mut() {
             Some(p) => {
                 p.gap(direction(dir), len, out);
-                if p.proto() == AppProto::Http {
-                    // libhtp accepts gaps (Suricata registers HTTP/1 with
+                if matches!(p.proto(), AppProto::Http | AppProto::Smb) {
+                    // libhtp and Suricata's SMB parser accept gaps (registered with
                     // APP_LAYER_PARSER_OPT_ACCEPT_GAPS): the parser resyncs where it can.
                     return;
                 }

@@ -75,9 +75,12 @@ impl FileRecord {
         }
         m.insert("gaps".into(), self.gaps.into());
         m.insert("state".into(), self.state.as_str().into());
-        m.insert("md5".into(), self.md5.clone().into());
-        m.insert("sha1".into(), self.sha1.clone().into());
-        m.insert("sha256".into(), self.sha256.clone().into());
+        // Suricata 7 logs no hashes for an SMB file that did not end with its CLOSE.
+        if !(self.proto == AppProto::Smb && self.state == FileState::Truncated) {
+            m.insert("md5".into(), self.md5.clone().into());
+            m.insert("sha1".into(), self.sha1.clone().into());
+            m.insert("sha256".into(), self.sha256.clone().into());
+        }
         m.insert("stored".into(), false.into());
         m.insert("size".into(), json!(self.size));
         m.insert("tx_id".into(), json!(self.tx_id));

@@ -138,6 +138,14 @@ pub struct AppConfig {
     pub smtp_max_rcpt: usize,
     /// SMTP: most MIME parts tracked per message (and nesting depth of multipart).
     pub smtp_max_parts: usize,
+    /// SMB: most files open (being transferred) at once per flow; opening one more ends
+    /// the oldest, truncated.
+    pub smb_max_files: usize,
+    /// SMB: most requests waiting for their responses, file ids and trees remembered.
+    pub smb_max_pending: usize,
+    /// SMB: most out-of-order file bytes held per flow (reads answered out of order);
+    /// past it, files with holes end truncated.
+    pub smb_max_ooo: usize,
 }
 
 impl Default for AppConfig {
@@ -159,6 +167,9 @@ impl Default for AppConfig {
             line_max: 8192,
             smtp_max_rcpt: 256,
             smtp_max_parts: 64,
+            smb_max_files: 64,
+            smb_max_pending: 4096,
+            smb_max_ooo: 16 * 1024 * 1024,
         }
     }
 }
@@ -173,7 +184,8 @@ pub fn new_parser(proto: AppProto, cfg: &AppConfig) -> Option<Box<dyn Parser>> {
         AppProto::Smtp => Box::new(smtp::SmtpParser::new(cfg)),
         AppProto::Ftp => Box::new(ftp::FtpParser::new(cfg)),
         AppProto::Pgsql => Box::new(pgsql::PgsqlParser::new()),
-        AppProto::Smb | AppProto::FtpData | AppProto::Failed => return None,
+        AppProto::Smb => Box::new(smb::SmbParser::new(cfg)),
+        AppProto::FtpData | AppProto::Failed => return None,
     };
     Some(p)
 }

@@ -6,8 +6,25 @@
 //! on 445 uses all 24) followed by the message, which starts with `\xFFSMB` (SMB1),
 //! `\xFESMB` (SMB2/3) or `\xFDSMB` (an SMB3 transform header: encrypted, parsed no
 //! further).
+//!
+//! Parsing keeps, per direction, the NBSS record being read (whole when it fits
+//! `AppConfig::max_buffer`; otherwise its first [`HEAD_PREFIX`] bytes, enough for the
+//! headers of a READ response or WRITE request, whose data then streams into the file
+//! without being buffered). Requests wait for their responses in a table keyed by
+//! message id (bounded, oldest dropped first): a CREATE's file name meets the response's
+//! file id, a READ's file id and offset meet the response's data. CLOSE ends a file.
+//! Gaps are accepted like Suricata's SMB parser does: a gap inside a record's data
+//! leaves a hole in the file, anywhere else the parser looks for the next record start.
 
-use crate::{AppProto, Probe};
+mod files;
+mod smb1;
+mod smb2;
+
+use std::collections::{HashMap, VecDeque};
+
+use files::{Fid, FidInfo, Files};
+
+use crate::{AppConfig, AppEvent, AppProto, Direction, Parser, Probe};
 
 /// NBSS record types (RFC 1002, 4.3.1).
 pub(crate) const NBSS_MESSAGE: u8 = 0x00;
@@ -74,6 +91,442 @@ pub(crate) fn probe(data: &[u8]) -> Probe {
             }
         }
         _ => Probe::NoMatch,
+    }
+}
+
+/// Bytes of a record bigger than the buffer that are read before its data streams.
+const HEAD_PREFIX: usize = 4096;
+
+fn u16le(b: &[u8], at: usize) -> Option<u16> {
+    let s = b.get(at..at.checked_add(2)?)?;
+    Some(u16::from_le_bytes([s[0], s[1]]))
+}
+
+fn u32le(b: &[u8], at: usize) -> Option<u32> {
+    let s = b.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn u64le(b: &[u8], at: usize) -> Option<u64> {
+    let s = b.get(at..at.checked_add(8)?)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(s);
+    Some(u64::from_le_bytes(a))
+}
+
+/// UTF-16LE to UTF-8 bytes (unpaired surrogates become U+FFFD), up to a NUL.
+fn utf16(b: &[u8]) -> Vec<u8> {
+    let units: Vec<u16> = b
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .take_while(|&u| u != 0)
+        .collect();
+    String::from_utf16_lossy(&units).into_bytes()
+}
+
+/// Where the rest of a record that did not fit the buffer goes.
+#[derive(Clone, Copy, Debug)]
+struct Sink {
+    fid: Fid,
+    dir: usize,
+    /// File offset of the next byte.
+    off: u64,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// At a record start (or inside its header, in `buf`).
+    Head,
+    /// The rest of a record: `pre` bytes skipped, `data` bytes to `sink`, `post` skipped.
+    Tail {
+        pre: u64,
+        data: u64,
+        sink: Option<Sink>,
+        post: u64,
+    },
+    /// After a gap: looking for the next record start.
+    Resync,
+}
+
+/// A request waiting for its response.
+#[derive(Clone, Debug)]
+enum Pending {
+    Create {
+        name: Vec<u8>,
+        tree: u32,
+    },
+    Read {
+        fid: Fid,
+        offset: u64,
+        tree: u32,
+    },
+    TreeConnect {
+        share: Vec<u8>,
+    },
+    /// A CLOSE of the file a related compound CREATE opens.
+    CloseRelated,
+}
+
+/// Per-flow SMB state shared by the SMB1 and SMB2 readers.
+pub(crate) struct State {
+    pending: HashMap<u64, Pending>,
+    pending_order: VecDeque<u64>,
+    max_pending: usize,
+    fids: HashMap<Fid, FidInfo>,
+    fid_order: VecDeque<Fid>,
+    /// Tree id to (share, is a named-pipe share).
+    trees: HashMap<u32, (Vec<u8>, bool)>,
+    files: Files,
+    /// The file id of the last CREATE response (related compound operations use it).
+    last_create: Option<Fid>,
+}
+
+impl State {
+    fn new(cfg: &AppConfig) -> Self {
+        State {
+            pending: HashMap::new(),
+            pending_order: VecDeque::new(),
+            max_pending: cfg.smb_max_pending.max(1),
+            fids: HashMap::new(),
+            fid_order: VecDeque::new(),
+            trees: HashMap::new(),
+            files: Files::new(cfg.smb_max_files, cfg.smb_max_ooo, cfg.file_data_limit),
+            last_create: None,
+        }
+    }
+
+    fn expect(&mut self, key: u64, p: Pending) {
+        self.pending.insert(key, p);
+        self.pending_order.push_back(key);
+        while self.pending_order.len() > self.max_pending {
+            if let Some(k) = self.pending_order.pop_front() {
+                self.pending.remove(&k);
+            }
+        }
+    }
+
+    fn answer(&mut self, key: u64) -> Option<Pending> {
+        self.pending.remove(&key)
+    }
+
+    fn opened(&mut self, fid: Fid, name: Vec<u8>, tree: u32) {
+        let pipe = self.trees.get(&tree).is_some_and(|t| t.1);
+        if self.fids.insert(fid, FidInfo { name, pipe }).is_none() {
+            self.fid_order.push_back(fid);
+            while self.fid_order.len() > self.max_pending {
+                if let Some(k) = self.fid_order.pop_front() {
+                    self.fids.remove(&k);
+                }
+            }
+        }
+        self.last_create = Some(fid);
+    }
+
+    fn tree(&mut self, tree: u32, share: Vec<u8>, pipe: bool) {
+        if self.trees.len() >= self.max_pending && !self.trees.contains_key(&tree) {
+            self.trees.clear();
+        }
+        self.trees.insert(tree, (share, pipe));
+    }
+
+    /// Whether data of `fid` on `tree` is a file (not a named pipe's DCERPC).
+    fn is_file(&self, fid: &Fid, tree: u32) -> bool {
+        match self.fids.get(fid) {
+            Some(i) => !i.pipe,
+            None => !self.trees.get(&tree).is_some_and(|t| t.1),
+        }
+    }
+
+    /// File data: `len` bytes at `start` of record `rec` (whose full length is
+    /// `full`), file offset `off`. Writes what `rec` holds; returns where the rest goes.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the record, the data's place in it and in the file"
+    )]
+    fn data(
+        &mut self,
+        rec: &[u8],
+        full: usize,
+        start: usize,
+        len: u64,
+        fid: Fid,
+        dir: usize,
+        off: u64,
+        out: &mut Vec<AppEvent>,
+    ) -> Option<Phase> {
+        let end = (start as u64).saturating_add(len).min(full as u64);
+        let have_end = usize::try_from(end).unwrap_or(usize::MAX).min(rec.len());
+        let name = self
+            .fids
+            .get(&fid)
+            .map(|i| i.name.clone())
+            .unwrap_or_else(|| b"<unknown>".to_vec());
+        if let Some(b) = rec.get(start..have_end) {
+            self.files.write(fid, dir, &name, off, b, out);
+        }
+        if rec.len() >= full || end <= rec.len() as u64 {
+            return None;
+        }
+        let from = (start as u64).max(rec.len() as u64);
+        Some(Phase::Tail {
+            pre: (start as u64).saturating_sub(rec.len() as u64),
+            data: end - from,
+            sink: Some(Sink {
+                fid,
+                dir,
+                off: off.saturating_add(from - start as u64),
+            }),
+            post: full as u64 - end,
+        })
+    }
+}
+
+struct Reader {
+    buf: Vec<u8>,
+    phase: Phase,
+}
+
+/// The SMB parser of one flow.
+pub(crate) struct SmbParser {
+    rd: [Reader; 2],
+    st: State,
+    max_buffer: usize,
+}
+
+impl SmbParser {
+    pub(crate) fn new(cfg: &AppConfig) -> Self {
+        let r = || Reader {
+            buf: Vec::new(),
+            phase: Phase::Head,
+        };
+        SmbParser {
+            rd: [r(), r()],
+            st: State::new(cfg),
+            max_buffer: cfg.max_buffer.max(HEAD_PREFIX),
+        }
+    }
+
+    /// One record (or its first bytes, `rec`) of `full` bytes in `dir`.
+    fn record(&mut self, dir: usize, rec: &[u8], full: usize, out: &mut Vec<AppEvent>) -> Phase {
+        let tail = match rec.get(..4) {
+            Some(b"\xfeSMB") => smb2::record(&mut self.st, dir, rec, full, out),
+            Some(b"\xffSMB") => smb1::record(&mut self.st, dir, rec, full, out),
+            // Encrypted (transform header) or compressed SMB3: nothing to read.
+            Some(b"\xfdSMB") | Some(b"\xfcSMB") => None,
+            _ => {
+                out.push(AppEvent::Anomaly {
+                    proto: AppProto::Smb,
+                    event: "SMB_MALFORMED_DATA",
+                });
+                None
+            }
+        };
+        tail.unwrap_or(Phase::Tail {
+            pre: (full - rec.len()) as u64,
+            data: 0,
+            sink: None,
+            post: 0,
+        })
+    }
+}
+
+/// The first record start in `b`: an NBSS session message header followed by an SMB
+/// protocol id.
+fn find_sync(b: &[u8]) -> Option<usize> {
+    b.windows(8)
+        .position(|w| w[0] == NBSS_MESSAGE && MAGICS.iter().any(|m| w[4..8] == m[..]))
+}
+
+impl Parser for SmbParser {
+    fn proto(&self) -> AppProto {
+        AppProto::Smb
+    }
+
+    fn parse(&mut self, dir: Direction, data: &[u8], _ts: i64, out: &mut Vec<AppEvent>) {
+        let d = dir.idx();
+        let mut input = data;
+        // Each pass consumes input or completes a record: bounded by the input length.
+        loop {
+            let rd = &mut self.rd[d];
+            match &mut rd.phase {
+                Phase::Tail {
+                    pre,
+                    data,
+                    sink,
+                    post,
+                } => {
+                    let n = (*pre).min(input.len() as u64);
+                    input = input.get(n as usize..).unwrap_or_default();
+                    *pre -= n;
+                    let n = (*data).min(input.len() as u64) as usize;
+                    if n > 0 {
+                        if let Some(s) = sink.as_mut() {
+                            let name = self
+                                .st
+                                .fids
+                                .get(&s.fid)
+                                .map(|i| i.name.clone())
+                                .unwrap_or_else(|| b"<unknown>".to_vec());
+                            let b = input.get(..n).unwrap_or_default();
+                            self.st.files.write(s.fid, s.dir, &name, s.off, b, out);
+                            s.off = s.off.saturating_add(n as u64);
+                        }
+                        input = input.get(n..).unwrap_or_default();
+                        *data -= n as u64;
+                    }
+                    let n = (*post).min(input.len() as u64);
+                    input = input.get(n as usize..).unwrap_or_default();
+                    *post -= n;
+                    if *pre == 0 && *data == 0 && *post == 0 {
+                        rd.phase = Phase::Head;
+                    } else {
+                        return;
+                    }
+                }
+                Phase::Resync => {
+                    // Held bytes (at most 7) from the last chunk, then this one.
+                    let held = rd.buf.len();
+                    let mut joined = std::mem::take(&mut rd.buf);
+                    joined.extend_from_slice(input.get(..input.len().min(7)).unwrap_or_default());
+                    match find_sync(&joined).filter(|&p| p < held) {
+                        Some(p) => {
+                            // The record starts in the held bytes: they begin its header.
+                            joined.truncate(held);
+                            joined.drain(..p);
+                            rd.buf = joined;
+                            rd.phase = Phase::Head;
+                        }
+                        None => match find_sync(input) {
+                            Some(q) => {
+                                input = input.get(q..).unwrap_or_default();
+                                rd.phase = Phase::Head;
+                            }
+                            None => {
+                                joined.truncate(held);
+                                joined.extend_from_slice(input);
+                                let cut = joined.len().saturating_sub(7);
+                                joined.drain(..cut);
+                                rd.buf = joined;
+                                return;
+                            }
+                        },
+                    }
+                }
+                Phase::Head => {
+                    if input.is_empty() {
+                        return;
+                    }
+                    // The NBSS header.
+                    if rd.buf.len() < 4 {
+                        let n = (4 - rd.buf.len()).min(input.len());
+                        rd.buf.extend_from_slice(&input[..n]);
+                        input = &input[n..];
+                        if rd.buf.len() < 4 {
+                            return;
+                        }
+                    }
+                    let h = [rd.buf[0], rd.buf[1], rd.buf[2], rd.buf[3]];
+                    let len =
+                        (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
+                    match h[0] {
+                        NBSS_MESSAGE => {}
+                        NBSS_REQUEST | NBSS_POSITIVE | NBSS_NEGATIVE | NBSS_RETARGET
+                        | NBSS_KEEPALIVE => {
+                            rd.buf.clear();
+                            rd.phase = Phase::Tail {
+                                pre: (len & 0x1_ffff) as u64,
+                                data: 0,
+                                sink: None,
+                                post: 0,
+                            };
+                            continue;
+                        }
+                        _ => {
+                            out.push(AppEvent::Anomaly {
+                                proto: AppProto::Smb,
+                                event: "SMB_MALFORMED_DATA",
+                            });
+                            // Not a record start: look for one from the next byte on.
+                            rd.buf.drain(..1);
+                            rd.phase = Phase::Resync;
+                            continue;
+                        }
+                    }
+                    if len < rd.buf.len() - 4 {
+                        // Shorter than the bytes already taken for it (after a resync).
+                        out.push(AppEvent::Anomaly {
+                            proto: AppProto::Smb,
+                            event: "SMB_MALFORMED_DATA",
+                        });
+                        rd.buf.drain(..1);
+                        rd.phase = Phase::Resync;
+                        continue;
+                    }
+                    let want = if len <= self.max_buffer {
+                        len
+                    } else {
+                        HEAD_PREFIX
+                    };
+                    let have = rd.buf.len() - 4;
+                    if have < want {
+                        let n = (want - have).min(input.len());
+                        rd.buf.extend_from_slice(&input[..n]);
+                        input = &input[n..];
+                        if rd.buf.len() - 4 < want {
+                            return;
+                        }
+                    }
+                    let held = std::mem::take(&mut rd.buf);
+                    let phase = self.record(d, held.get(4..).unwrap_or_default(), len, out);
+                    let rd = &mut self.rd[d];
+                    rd.buf = held;
+                    rd.buf.clear();
+                    rd.phase = phase;
+                }
+            }
+        }
+    }
+
+    fn gap(&mut self, dir: Direction, len: u64, _out: &mut Vec<AppEvent>) {
+        let d = dir.idx();
+        let rd = &mut self.rd[d];
+        if let Phase::Tail {
+            pre,
+            data,
+            sink,
+            post,
+        } = &mut rd.phase
+        {
+            if len <= *pre + *data + *post {
+                let mut left = len;
+                let n = left.min(*pre);
+                *pre -= n;
+                left -= n;
+                let n = left.min(*data);
+                if n > 0 {
+                    if let Some(s) = sink.as_mut() {
+                        self.st.files.gap(s.fid, s.dir);
+                        s.off = s.off.saturating_add(n);
+                    }
+                    *data -= n;
+                    left -= n;
+                }
+                *post -= left.min(*post);
+                if *pre == 0 && *data == 0 && *post == 0 {
+                    rd.phase = Phase::Head;
+                }
+                return;
+            }
+            if let Some(s) = sink {
+                self.st.files.gap(s.fid, s.dir);
+            }
+        }
+        rd.buf.clear();
+        rd.phase = Phase::Resync;
+    }
+
+    fn close(&mut self, _ts: i64, out: &mut Vec<AppEvent>) {
+        self.st.files.close_all(out);
     }
 }
 

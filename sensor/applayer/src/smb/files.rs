@@ -1,0 +1,236 @@
+//! SMB files: data placed at file offsets (reads and writes may come out of order),
+//! hashed in offset order, the out-of-order part held within a per-flow budget.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::file::{FileState, FileTracker};
+use crate::{AppEvent, AppProto, Direction};
+
+/// A file id: an SMB2 FileId (16 bytes) or an SMB1 FID (2 bytes, then zeros and a 1).
+pub(crate) type Fid = [u8; 16];
+
+/// What is known of a file id from its CREATE: name and whether it is a named pipe.
+#[derive(Clone, Debug)]
+pub(crate) struct FidInfo {
+    pub name: Vec<u8>,
+    pub pipe: bool,
+}
+
+/// A file being transferred in one direction.
+struct OpenFile {
+    t: FileTracker,
+    tx_id: u64,
+    /// The next offset to hash.
+    next: u64,
+    /// Chunks past `next`, by offset.
+    ooo: BTreeMap<u64, Vec<u8>>,
+    ooo_bytes: usize,
+    /// Bytes were dropped (budget): the file cannot be complete.
+    lost: bool,
+}
+
+/// The open files of one flow.
+pub(crate) struct Files {
+    open: HashMap<(Fid, usize), OpenFile>,
+    /// Order of opening, for eviction when the table is full.
+    order: Vec<(Fid, usize)>,
+    max_files: usize,
+    ooo_budget: usize,
+    ooo_total: usize,
+    data_limit: usize,
+    tx: u64,
+}
+
+fn direction(d: usize) -> Direction {
+    if d == 0 {
+        Direction::ToServer
+    } else {
+        Direction::ToClient
+    }
+}
+
+impl Files {
+    pub(crate) fn new(max_files: usize, ooo_budget: usize, data_limit: usize) -> Self {
+        Files {
+            open: HashMap::new(),
+            order: Vec::new(),
+            max_files: max_files.max(1),
+            ooo_budget,
+            ooo_total: 0,
+            data_limit,
+            tx: 0,
+        }
+    }
+
+    /// `data` of file `fid` (named `name`) at `offset`, travelling in direction `dir`.
+    pub(crate) fn write(
+        &mut self,
+        fid: Fid,
+        dir: usize,
+        name: &[u8],
+        offset: u64,
+        data: &[u8],
+        out: &mut Vec<AppEvent>,
+    ) {
+        if data.is_empty() {
+            return;
+        }
+        let key = (fid, dir);
+        if !self.open.contains_key(&key) {
+            if self.open.len() >= self.max_files {
+                // The oldest open file ends here, truncated.
+                if let Some(old) = self.order.first().copied() {
+                    self.finish(old, FileState::Truncated, out);
+                }
+            }
+            self.tx += 1;
+            self.open.insert(
+                key,
+                OpenFile {
+                    t: FileTracker::new(name.to_vec(), self.data_limit),
+                    tx_id: self.tx,
+                    next: 0,
+                    ooo: BTreeMap::new(),
+                    ooo_bytes: 0,
+                    lost: false,
+                },
+            );
+            self.order.push(key);
+        }
+        let Some(f) = self.open.get_mut(&key) else {
+            return;
+        };
+        let end = offset.saturating_add(data.len() as u64);
+        if end <= f.next {
+            return; // Seen already (a read of the same range again).
+        }
+        if offset <= f.next {
+            let skip = usize::try_from(f.next - offset).unwrap_or(usize::MAX);
+            f.t.write(data.get(skip..).unwrap_or_default());
+            f.next = end;
+            // Chunks now reachable follow in offset order.
+            while let Some(e) = f.ooo.first_entry() {
+                if *e.key() > f.next {
+                    break;
+                }
+                let (o, b) = e.remove_entry();
+                f.ooo_bytes -= b.len();
+                self.ooo_total -= b.len();
+                let e = o.saturating_add(b.len() as u64);
+                if e > f.next {
+                    let skip = usize::try_from(f.next - o).unwrap_or(usize::MAX);
+                    f.t.write(b.get(skip..).unwrap_or_default());
+                    f.next = e;
+                }
+            }
+            return;
+        }
+        if self.ooo_total.saturating_add(data.len()) > self.ooo_budget {
+            f.lost = true;
+            return;
+        }
+        let prev = f.ooo.insert(offset, data.to_vec());
+        f.ooo_bytes += data.len();
+        self.ooo_total += data.len();
+        if let Some(p) = prev {
+            f.ooo_bytes -= p.len();
+            self.ooo_total -= p.len();
+        }
+    }
+
+    /// Bytes of file `fid` in `dir` are missing (a stream gap inside its data).
+    pub(crate) fn gap(&mut self, fid: Fid, dir: usize) {
+        if let Some(f) = self.open.get_mut(&(fid, dir)) {
+            f.t.set_gap();
+        }
+    }
+
+    /// CLOSE of `fid`: its files in both directions end.
+    pub(crate) fn close(&mut self, fid: Fid, out: &mut Vec<AppEvent>) {
+        for d in 0..2 {
+            if self.open.contains_key(&(fid, d)) {
+                self.finish((fid, d), FileState::Closed, out);
+            }
+        }
+    }
+
+    /// End of flow: every open file ends truncated.
+    pub(crate) fn close_all(&mut self, out: &mut Vec<AppEvent>) {
+        for k in std::mem::take(&mut self.order) {
+            self.finish(k, FileState::Truncated, out);
+        }
+    }
+
+    fn finish(&mut self, key: (Fid, usize), state: FileState, out: &mut Vec<AppEvent>) {
+        self.order.retain(|k| *k != key);
+        let Some(mut f) = self.open.remove(&key) else {
+            return;
+        };
+        self.ooo_total -= f.ooo_bytes;
+        if !f.ooo.is_empty() || f.lost {
+            // A hole before data that arrived: the file is incomplete.
+            f.t.set_truncated();
+        }
+        let rec =
+            f.t.finish(AppProto::Smb, f.tx_id, direction(key.1), state, None);
+        out.push(AppEvent::File(rec));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
+        self.ooo_total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FileRecord;
+
+    fn files(out: &[AppEvent]) -> Vec<&FileRecord> {
+        out.iter()
+            .filter_map(|e| match e {
+                AppEvent::File(f) => Some(f),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn out_of_order_and_repeated_chunks_hash_in_offset_order() {
+        let mut fs = Files::new(4, 1 << 20, 0);
+        let mut out = Vec::new();
+        let fid = [1; 16];
+        fs.write(fid, 1, b"f", 6, b"ghi", &mut out);
+        fs.write(fid, 1, b"f", 3, b"def", &mut out);
+        assert_eq!(fs.held(), 6);
+        fs.write(fid, 1, b"f", 0, b"abcd", &mut out);
+        fs.write(fid, 1, b"f", 0, b"ab", &mut out);
+        assert_eq!(fs.held(), 0);
+        fs.close(fid, &mut out);
+        let f = files(&out);
+        assert_eq!((f.len(), f[0].size, f[0].state), (1, 9, FileState::Closed));
+        // sha256("abcdefghi")
+        assert_eq!(
+            f[0].sha256,
+            "19cc02f26df43cc571bc9ed7b0c4d29224a3ec229529221725ef76d021c8326f"
+        );
+    }
+
+    #[test]
+    fn holes_truncate_and_budget_and_table_are_bounded() {
+        let mut fs = Files::new(2, 4, 0);
+        let mut out = Vec::new();
+        fs.write([1; 16], 0, b"a", 10, b"xyz", &mut out);
+        fs.write([1; 16], 0, b"a", 20, b"toolong", &mut out);
+        assert_eq!(fs.held(), 3);
+        fs.write([2; 16], 0, b"b", 0, b"x", &mut out);
+        // A third file evicts the oldest, which ends truncated.
+        fs.write([3; 16], 1, b"c", 0, b"y", &mut out);
+        assert_eq!(fs.held(), 0);
+        fs.close_all(&mut out);
+        let f = files(&out);
+        assert_eq!(f.len(), 3);
+        assert!(f.iter().all(|f| f.state == FileState::Truncated));
+    }
+}
