@@ -11,7 +11,7 @@ and compares records per event type by key (a multiset match):
   http      (flow, method, hostname, url, status)
   dns       (flow, type, rrname, rrtype, rcode)
   tls       (flow, sni, version, ja3 hash)
-  fileinfo  (flow, sha256); fileinfo* the same restricted to http, smtp and ftp-data files
+  fileinfo  (flow, sha256); fileinfo* the same restricted to http, smtp, ftp-data and smb files
   ssh/smtp/ftp  (flow) counts only
   alert     (signature_id, flow), with --rules DIR (every DIR/*.rules, concatenated into
             OUT/rules.rules and given to both as -S)
@@ -62,8 +62,8 @@ def key(e):
 
 TYPES = ["flow", "http", "dns", "tls", "fileinfo", "fileinfo*", "ssh", "smtp", "ftp", "anomaly", "alert"]
 # "fileinfo*": fileinfo of the protocols khien parses files from (Suricata also extracts
-# files from SMB, NFS and HTTP/2, which khien does not parse yet).
-FILE_PROTOS = {"http", "smtp", "ftp-data"}
+# files from NFS and HTTP/2, which khien does not parse yet).
+FILE_PROTOS = {"http", "smtp", "ftp-data", "smb"}
 
 
 def load(path):
