@@ -305,6 +305,13 @@ impl AppState {
         self.probe_buf = Default::default();
     }
 
+    /// The reassembly depth this flow's protocol asks for, if it differs from the
+    /// configured one: SMB streams are followed whole (Suricata's default SMB
+    /// `stream-depth: 0`), so files past the first megabyte are not lost.
+    pub fn stream_depth(&self) -> Option<u64> {
+        (self.proto == Some(AppProto::Smb)).then_some(u64::MAX)
+    }
+
     /// EVE flow `app_proto`, when detection ran.
     pub fn eve_name(&self) -> Option<&'static str> {
         self.proto.map(AppProto::as_str)

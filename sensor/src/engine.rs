@@ -326,6 +326,9 @@ impl Engine {
                         &mut sink,
                     );
                     stream_added = s.last_added;
+                    if let Some(depth) = app.stream_depth() {
+                        s.set_depth(depth);
+                    }
                     if s.state.is_closed() {
                         *state = FlowState::Closed;
                     } else if s.state.is_established() {

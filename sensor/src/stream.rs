@@ -136,6 +136,8 @@ struct Dir {
     ooo_bytes: usize,
     /// Absolute sequence number of the FIN.
     fin_seq: Option<u32>,
+    /// This session's reassembly depth when its protocol sets one (else the config's).
+    depth: Option<u64>,
     depth_reached: bool,
     max_regions: u32,
     /// Raw stream for detection (`StreamConfig::raw`): bytes delivered and not yet
@@ -389,7 +391,8 @@ impl TcpSession {
         stats: &mut StreamStats,
         sink: &mut dyn FnMut(usize, Chunk<'_>),
     ) {
-        let room = cfg.depth.saturating_sub(d.delivered);
+        let depth = d.depth.unwrap_or(cfg.depth);
+        let room = depth.saturating_sub(d.delivered);
         let n = (data.len() as u64).min(room) as usize;
         if n > 0 {
             let bytes = &data[..n];
@@ -419,7 +422,7 @@ impl TcpSession {
         }
         d.next = d.next.wrapping_add(data.len() as u32);
         d.delivered += n as u64;
-        if d.delivered >= cfg.depth && !d.depth_reached {
+        if d.delivered >= depth && !d.depth_reached {
             d.depth_reached = true;
             stats.depth_reached += 1;
             stats.memuse -= d.ooo_bytes;
@@ -587,6 +590,14 @@ impl TcpSession {
             d.raw_keep + acked
         };
         Some((d.raw.get(..end)?, d.raw_keep))
+    }
+
+    /// Sets this session's reassembly depth in both directions (the app-layer protocol's
+    /// `stream-depth`, as Suricata applies it once the protocol is known).
+    pub fn set_depth(&mut self, depth: u64) {
+        for d in &mut self.dirs {
+            d.depth = Some(depth);
+        }
     }
 
     /// Marks the chunk given by [`TcpSession::raw_chunk`] (`len` bytes long) inspected,
