@@ -143,7 +143,9 @@ impl Detect {
 
     /// Runs the stream signatures on a raw-stream chunk of one direction (`tuple`, in
     /// that direction). `d` is the packet of that direction that made the chunk ready
-    /// (its header fields are tested), `None` for the flow-end pseudo packet.
+    /// (its header fields are tested; it went through [`Detect::packet`] just before),
+    /// `None` for the flow-end pseudo packet. `stream_offset`: the chunk's offset in the
+    /// stream.
     #[allow(clippy::too_many_arguments)] // reason: the chunk and its context, one each
     pub fn stream(
         &mut self,
@@ -153,13 +155,14 @@ impl Detect {
         flow: kd::FlowInfo,
         chunk: &[u8],
         new_from: usize,
+        stream_offset: u64,
         ts: i64,
     ) {
         let (l4, hdrs) = match d {
             Some(d) => (d.l4, (d.ip_hdr, d.l4_hdr)),
             None => (L4::Other, (&[][..], &[][..])),
         };
-        let p = packet_info(
+        let mut p = packet_info(
             &tuple.addrs,
             tuple.sp,
             tuple.dp,
@@ -171,9 +174,16 @@ impl Detect {
             Some(flow),
             ts,
         );
+        p.stream_offset = stream_offset;
         let vars = self.vars.entry(flow_id).or_default();
-        self.engine
-            .inspect_stream(&p, new_from, vars, &mut self.state, &mut self.alerts);
+        self.engine.inspect_stream(
+            &p,
+            new_from,
+            d.is_some(),
+            vars,
+            &mut self.state,
+            &mut self.alerts,
+        );
     }
 
     /// Runs the transaction signatures on a transaction of the flow whose client → server

@@ -387,6 +387,7 @@ impl Engine {
             return;
         };
         let len = chunk.len();
+        let at = f.tcp.as_ref().map_or(0, |s| s.raw_offset(dir));
         let fwd = Self::flow_tuple(f);
         let tuple = if dir == 0 { fwd } else { fwd.reversed() };
         let info = khien_detect::FlowInfo {
@@ -394,7 +395,7 @@ impl Engine {
             established: f.state != FlowState::New,
             app_proto: f.app.eve_name(),
         };
-        dt.stream(d, &tuple, f.id, info, chunk, new_from, ts);
+        dt.stream(d, &tuple, f.id, info, chunk, new_from, at, ts);
         if !dt.alerts.is_empty() {
             let src = if d.is_some() {
                 PktSrc::Wire

@@ -145,6 +145,8 @@ struct Dir {
     /// split across two chunks is found.
     raw: Vec<u8>,
     raw_keep: usize,
+    /// Stream offset of `raw[0]` (bytes dropped from `raw` so far; gaps not counted).
+    raw_base: u64,
     /// Relative sequence number the other side acknowledged.
     acked: Option<u32>,
     /// In-order bytes waiting for the other side's acknowledgement before they go to the
@@ -600,6 +602,12 @@ impl TcpSession {
         }
     }
 
+    /// Stream offset of the chunk [`TcpSession::raw_chunk`] gives for direction `dir`
+    /// (for depths counted from the stream's start; lost bytes of gaps are not counted).
+    pub fn raw_offset(&self, dir: usize) -> u64 {
+        self.dirs.get(dir).map_or(0, |d| d.raw_base)
+    }
+
     /// Marks the chunk given by [`TcpSession::raw_chunk`] (`len` bytes long) inspected,
     /// keeping its last `RAW_OVERLAP` bytes.
     pub fn raw_done(&mut self, dir: usize, len: usize) {
@@ -609,6 +617,7 @@ impl TcpSession {
         let len = len.min(d.raw.len());
         let keep = len.min(RAW_OVERLAP);
         d.raw.drain(..len - keep);
+        d.raw_base += (len - keep) as u64;
         d.raw_keep = keep;
         // A burst grew the buffer: give the memory back (flows idle with the overlap only).
         if d.raw.capacity() > 16 * 1024 {
@@ -638,7 +647,9 @@ impl Dir {
     }
     /// A gap: the inspected overlap before it must not join data after it in a match.
     fn raw_gap(&mut self) {
-        self.raw.drain(..self.raw_keep.min(self.raw.len()));
+        let n = self.raw_keep.min(self.raw.len());
+        self.raw.drain(..n);
+        self.raw_base += n as u64;
         self.raw_keep = 0;
     }
 }
@@ -736,9 +747,12 @@ mod tests {
         r.pkt(1, 5001, 1007 + RAW_CHUNK as u32, ACK, b"");
         let (c, new_from) = r.s.raw_chunk(0, false, false).unwrap();
         assert_eq!((c.len(), new_from), (6 + RAW_CHUNK, 6));
+        assert_eq!(r.s.raw_offset(0), 0);
         let n = c.len();
         r.s.raw_done(0, n);
         assert_eq!(r.s.dirs[0].raw.len(), RAW_OVERLAP);
+        // The next chunk starts at the kept overlap's stream offset.
+        assert_eq!(r.s.raw_offset(0), (6 + RAW_CHUNK - RAW_OVERLAP) as u64);
     }
 
     fn immediate() -> StreamConfig {

@@ -548,6 +548,10 @@ pub(crate) enum StreamMode {
     Stream,
     /// The stream, and packets whose data did not go into a stream.
     Either,
+    /// The stream, then the packet when the stream did not match, whether or not its
+    /// data went into the stream: a TCP rule with an absolute `pkt_data` content (`depth`,
+    /// `offset` or `startswith`; Suricata sets both REQUIRE_STREAM and REQUIRE_PACKET).
+    Both,
 }
 
 #[derive(Debug)]
@@ -768,12 +772,18 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
         prefilter: opts.prefilter,
     };
     let stream_group = Group::build(&sigs, stream_list, by(true, true));
-    // A TCP packet whose payload went into the stream is inspected only by `Packet`
-    // signatures, any other TCP packet by all but the `Stream` ones: one prefilter each.
+    // A TCP packet whose payload went into the stream is inspected only by `Packet` and
+    // `Both` signatures, any other TCP packet by all but the `Stream` ones: one prefilter
+    // each.
     let tcp_added_list: Vec<u32> = packet_lists[0]
         .iter()
         .copied()
-        .filter(|&i| sigs[i as usize].stream == StreamMode::Packet)
+        .filter(|&i| {
+            matches!(
+                sigs[i as usize].stream,
+                StreamMode::Packet | StreamMode::Both
+            )
+        })
         .collect();
     let tcp_added_group = Group::build(&sigs, tcp_added_list, by(true, true));
     packet_lists[0].retain(|&i| sigs[i as usize].stream != StreamMode::Stream);
@@ -1211,6 +1221,12 @@ fn compile_rule(
         StreamMode::Packet
     } else if proto == "tcp-stream" || flow.as_ref().is_some_and(|f| f.only_stream) {
         StreamMode::Stream
+    } else if bufs.iter().filter(|b| b.name == "pkt_data").any(|b| {
+        b.ops.iter().any(|o| {
+            matches!(o, Op::Content(c) if c.depth.is_some() || c.offset.is_some() || c.startswith)
+        })
+    }) {
+        StreamMode::Both
     } else {
         StreamMode::Either
     };

@@ -693,7 +693,12 @@ pub(crate) fn packet_matches(sig: &Sig, p: &PacketInfo<'_>, vars: &FlowVars) -> 
             return false;
         };
         let t = crate::transform::apply(raw, &b.transforms);
-        run_prog(sig, b, &t, &mut regs)
+        let start = if b.name == "pkt_data" {
+            p.stream_offset
+        } else {
+            0
+        };
+        run_prog_at(sig, b, &t, start, &mut regs)
     })
 }
 
@@ -701,20 +706,25 @@ pub(crate) fn packet_matches(sig: &Sig, p: &PacketInfo<'_>, vars: &FlowVars) -> 
 /// not match the already-inspected part alone (the match needs new bytes), or it matches
 /// the new bytes alone (a new occurrence). A second occurrence that straddles the boundary
 /// while the first lies in the old part is not reported (documented limitation).
-pub(crate) fn needs_new_bytes(sig: &Sig, chunk: &[u8], new_from: usize) -> bool {
+/// `start` is the chunk's stream offset.
+pub(crate) fn needs_new_bytes(sig: &Sig, chunk: &[u8], start: u64, new_from: usize) -> bool {
     let Some(old) = chunk.get(..new_from).filter(|o| !o.is_empty()) else {
         return true;
     };
-    let on = |part: &[u8]| {
+    let on = |part: &[u8], at: u64| {
         let mut regs = vec![0u64; sig.var_names.len()];
         sig.bufs.iter().all(|b| {
             b.name != "pkt_data" || {
                 let t = crate::transform::apply(part, &b.transforms);
-                run_prog(sig, b, &t, &mut regs)
+                run_prog_at(sig, b, &t, at, &mut regs)
             }
         })
     };
-    !on(old) || on(chunk.get(new_from..).unwrap_or(&[]))
+    !on(old, start)
+        || on(
+            chunk.get(new_from..).unwrap_or(&[]),
+            start + new_from as u64,
+        )
 }
 
 /// A transaction signature on one direction of a transaction.
@@ -754,10 +764,22 @@ pub(crate) fn tx_matches(
 
 /// Runs one buffer program on `buf`.
 pub(crate) fn run_prog(sig: &Sig, b: &BufProg, buf: &[u8], regs: &mut [u64]) -> bool {
+    run_prog_at(sig, b, buf, 0, regs)
+}
+
+/// [`run_prog`] on a raw-stream chunk that starts at `stream_start` in its stream.
+pub(crate) fn run_prog_at(
+    sig: &Sig,
+    b: &BufProg,
+    buf: &[u8],
+    stream_start: u64,
+    regs: &mut [u64],
+) -> bool {
     let mut ctx = Ctx {
         sig,
         regs,
         steps: 0,
+        stream_start: i64::try_from(stream_start).unwrap_or(i64::MAX),
     };
     ctx.run(&b.ops, 0, buf, 0)
 }
@@ -776,6 +798,8 @@ struct Ctx<'s, 'r> {
     sig: &'s Sig,
     regs: &'r mut [u64],
     steps: u32,
+    /// Stream offset of the buffer's first byte (raw-stream chunks; else 0).
+    stream_start: i64,
 }
 
 fn find(hay: &[u8], pat: &[u8], nocase: bool) -> Option<usize> {
@@ -951,21 +975,45 @@ impl Ctx<'_, '_> {
     ) -> bool {
         let len = buf.len() as i64;
         let plen = c.pattern.len() as i64;
+        // In a raw-stream chunk that does not start the stream, an absolute end (depth,
+        // or within right after the buffer's start) counts from the stream's start.
+        let from_stream = |e: i64| -> Option<i64> {
+            let st = self.stream_start;
+            if st == 0 || e >= st.saturating_add(len) {
+                Some(e)
+            } else if e <= st {
+                None
+            } else {
+                Some(e - st)
+            }
+        };
         let (start, end) = if c.is_relative() {
             let dist = c.distance.as_ref().and_then(|d| self.nov(d)).unwrap_or(0) as i64;
             let s = (prev as i64 + dist).max(0);
             let e = match c.within.as_ref().and_then(|w| self.nov(w)) {
+                Some(w) if prev == 0 => match from_stream(dist + w as i64) {
+                    Some(e) => e,
+                    None => return false,
+                },
                 Some(w) => prev as i64 + dist + w as i64,
                 None => len,
             };
             (s, e.min(len))
         } else {
             let off = c.offset.as_ref().and_then(|o| self.nov(o)).unwrap_or(0) as i64;
-            let e = match c.depth.as_ref().and_then(|d| self.nov(d)) {
-                Some(d) => off + d as i64,
+            let e = c
+                .depth
+                .as_ref()
+                .and_then(|d| self.nov(d))
+                .map(|d| off + d as i64);
+            let e = if c.startswith { Some(off + plen) } else { e };
+            let e = match e {
+                Some(e) => match from_stream(e) {
+                    Some(e) => e,
+                    None => return false,
+                },
                 None => len,
             };
-            let e = if c.startswith { off + plen } else { e };
             (off, e.min(len))
         };
         let mut from = start;

@@ -101,6 +101,10 @@ pub struct PacketInfo<'a> {
     /// TCP: the packet's payload went into the flow's reassembled stream, so signatures
     /// that may inspect the stream see it there and not in the packet.
     pub stream_added: bool,
+    /// For a raw-stream chunk (`Engine::inspect_stream`): the stream offset of
+    /// `payload[0]` (0 for packets). An absolute content's `depth` counts from the
+    /// stream's start, as in Suricata: a chunk starting at or past it cannot match.
+    pub stream_offset: u64,
     /// Decoder/stream events raised on this packet, Suricata's names without the prefix
     /// (`ipv4.trunc_pkt`, `stream.pkt_invalid_timestamp`, …).
     pub events: &'a [&'a str],
@@ -127,6 +131,7 @@ impl<'a> PacketInfo<'a> {
             l4_hdr: &[],
             flow: None,
             stream_added: false,
+            stream_offset: 0,
             events: &[],
             ts_us: 0,
         }
@@ -411,6 +416,7 @@ impl Engine {
         state: &mut DetectState,
         out: &mut Vec<Alert>,
     ) {
+        state.both_pkt.clear();
         if vars.pass {
             return;
         }
@@ -442,13 +448,17 @@ impl Engine {
 
     /// Runs the stream signatures on a chunk of one direction's reassembled TCP stream:
     /// `p` is the packet that made the chunk ready (or a pseudo packet at flow end) with
-    /// `payload` set to the chunk, whose first `new_from` bytes were inspected before
-    /// (kept so that patterns split across chunks are found; matches lying entirely in
-    /// them are not reported again). Offsets and depths count from the chunk's start.
+    /// `payload` set to the chunk and `stream_offset` to its offset in the stream, whose
+    /// first `new_from` bytes were inspected before (kept so that patterns split across
+    /// chunks are found; matches lying entirely in them are not reported again). Offsets
+    /// count from the chunk's start, absolute depths from the stream's (Suricata).
+    /// `after_packet`: `p` was just given to [`Engine::inspect_packet`] (the signatures
+    /// that inspect both and matched the packet are not run on its chunk).
     pub fn inspect_stream(
         &self,
         p: &PacketInfo<'_>,
         new_from: usize,
+        after_packet: bool,
         vars: &mut FlowVars,
         state: &mut DetectState,
         out: &mut Vec<Alert>,
@@ -468,6 +478,11 @@ impl Engine {
             &mut state.pf,
         );
         cands.sort_unstable();
+        if after_packet && !state.both_pkt.is_empty() {
+            let done = std::mem::take(&mut state.both_pkt);
+            cands.retain(|i| !done.contains(i));
+        }
+        state.both_pkt.clear();
         self.run(&cands, p, None, Pass::Stream(new_from), vars, state, out);
         state.cands = cands;
     }
@@ -530,7 +545,7 @@ impl Engine {
             match pass {
                 Pass::Packet if tx.is_none() && p.proto == 6 => {
                     let skip = match sig.stream {
-                        compile::StreamMode::Packet => false,
+                        compile::StreamMode::Packet | compile::StreamMode::Both => false,
                         compile::StreamMode::Stream => true,
                         compile::StreamMode::Either => p.stream_added,
                     };
@@ -543,9 +558,16 @@ impl Engine {
             let Some((dir_to_server, swapped)) = self.matches(sig, p, &mut rev, tx, vars) else {
                 continue;
             };
+            if matches!(pass, Pass::Packet)
+                && p.proto == 6
+                && tx.is_none()
+                && sig.stream == compile::StreamMode::Both
+            {
+                state.both_pkt.push(i);
+            }
             if let Pass::Stream(new_from) = pass {
                 // Only the kept overlap matched: reported with the earlier chunk.
-                if !inspect::needs_new_bytes(sig, p.payload, new_from) {
+                if !inspect::needs_new_bytes(sig, p.payload, p.stream_offset, new_from) {
                     continue;
                 }
             }

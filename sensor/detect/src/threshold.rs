@@ -196,6 +196,10 @@ pub struct DetectState {
     entries: HashMap<(u32, u8, Key), Entry>,
     pub(crate) cands: Vec<u32>,
     pub(crate) pf: crate::inspect::PrefilterState,
+    /// `StreamMode::Both` signatures that matched the last TCP packet inspected, whose
+    /// stream chunk (if the packet makes one ready) is then not inspected by them again:
+    /// Suricata inspects such a signature's packet only when its stream did not match.
+    pub(crate) both_pkt: Vec<u32>,
 }
 
 fn key(track: Track, p: &PacketInfo<'_>) -> Key {

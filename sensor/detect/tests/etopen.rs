@@ -128,7 +128,7 @@ fn alerts(e: &Engine, pays: &[Vec<u8>]) -> Vec<(usize, u32, bool)> {
                 let p = if to_server { p.clone() } else { p.reversed() };
                 let mut out: Vec<Alert> = Vec::new();
                 e.inspect_packet(&p, &mut FlowVars::default(), &mut st, &mut out);
-                e.inspect_stream(&p, 0, &mut FlowVars::default(), &mut st, &mut out);
+                e.inspect_stream(&p, 0, false, &mut FlowVars::default(), &mut st, &mut out);
                 got.extend(out.iter().map(|a| (i, a.sig.sid, a.stream)));
             }
         }

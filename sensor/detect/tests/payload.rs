@@ -432,14 +432,22 @@ fn stream_inspection_modes_and_split_patterns() {
     let mut p = pkt(b"d2");
     p.stream_added = true;
     assert_eq!(sids(&e, &p), [2, 4]);
+    // ... and those with an absolute content (depth/offset), which Suricata inspects in
+    // the stream and then, if the stream did not match, in the packet too.
+    let mut p = pkt(b"GET d2");
+    p.stream_added = true;
+    assert_eq!(sids(&e, &p), [2, 5]);
     // Not added (no stream, or a retransmission): every signature but tcp-stream ones.
     assert_eq!(sids(&e, &pkt(b"d2d3")), [1, 2]);
     // The stream chunk holding both segments: the split pattern matches.
-    let stream = |chunk: &'static [u8], new_from: usize| {
+    let stream_at = |chunk: &'static [u8], at: u64, new_from: usize| {
         let mut out = Vec::new();
+        let mut p = pkt(chunk);
+        p.stream_offset = at;
         e.inspect_stream(
-            &pkt(chunk),
+            &p,
             new_from,
+            false,
             &mut FlowVars::default(),
             &mut DetectState::default(),
             &mut out,
@@ -447,9 +455,14 @@ fn stream_inspection_modes_and_split_patterns() {
         assert!(out.iter().all(|a| a.stream));
         out.iter().map(|a| a.sig.sid).collect::<Vec<_>>()
     };
+    let stream = |chunk: &'static [u8], new_from: usize| stream_at(chunk, 0, new_from);
     assert_eq!(stream(b"GET d2d3", 0), [1, 3, 5]);
-    // Matches lying entirely in the already-inspected overlap are not repeated; `depth`
-    // counts from the chunk's start.
+    // `depth` counts from the stream's start: a later chunk cannot match it ...
+    assert_eq!(stream_at(b"GET d2d3", 3, 0), [1, 3]);
+    assert_eq!(stream_at(b"GET d2d3", 100, 0), [1, 3]);
+    assert_eq!(stream_at(b"ET d2d3", 1, 0), [1, 3]);
+    assert_eq!(stream(b"xGET", 0), Vec::<u32>::new());
+    // Matches lying entirely in the already-inspected overlap are not repeated.
     assert_eq!(stream(b"GET d2d3 more", 8), Vec::<u32>::new());
     assert_eq!(stream(b"GET d2d3 d2", 8), [3]);
     assert_eq!(stream(b"GET d2d3 d", 8), Vec::<u32>::new());
