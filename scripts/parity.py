@@ -14,7 +14,9 @@ and compares records per event type by key (a multiset match):
   fileinfo  (flow, sha256); fileinfo* the same restricted to http, smtp, ftp-data and smb files
   ssh/smtp/ftp  (flow) counts only
   alert     (signature_id, flow), with --rules DIR (every DIR/*.rules, concatenated into
-            OUT/rules.rules and given to both as -S)
+            OUT/rules.rules and given to both as -S); every alert counts, so a signature
+            alerting twice in a flow counts twice
+  alert-uniq  the same as distinct (signature_id, flow) pairs: each at most once
 Prints per type: Suricata count, khien count, matched, match rate (matched / Suricata) and
 extra rate ((khien - matched) / Suricata), then the first mismatches both ways.
 Exit status 0 always (a report, not a test); --json writes the numbers for tests/benches.
@@ -60,7 +62,8 @@ def key(e):
     return f
 
 
-TYPES = ["flow", "http", "dns", "tls", "fileinfo", "fileinfo*", "ssh", "smtp", "ftp", "anomaly", "alert"]
+TYPES = ["flow", "http", "dns", "tls", "fileinfo", "fileinfo*", "ssh", "smtp", "ftp", "anomaly", "alert",
+         "alert-uniq"]
 # "fileinfo*": fileinfo of the protocols khien parses files from (Suricata also extracts
 # files from NFS and HTTP/2, which khien does not parse yet).
 FILE_PROTOS = {"http", "smtp", "ftp-data", "smb"}
@@ -79,6 +82,8 @@ def load(path):
                 by[t][key(e) if t != "anomaly" else (e.get("anomaly", {}).get("event"),)] += 1
             if t == "fileinfo" and e.get("app_proto") in FILE_PROTOS:
                 by["fileinfo*"][key(e)] += 1
+            if t == "alert":
+                by["alert-uniq"][key(e)] = 1
     return by
 
 
@@ -103,7 +108,7 @@ def compare(s, k, show):
         rate = matched / ns if ns else 1.0
         extra = (nk - matched) / ns if ns else (1.0 if nk else 0.0)
         rows[t] = dict(suricata=ns, khien=nk, matched=matched, match_rate=rate, extra_rate=extra)
-        print(f"  {t:9} suricata {ns:6}  khien {nk:6}  matched {matched:6}  "
+        print(f"  {t:10} suricata {ns:6}  khien {nk:6}  matched {matched:6}  "
               f"match {100*rate:6.2f}%  extra {100*extra:6.2f}%")
         if show and t != "anomaly":
             miss = [x for x, n in cs.items() if ck.get(x, 0) < n][:show]
