@@ -1,7 +1,7 @@
 //! SMB files: data placed at file offsets (reads and writes may come out of order),
 //! hashed in offset order, the out-of-order part held within a per-flow budget.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::file::{FileState, FileTracker};
 use crate::{AppEvent, AppProto, Direction};
@@ -22,8 +22,8 @@ struct OpenFile {
     tx_id: u64,
     /// The next offset to hash.
     next: u64,
-    /// Chunks past `next`, by offset.
-    ooo: BTreeMap<u64, Vec<u8>>,
+    /// Chunks not at `next`, by offset.
+    ooo: HashMap<u64, Vec<u8>>,
     ooo_bytes: usize,
     /// Bytes were dropped (budget): the file cannot be complete.
     lost: bool,
@@ -63,6 +63,8 @@ impl Files {
     }
 
     /// `data` of file `fid` (named `name`) at `offset`, travelling in direction `dir`.
+    /// The first write opens the file, even an empty one (an empty READ response opens
+    /// an empty file in Suricata too).
     pub(crate) fn write(
         &mut self,
         fid: Fid,
@@ -72,9 +74,6 @@ impl Files {
         data: &[u8],
         out: &mut Vec<AppEvent>,
     ) {
-        if data.is_empty() {
-            return;
-        }
         let key = (fid, dir);
         if !self.open.contains_key(&key) {
             if self.open.len() >= self.max_files {
@@ -90,7 +89,7 @@ impl Files {
                     t: FileTracker::new(name.to_vec(), self.data_limit),
                     tx_id: self.tx,
                     next: 0,
-                    ooo: BTreeMap::new(),
+                    ooo: HashMap::new(),
                     ooo_bytes: 0,
                     lost: false,
                 },
@@ -100,42 +99,34 @@ impl Files {
         let Some(f) = self.open.get_mut(&key) else {
             return;
         };
-        let end = offset.saturating_add(data.len() as u64);
-        if end <= f.next {
-            return; // Seen already (a read of the same range again).
-        }
-        if offset <= f.next {
-            let skip = usize::try_from(f.next - offset).unwrap_or(usize::MAX);
-            f.t.write(data.get(skip..).unwrap_or_default());
-            f.next = end;
-            // Chunks now reachable follow in offset order.
-            while let Some(e) = f.ooo.first_entry() {
-                if *e.key() > f.next {
-                    break;
-                }
-                let (o, b) = e.remove_entry();
+        if offset == f.next {
+            f.t.write(data);
+            f.next = offset.saturating_add(data.len() as u64);
+            // Chunks stored at exactly the new end follow, in offset order.
+            while let Some(b) = f.ooo.remove(&f.next) {
                 f.ooo_bytes -= b.len();
                 self.ooo_total -= b.len();
-                let e = o.saturating_add(b.len() as u64);
-                if e > f.next {
-                    let skip = usize::try_from(f.next - o).unwrap_or(usize::MAX);
-                    f.t.write(b.get(skip..).unwrap_or_default());
-                    f.next = e;
-                }
+                f.t.write(&b);
+                f.next = f.next.saturating_add(b.len() as u64);
             }
             return;
         }
+        // Out of order. Like Suricata's file tracker, a chunk is stored under its offset
+        // (more data at the same offset is appended to it) and written only when the file
+        // reaches exactly that offset: a re-read of bytes already written, or a chunk
+        // overlapping them, is never written.
         if self.ooo_total.saturating_add(data.len()) > self.ooo_budget {
             f.lost = true;
             return;
         }
-        let prev = f.ooo.insert(offset, data.to_vec());
+        f.ooo.entry(offset).or_default().extend_from_slice(data);
         f.ooo_bytes += data.len();
         self.ooo_total += data.len();
-        if let Some(p) = prev {
-            f.ooo_bytes -= p.len();
-            self.ooo_total -= p.len();
-        }
+    }
+
+    /// Whether a file `fid` is open in direction `dir`.
+    pub(crate) fn is_open(&self, fid: &Fid, dir: usize) -> bool {
+        self.open.contains_key(&(*fid, dir))
     }
 
     /// Bytes of file `fid` in `dir` are missing (a stream gap inside its data).
@@ -167,8 +158,9 @@ impl Files {
             return;
         };
         self.ooo_total -= f.ooo_bytes;
-        if !f.ooo.is_empty() || f.lost {
-            // A hole before data that arrived: the file is incomplete.
+        if f.lost {
+            // Data was dropped (out-of-order budget): the file is incomplete. Chunks still
+            // held at CLOSE are dropped silently, as Suricata does.
             f.t.set_truncated();
         }
         let rec =
@@ -204,10 +196,13 @@ mod tests {
         fs.write(fid, 1, b"f", 6, b"ghi", &mut out);
         fs.write(fid, 1, b"f", 3, b"def", &mut out);
         assert_eq!(fs.held(), 6);
-        fs.write(fid, 1, b"f", 0, b"abcd", &mut out);
-        fs.write(fid, 1, b"f", 0, b"ab", &mut out);
+        fs.write(fid, 1, b"f", 0, b"abc", &mut out);
         assert_eq!(fs.held(), 0);
+        // A re-read of the start and an overlapping chunk are never written.
+        fs.write(fid, 1, b"f", 0, b"abcdefghi", &mut out);
+        fs.write(fid, 1, b"f", 8, b"iXYZ", &mut out);
         fs.close(fid, &mut out);
+        assert_eq!(fs.held(), 0);
         let f = files(&out);
         assert_eq!((f.len(), f[0].size, f[0].state), (1, 9, FileState::Closed));
         // sha256("abcdefghi")
@@ -215,13 +210,18 @@ mod tests {
             f[0].sha256,
             "19cc02f26df43cc571bc9ed7b0c4d29224a3ec229529221725ef76d021c8326f"
         );
+        // An empty read opens an empty file.
+        fs.write([2; 16], 1, b"e", 0, b"", &mut out);
+        fs.close([2; 16], &mut out);
+        assert_eq!(files(&out)[1].size, 0);
     }
 
     #[test]
-    fn holes_truncate_and_budget_and_table_are_bounded() {
+    fn budget_and_table_are_bounded() {
         let mut fs = Files::new(2, 4, 0);
         let mut out = Vec::new();
         fs.write([1; 16], 0, b"a", 10, b"xyz", &mut out);
+        // Past the out-of-order budget: dropped, and the file ends truncated.
         fs.write([1; 16], 0, b"a", 20, b"toolong", &mut out);
         assert_eq!(fs.held(), 3);
         fs.write([2; 16], 0, b"b", 0, b"x", &mut out);

@@ -229,11 +229,30 @@ impl State {
         self.trees.insert(tree, (share, pipe));
     }
 
-    /// Whether data of `fid` on `tree` is a file (not a named pipe's DCERPC).
+    /// Whether SMB1 data of `fid` on `tree` is a file: not on a named-pipe share.
     fn is_file(&self, fid: &Fid, tree: u32) -> bool {
         match self.fids.get(fid) {
             Some(i) => !i.pipe,
             None => !self.trees.get(&tree).is_some_and(|t| t.1),
+        }
+    }
+
+    /// Whether SMB2 data of `fid` in direction `dir` on `tree` (`None` in an async
+    /// response, which names no tree) is file data, as Suricata 7 decides: a file
+    /// already open takes it; else not on a named-pipe share; on a share not seen
+    /// connected, unless the data looks like DCERPC (the tree is then taken for a pipe).
+    fn is_file2(&mut self, fid: &Fid, dir: usize, tree: Option<u32>, data: &[u8]) -> bool {
+        if self.files.is_open(fid, dir) {
+            return true;
+        }
+        let t = tree.unwrap_or(0);
+        match self.trees.get(&t) {
+            Some(t) => !t.1,
+            None if dcerpc_probe(data) => {
+                self.tree(t, Vec::new(), true);
+                false
+            }
+            None => true,
         }
     }
 
@@ -327,6 +346,22 @@ impl SmbParser {
             sink: None,
             post: 0,
         })
+    }
+}
+
+/// Whether `b` starts like a DCERPC connection-oriented PDU (version 5.0 or 5.1, a
+/// known packet type, a sane fragment length).
+fn dcerpc_probe(b: &[u8]) -> bool {
+    match b.get(..10) {
+        Some(h) => {
+            let frag = if h[4] & 0x10 != 0 {
+                u16::from_le_bytes([h[8], h[9]])
+            } else {
+                u16::from_be_bytes([h[8], h[9]])
+            };
+            h[0] == 5 && h[1] <= 1 && h[2] <= 20 && frag >= 16
+        }
+        None => false,
     }
 }
 

@@ -126,8 +126,8 @@ fn message(
                 if fid == RELATED_FID && flags & FLAG_RELATED != 0 {
                     fid = st.last_create?;
                 }
-                if st.is_file(&fid, tree) {
-                    let start = off.checked_add(data_off)?;
+                let start = off.checked_add(data_off)?;
+                if st.is_file2(&fid, dir, Some(tree), rec.get(start..).unwrap_or_default()) {
                     return st.data(rec, full, start, u64::from(len), fid, dir, offset, out);
                 }
             }
@@ -161,18 +161,20 @@ fn message(
             let fid = fid_at(body, 64)?;
             st.opened(fid, name, tree);
         }
-        (READ, Pending::Read { fid, offset, tree }) if ok || status == STATUS_BUFFER_OVERFLOW => {
+        (READ, Pending::Read { fid, offset, .. }) if ok || status == STATUS_BUFFER_OVERFLOW => {
             let fid = if fid == RELATED_FID {
                 st.last_create?
             } else {
                 fid
             };
-            if !st.is_file(&fid, tree) {
-                return None;
-            }
             let data_off = usize::from(*body.get(2)?);
             let len = u32le(body, 4)?;
             let start = off.checked_add(data_off)?;
+            // The share is the one the response names (an async response names none).
+            let tree = (flags & FLAG_ASYNC == 0).then_some(tree);
+            if !st.is_file2(&fid, dir, tree, rec.get(start..).unwrap_or_default()) {
+                return None;
+            }
             return st.data(rec, full, start, u64::from(len), fid, dir, offset, out);
         }
         (CLOSE, Pending::CloseRelated) => {
