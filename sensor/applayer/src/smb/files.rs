@@ -169,6 +169,11 @@ impl Files {
     }
 
     #[cfg(test)]
+    pub(crate) fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
         self.ooo_total
     }

@@ -568,6 +568,437 @@ impl Parser for SmbParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{FileRecord, FileState};
+    use sha2::{Digest, Sha256};
+
+    const CLIENT: Direction = Direction::ToServer;
+    const SERVER: Direction = Direction::ToClient;
+
+    fn utf16le(s: &str) -> Vec<u8> {
+        s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
+    }
+
+    fn nbss(msg: &[u8]) -> Vec<u8> {
+        let n = msg.len() as u32;
+        let mut v = vec![0, (n >> 16) as u8, (n >> 8) as u8, n as u8];
+        v.extend_from_slice(msg);
+        v
+    }
+
+    /// An SMB2 header followed by `body`; `next` is the NextCommand offset.
+    fn smb2(cmd: u16, status: u32, flags: u32, id: u64, tree: u32, body: &[u8]) -> Vec<u8> {
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(b"\xfeSMB");
+        h[4] = 64;
+        h[8..12].copy_from_slice(&status.to_le_bytes());
+        h[12..14].copy_from_slice(&cmd.to_le_bytes());
+        h[16..20].copy_from_slice(&flags.to_le_bytes());
+        h[24..32].copy_from_slice(&id.to_le_bytes());
+        if flags & 2 == 0 {
+            h[36..40].copy_from_slice(&tree.to_le_bytes());
+        }
+        h.extend_from_slice(body);
+        h
+    }
+
+    fn fid(n: u8) -> [u8; 16] {
+        [n, 0, 0, 0, 7, 0, 0, 0, n, 0, 0, 0, 7, 0, 0, 0]
+    }
+
+    fn tree_connect(id: u64, tree: u32, path: &str, share_type: u8) -> (Vec<u8>, Vec<u8>) {
+        let p = utf16le(path);
+        let mut b = vec![9, 0, 0, 0];
+        b.extend_from_slice(&72u16.to_le_bytes());
+        b.extend_from_slice(&(p.len() as u16).to_le_bytes());
+        b.extend_from_slice(&p);
+        let req = smb2(3, 0, 0, id, 0, &b);
+        let resp = smb2(3, 0, 1, id, tree, &[16, 0, share_type, 0, 0, 0, 0, 0]);
+        (req, resp)
+    }
+
+    fn create(id: u64, tree: u32, name: &str, f: [u8; 16]) -> (Vec<u8>, Vec<u8>) {
+        let n = utf16le(name);
+        let mut b = vec![0u8; 56];
+        b[0] = 57;
+        b[44..46].copy_from_slice(&120u16.to_le_bytes());
+        b[46..48].copy_from_slice(&(n.len() as u16).to_le_bytes());
+        b.extend_from_slice(&n);
+        let req = smb2(5, 0, 0, id, tree, &b);
+        let mut r = vec![0u8; 88];
+        r[0] = 89;
+        r[64..80].copy_from_slice(&f);
+        (req, smb2(5, 0, 1, id, tree, &r))
+    }
+
+    fn read_req(id: u64, tree: u32, f: [u8; 16], offset: u64, len: u32) -> Vec<u8> {
+        let mut b = vec![0u8; 48];
+        b[0] = 49;
+        b[4..8].copy_from_slice(&len.to_le_bytes());
+        b[8..16].copy_from_slice(&offset.to_le_bytes());
+        b[16..32].copy_from_slice(&f);
+        smb2(8, 0, 0, id, tree, &b)
+    }
+
+    fn read_resp(id: u64, tree: u32, flags: u32, data: &[u8]) -> Vec<u8> {
+        let mut b = vec![17, 0, 80, 0];
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(&[0; 8]);
+        b.extend_from_slice(data);
+        smb2(8, 0, 1 | flags, id, tree, &b)
+    }
+
+    fn write_req(id: u64, tree: u32, f: [u8; 16], offset: u64, data: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; 48];
+        b[0] = 49;
+        b[2..4].copy_from_slice(&112u16.to_le_bytes());
+        b[4..8].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        b[8..16].copy_from_slice(&offset.to_le_bytes());
+        b[16..32].copy_from_slice(&f);
+        b.extend_from_slice(data);
+        smb2(9, 0, 0, id, tree, &b)
+    }
+
+    fn close_req(id: u64, tree: u32, f: [u8; 16]) -> Vec<u8> {
+        let mut b = vec![24, 0, 0, 0, 0, 0, 0, 0];
+        b.extend_from_slice(&f);
+        smb2(6, 0, 0, id, tree, &b)
+    }
+
+    fn sha256(b: &[u8]) -> String {
+        crate::util::hex(&Sha256::digest(b))
+    }
+
+    fn files(out: &[AppEvent]) -> Vec<&FileRecord> {
+        out.iter()
+            .filter_map(|e| match e {
+                AppEvent::File(f) => Some(f),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Feeds `(direction, record bytes)` to a new parser, each chunk split every `split`
+    /// bytes, and closes it.
+    fn run(cfg: &AppConfig, msgs: &[(Direction, Vec<u8>)], split: usize) -> Vec<AppEvent> {
+        let mut p = SmbParser::new(cfg);
+        let mut out = Vec::new();
+        for (d, m) in msgs {
+            for c in m.chunks(split.max(1)) {
+                p.parse(*d, c, 0, &mut out);
+            }
+        }
+        p.close(0, &mut out);
+        out
+    }
+
+    /// A session on a disk share: a file read out of order (with an interim async
+    /// response), a file written, and a named pipe (no file).
+    fn session() -> Vec<(Direction, Vec<u8>)> {
+        let (tc, tcr) = tree_connect(1, 5, "\\\\srv\\share", 1);
+        let (ipc, ipcr) = tree_connect(2, 6, "\\\\srv\\IPC$", 2);
+        let (c1, c1r) = create(3, 5, "dir\\a.txt", fid(1));
+        let (c2, c2r) = create(4, 5, "b.bin", fid(2));
+        let (c3, c3r) = create(5, 6, "lsarpc", fid(3));
+        let pending = smb2(8, 0x103, 3, 7, 0, &[9, 0, 0, 0, 0, 0, 0, 0, 0]);
+        vec![
+            (CLIENT, nbss(&tc)),
+            (SERVER, nbss(&tcr)),
+            (CLIENT, nbss(&ipc)),
+            (SERVER, nbss(&ipcr)),
+            (CLIENT, nbss(&c1)),
+            (SERVER, nbss(&c1r)),
+            (CLIENT, nbss(&c2)),
+            (SERVER, nbss(&c2r)),
+            (CLIENT, nbss(&c3)),
+            (SERVER, nbss(&c3r)),
+            // Two reads; the second is answered first, the first after an interim response.
+            (CLIENT, nbss(&read_req(6, 5, fid(1), 5, 5))),
+            (CLIENT, nbss(&read_req(7, 5, fid(1), 0, 5))),
+            (SERVER, nbss(&read_resp(6, 5, 0, b"world"))),
+            (SERVER, nbss(&pending)),
+            (SERVER, nbss(&read_resp(7, 0, 2, b"hello"))),
+            (CLIENT, nbss(&write_req(8, 5, fid(2), 0, b"xyz"))),
+            (
+                CLIENT,
+                nbss(&write_req(9, 6, fid(3), 0, b"\x05\x00\x0b\x03")),
+            ),
+            (CLIENT, nbss(&close_req(10, 5, fid(1)))),
+            (CLIENT, nbss(&close_req(11, 5, fid(2)))),
+        ]
+    }
+
+    #[test]
+    fn smb2_reads_and_writes_become_files_any_split() {
+        let cfg = AppConfig::default();
+        for split in [1, 3, 7, 64, 100_000] {
+            let out = run(&cfg, &session(), split);
+            let f = files(&out);
+            assert_eq!(f.len(), 2, "split {split}: {f:?}");
+            assert_eq!(f[0].filename, b"dir\\a.txt");
+            assert_eq!(f[0].direction, Direction::ToClient);
+            assert_eq!((f[0].size, f[0].state), (10, FileState::Closed));
+            assert_eq!(f[0].sha256, sha256(b"helloworld"));
+            assert_eq!(f[0].proto, AppProto::Smb);
+            assert_eq!(f[1].filename, b"b.bin");
+            assert_eq!(f[1].direction, Direction::ToServer);
+            assert_eq!((f[1].size, f[1].state), (3, FileState::Closed));
+        }
+        // All records in one chunk (several NBSS records per segment).
+        let all: Vec<u8> = session()
+            .into_iter()
+            .filter(|(d, _)| *d == CLIENT)
+            .flat_map(|(_, m)| m)
+            .collect();
+        let mut p = SmbParser::new(&cfg);
+        let mut out = Vec::new();
+        p.parse(CLIENT, &all, 0, &mut out);
+        assert_eq!(p.st.pending.len(), 7, "2 tree connects, 3 creates, 2 reads wait");
+    }
+
+    #[test]
+    fn compound_create_read_close_and_truncation_at_flow_end() {
+        let cfg = AppConfig::default();
+        let (mut c, mut cr) = create(1, 5, "c.txt", fid(9));
+        let mut rd = read_req(2, 5, [0xff; 16], 0, 4);
+        rd[16..20].copy_from_slice(&4u32.to_le_bytes()); // related
+        let mut cl = close_req(3, 5, [0xff; 16]);
+        cl[16..20].copy_from_slice(&4u32.to_le_bytes());
+        let mut rr = read_resp(2, 5, 4, b"abcd");
+        let mut clr = smb2(6, 0, 5, 3, 5, &[60, 0]);
+        // Chain them: each message padded to 8 bytes, NextCommand set.
+        let chain = |parts: Vec<&mut Vec<u8>>| {
+            let mut v = Vec::new();
+            let n = parts.len();
+            for (i, p) in parts.into_iter().enumerate() {
+                while p.len() % 8 != 0 {
+                    p.push(0);
+                }
+                if i + 1 < n {
+                    let l = p.len() as u32;
+                    p[20..24].copy_from_slice(&l.to_le_bytes());
+                }
+                v.extend_from_slice(p);
+            }
+            v
+        };
+        let req = chain(vec![&mut c, &mut rd, &mut cl]);
+        let resp = chain(vec![&mut cr, &mut rr, &mut clr]);
+        let out = run(&cfg, &[(CLIENT, nbss(&req)), (SERVER, nbss(&resp))], 5);
+        let f = files(&out);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].filename.as_slice(), f[0].size), (&b"c.txt"[..], 4));
+        assert_eq!(f[0].state, FileState::Closed);
+        // Without the CLOSE the file ends truncated at flow end, and logs no hashes.
+        let (c, cr) = create(1, 5, "d.txt", fid(4));
+        let out = run(
+            &cfg,
+            &[
+                (CLIENT, nbss(&c)),
+                (SERVER, nbss(&cr)),
+                (CLIENT, nbss(&write_req(2, 5, fid(4), 0, b"data"))),
+            ],
+            1000,
+        );
+        let f = files(&out);
+        assert_eq!((f.len(), f[0].state), (1, FileState::Truncated));
+        let (v, _) = f[0].eve();
+        assert!(v.get("sha256").is_none() && v.get("md5").is_none(), "{v}");
+    }
+
+    #[test]
+    fn large_records_stream_and_gaps_leave_holes() {
+        let cfg = AppConfig {
+            max_buffer: 4096,
+            ..AppConfig::default()
+        };
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let (c, cr) = create(1, 5, "big.iso", fid(1));
+        let msgs = vec![
+            (CLIENT, nbss(&c)),
+            (SERVER, nbss(&cr)),
+            (CLIENT, nbss(&write_req(2, 5, fid(1), 0, &data))),
+            (CLIENT, nbss(&write_req(3, 5, fid(1), 100_000, b"tail"))),
+            (CLIENT, nbss(&close_req(4, 5, fid(1)))),
+        ];
+        for split in [1000, 1460, 65536] {
+            let out = run(&cfg, &msgs, split);
+            let f = files(&out);
+            assert_eq!(f.len(), 1);
+            let mut whole = data.clone();
+            whole.extend_from_slice(b"tail");
+            assert_eq!((f[0].size, f[0].state), (100_004, FileState::Closed));
+            assert_eq!(f[0].sha256, sha256(&whole));
+        }
+        // A gap inside the write's data: the file has a hole (gaps, truncated), and the
+        // records after it still parse.
+        let mut p = SmbParser::new(&cfg);
+        let mut out = Vec::new();
+        for (d, m) in &msgs[..2] {
+            p.parse(*d, m, 0, &mut out);
+        }
+        let w = &msgs[2].1;
+        p.parse(CLIENT, &w[..5000], 0, &mut out);
+        p.gap(CLIENT, 10_000, &mut out);
+        p.parse(CLIENT, &w[15_000..], 0, &mut out);
+        p.parse(CLIENT, &msgs[4].1, 0, &mut out);
+        let f = files(&out);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].gaps);
+        assert_eq!(f[0].state, FileState::Truncated);
+        // A gap across a record boundary: the parser finds the next record start.
+        let (c, cr) = create(5, 5, "e.txt", fid(5));
+        let mut p = SmbParser::new(&cfg);
+        let mut out = Vec::new();
+        p.parse(CLIENT, &c[..10], 0, &mut out);
+        p.gap(CLIENT, 50, &mut out);
+        p.parse(CLIENT, b"garbage\x00\x00", 0, &mut out);
+        p.parse(CLIENT, &nbss(&c), 0, &mut out);
+        p.parse(SERVER, &nbss(&cr), 0, &mut out);
+        p.parse(
+            CLIENT,
+            &nbss(&write_req(6, 5, fid(5), 0, b"ok")),
+            0,
+            &mut out,
+        );
+        p.parse(CLIENT, &nbss(&close_req(7, 5, fid(5))), 0, &mut out);
+        let f = files(&out);
+        assert_eq!((f.len(), f[0].filename.as_slice()), (1, &b"e.txt"[..]));
+    }
+
+    #[test]
+    fn smb1_create_write_read_close() {
+        // NT_CREATE_ANDX request (unicode name), its response with FID 0x4001, WRITE_ANDX,
+        // READ_ANDX and its response, CLOSE.
+        fn smb1(cmd: u8, reply: bool, mid: u16, words: &[u8], bytes: &[u8]) -> Vec<u8> {
+            let mut h = vec![0u8; 32];
+            h[..4].copy_from_slice(b"\xffSMB");
+            h[4] = cmd;
+            h[9] = if reply { 0x98 } else { 0x18 };
+            h[10..12].copy_from_slice(&0xc807u16.to_le_bytes());
+            h[24..26].copy_from_slice(&2048u16.to_le_bytes());
+            h[30..32].copy_from_slice(&mid.to_le_bytes());
+            h.push((words.len() / 2) as u8);
+            h.extend_from_slice(words);
+            h.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+            h.extend_from_slice(bytes);
+            h
+        }
+        let name = utf16le("\\x.exe");
+        let mut w = vec![0u8; 48];
+        w[0] = 0xff;
+        w[5..7].copy_from_slice(&(name.len() as u16).to_le_bytes());
+        // Bytes start at 32 + 1 + 48 + 2 = 83 (odd): one pad byte before the name.
+        let mut b = vec![0];
+        b.extend_from_slice(&name);
+        b.extend_from_slice(&[0, 0]);
+        let create = smb1(0xa2, false, 1, &w, &b);
+        let mut rw = vec![0u8; 68];
+        rw[0] = 0xff;
+        rw[5..7].copy_from_slice(&0x4001u16.to_le_bytes());
+        let create_r = smb1(0xa2, true, 1, &rw, &[]);
+        let payload = b"MZ\x90\x00payload";
+        let mut ww = vec![0u8; 28];
+        ww[0] = 0xff;
+        ww[4..6].copy_from_slice(&0x4001u16.to_le_bytes());
+        ww[20..22].copy_from_slice(&(payload.len() as u16).to_le_bytes());
+        // Data right after the byte count: 32 + 1 + 28 + 2 = 63.
+        ww[22..24].copy_from_slice(&63u16.to_le_bytes());
+        let write = smb1(0x2f, false, 2, &ww, payload);
+        let mut cw = vec![0u8; 6];
+        cw[..2].copy_from_slice(&0x4001u16.to_le_bytes());
+        let close = smb1(0x04, false, 3, &cw, &[]);
+        let out = run(
+            &AppConfig::default(),
+            &[
+                (CLIENT, nbss(&create)),
+                (SERVER, nbss(&create_r)),
+                (CLIENT, nbss(&write)),
+                (CLIENT, nbss(&close)),
+            ],
+            9,
+        );
+        let f = files(&out);
+        assert_eq!(f.len(), 1, "{out:?}");
+        assert_eq!(f[0].filename, b"\\x.exe");
+        assert_eq!((f[0].size, f[0].state), (11, FileState::Closed));
+        assert_eq!(f[0].direction, Direction::ToServer);
+        assert_eq!(f[0].sha256, sha256(payload));
+    }
+
+    #[test]
+    fn hostile_input_is_bounded_and_never_panics() {
+        let cfg = AppConfig {
+            smb_max_pending: 16,
+            smb_max_files: 4,
+            ..AppConfig::default()
+        };
+        // Many unanswered requests: the table keeps the newest 16.
+        let mut p = SmbParser::new(&cfg);
+        let mut out = Vec::new();
+        for i in 0..1000 {
+            p.parse(CLIENT, &nbss(&read_req(i, 5, fid(1), 0, 10)), 0, &mut out);
+        }
+        assert!(p.st.pending.len() <= 16);
+        // Many files written and never closed: at most 4 open at once.
+        for i in 0..50u8 {
+            p.parse(
+                CLIENT,
+                &nbss(&write_req(5000, 5, fid(i), 0, b"x")),
+                0,
+                &mut out,
+            );
+        }
+        assert!(p.st.files.open_count() <= 4);
+        // Malformed records: truncated headers, lengths past the message, a compound
+        // pointing nowhere, an oversized NBSS length, a non-SMB record, random bytes.
+        let mut bad = Vec::new();
+        bad.push(nbss(b"\xfeSMB"));
+        bad.push(nbss(&smb2(5, 0, 0, 1, 5, &[57, 0])));
+        let mut c = create(1, 5, "x", fid(1)).0;
+        c[64 + 44..64 + 46].copy_from_slice(&0xfff0u16.to_le_bytes());
+        bad.push(nbss(&c));
+        let mut r = read_resp(1, 5, 0, b"abc");
+        r[20..24].copy_from_slice(&8u32.to_le_bytes());
+        bad.push(nbss(&r));
+        let mut w = write_req(1, 5, fid(1), u64::MAX - 1, b"abc");
+        w[64 + 2..64 + 4].copy_from_slice(&0xffffu16.to_le_bytes());
+        bad.push(nbss(&w));
+        bad.push(vec![0, 0xff, 0xff, 0xff, 0xfe, b'S', b'M', b'B']);
+        bad.push(nbss(b"not smb at all"));
+        bad.push(vec![0x42; 300]);
+        bad.push(nbss(&[0xff, b'S', b'M', b'B', 0x2e, 0, 0, 0, 0, 0x80]));
+        let mut seed = 7u32;
+        for _ in 0..50 {
+            let v: Vec<u8> = (0..200)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    (seed >> 16) as u8
+                })
+                .collect();
+            bad.push(v);
+        }
+        for b in &bad {
+            for split in [1, 5, 1000] {
+                let mut p = SmbParser::new(&cfg);
+                let mut out = Vec::new();
+                for c in b.chunks(split) {
+                    p.parse(CLIENT, c, 0, &mut out);
+                    p.parse(SERVER, c, 0, &mut out);
+                }
+                p.gap(CLIENT, 3, &mut out);
+                p.parse(CLIENT, b, 0, &mut out);
+                p.close(0, &mut out);
+            }
+        }
+        let out = run(&cfg, &[(CLIENT, nbss(b"not smb at all"))], 100);
+        assert!(out.iter().any(|e| matches!(
+            e,
+            AppEvent::Anomaly {
+                proto: AppProto::Smb,
+                ..
+            }
+        )));
+    }
 
     #[test]
     fn probe_smb1_smb2_transform_and_session_request() {
