@@ -349,3 +349,45 @@ fn suricata_verify_ok_tests() {
 
 const FLOOR_ALERT_TESTS: usize = 72;
 const FLOOR_ALL_TESTS: usize = 73;
+
+/// `tls.certs` inspects each certificate's DER (here the self-signed "CN=SELKS" of
+/// suricata-verify's tls-cert-issuer pcap): the commonName OID followed by the DER string
+/// header and the name matches, the printable subject text does not, nor does absent data.
+#[test]
+fn tls_certs_buffer_holds_the_der_certificates() {
+    let pcap = data().join("suricata-verify/tests/tls/tls-cert-issuer/tls.pcap");
+    assert!(pcap.exists(), "{} missing (set KHIEN_DATA)", pcap.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("certs.rules");
+    std::fs::write(
+        &rules,
+        "alert tls any any -> any any (tls.certs; content:\"|06 03 55 04 03|\"; content:\"SELKS\"; distance:2; within:5; sid:1;)\n\
+         alert tls any any -> any any (tls.certs; content:\"CN=SELKS\"; sid:2;)\n\
+         alert tls any any -> any any (tls.certs; content:\"not in any certificate\"; sid:3;)\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_khien"))
+        .arg("sensor")
+        .arg("-r")
+        .arg(&pcap)
+        .arg("-S")
+        .arg(&rules)
+        .arg("-l")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("tls.certs"), "rule refused: {stderr}");
+    let eve = std::fs::read_to_string(out.join("eve.json")).unwrap();
+    let sids: Vec<u64> = eve
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+        .filter(|e| e["event_type"] == "alert")
+        .filter_map(|e| e["alert"]["signature_id"].as_u64())
+        .collect();
+    assert!(sids.contains(&1), "no tls.certs alert: {sids:?}");
+    assert!(!sids.contains(&2) && !sids.contains(&3), "{sids:?}");
+}

@@ -532,6 +532,11 @@ impl TxBuffers for TxView<'_> {
                     "tls.cert_issuer" if !ts => opt(cert.map(|c| c.issuer.as_bytes())),
                     "tls.cert_serial" if !ts => opt(cert.map(|c| c.serial.as_bytes())),
                     "tls.cert_fingerprint" if !ts => opt(cert.map(|c| c.fingerprint.as_bytes())),
+                    "tls.certs" if !ts => t
+                        .certs
+                        .iter()
+                        .map(|c| Cow::Borrowed(c.der.as_slice()))
+                        .collect(),
                     _ => Vec::new(),
                 }
             }

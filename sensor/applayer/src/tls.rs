@@ -20,6 +20,8 @@ pub struct TlsCert {
     /// Validity as seconds since the Unix epoch.
     pub not_before: i64,
     pub not_after: i64,
+    /// The certificate's DER bytes (detection's `tls.certs` buffer).
+    pub der: Vec<u8>,
 }
 
 /// A TLS session's handshake.
@@ -414,6 +416,7 @@ pub(crate) fn parse_cert(der: &[u8]) -> Option<TlsCert> {
         fingerprint: colon_hex(&Sha1::digest(der), false),
         not_before: tbs.validity.not_before.timestamp(),
         not_after: tbs.validity.not_after.timestamp(),
+        der: der.to_vec(),
     })
 }
 

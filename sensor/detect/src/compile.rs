@@ -636,6 +636,7 @@ fn buffer_dirs(name: &str) -> Option<&'static [Dir]> {
         | "tls.cert_issuer"
         | "tls.cert_serial"
         | "tls.cert_fingerprint"
+        | "tls.certs"
         | "ja3s.hash"
         | "ja3s.string" => TC,
         "ssh.proto" | "ssh.software" => BOTH,
