@@ -18,7 +18,7 @@
 //! match is an `intel_alerts` row whose id derives from its event's id, covered by the same
 //! batch check as the event rows.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -347,6 +347,43 @@ const BODY_CHUNK: usize = 4 << 20;
 /// Writes one group to every table: one INSERT per table and partition (tenant, day).
 /// Returns whether any of it was found already stored (only looked up when `uncertain`).
 /// `Err` is a transient failure.
+/// A part of a group: (table, tenant, day) and its rows as (entry, event or match index).
+type Part<'g> = ((usize, &'g str, u32), Vec<(usize, usize)>);
+
+/// The group's rows split by (table, tenant, day), in key order, so that the partitions of
+/// one table are consecutive. Per row this is an array lookup: an entry has one tenant, and
+/// a slot per table remembers its part for the current day.
+fn partition(group: &[Entry]) -> Vec<Part<'_>> {
+    fn find<'g>(parts: &mut Vec<Part<'g>>, key: (usize, &'g str, u32)) -> usize {
+        parts
+            .iter()
+            .position(|(k, _)| *k == key)
+            .unwrap_or_else(|| {
+                parts.push((key, Vec::new()));
+                parts.len() - 1
+            })
+    }
+    let mut parts: Vec<Part<'_>> = Vec::new();
+    for (g, en) in group.iter().enumerate() {
+        let tenant = en.rec.tenant.as_str();
+        // Slot per table: (day, part index) of the last row of this entry in that table.
+        let mut slots = [(u32::MAX, 0usize); INTEL + 1];
+        let rows = en.rows.events.iter().map(|e| (e.family.index(), e.ts));
+        let matches = en.rows.intel.iter().map(|m| (INTEL, m.ts));
+        let per_table = rows.enumerate().chain(matches.enumerate());
+        for (i, (target, ts)) in per_table {
+            let day = ts / DAY;
+            let slot = &mut slots[target];
+            if slot.0 != day {
+                *slot = (day, find(&mut parts, (target, tenant, day)));
+            }
+            parts[slot.1].1.push((g, i));
+        }
+    }
+    parts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    parts
+}
+
 async fn store_group(
     client: &Client,
     group: &[Entry],
@@ -355,19 +392,7 @@ async fn store_group(
     stats: &WriterStats,
     pool: &mut BodyPool,
 ) -> std::result::Result<bool, String> {
-    // (table, tenant, day) → rows as (entry, event or match index).
-    type PartKey<'g> = (usize, &'g str, u32);
-    let mut parts: BTreeMap<PartKey<'_>, Vec<(usize, usize)>> = BTreeMap::new();
-    for (g, en) in group.iter().enumerate() {
-        for (i, e) in en.rows.events.iter().enumerate() {
-            let key = (e.family.index(), en.rec.tenant.as_str(), e.ts / DAY);
-            parts.entry(key).or_default().push((g, i));
-        }
-        for (k, m) in en.rows.intel.iter().enumerate() {
-            let key = (INTEL, en.rec.tenant.as_str(), m.ts / DAY);
-            parts.entry(key).or_default().push((g, k));
-        }
-    }
+    let parts = partition(group);
     // Row id, and for intel rows the id of the event matched.
     let id_of = |target: usize, (g, i): (usize, usize)| -> (u64, u64) {
         let en = &group[g];
@@ -385,7 +410,8 @@ async fn store_group(
     let mut skip: HashSet<u64> = HashSet::new();
     let mut skip_target = usize::MAX;
     let mut inserts: Vec<Insert> = Vec::new();
-    for (&(target, _, _), part) in &parts {
+    for ((target, _, _), part) in &parts {
+        let target = *target;
         let table = table_of(target);
         if uncertain && skip_target != target {
             // Once per table, over all its partitions of the group.
@@ -404,7 +430,7 @@ async fn store_group(
         let mut order: Vec<(u32, u64, u32)> = Vec::with_capacity(part.len());
         for &r in part {
             let (id, source) = id_of(target, r);
-            if skip.contains(&id) {
+            if !skip.is_empty() && skip.contains(&id) {
                 continue;
             }
             let en = &group[r.0];
