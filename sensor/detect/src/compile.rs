@@ -671,6 +671,8 @@ fn proto_of_rule(name: &str) -> (Option<u8>, u8, Option<&'static str>) {
         "ssh" => (Some(6), 0, Some("ssh")),
         "smtp" => (Some(6), 0, Some("smtp")),
         "ftp" => (Some(6), 0, Some("ftp")),
+        // Payload rules on SMB flows (the sensor parses SMB; no smb.* buffers yet).
+        "smb" => (Some(6), 0, Some("smb")),
         _ => (None, 0, None),
     }
 }

@@ -392,7 +392,8 @@ fn unsupported_keywords_are_reported() {
         "u.rules",
         "alert tcp any any -> any any (content:\"a\"; sid:1;)\n\
          alert tcp any any -> any any (content:\"a\"; xbits:set,x,track ip_src; sid:2;)\n\
-         alert smb any any -> any any (smb.share; content:\"a\"; sid:3;)\n",
+         alert smb any any -> any any (smb.share; content:\"a\"; sid:3;)\n\
+         alert dcerpc any any -> any any (content:\"a\"; sid:4;)\n",
     );
     let (e, rep) = Engine::compile(&rs, &CompileOptions::default());
     assert_eq!(e.len(), 1);
@@ -401,7 +402,14 @@ fn unsupported_keywords_are_reported() {
         .iter()
         .map(|u| (u.sid, u.keyword.as_str()))
         .collect();
-    assert_eq!(u, [(2, "xbits"), (3, "protocol smb")]);
+    assert_eq!(
+        u,
+        [
+            (2, "xbits"),
+            (3, "buffer smb.share"),
+            (4, "protocol dcerpc")
+        ]
+    );
     assert!(rep.unsupported[0]
         .to_string()
         .contains("u.rules:2: sid 1:2"));
@@ -539,4 +547,18 @@ fn flowbits_writers_run_before_readers() {
     // Writers (2, 5: b set last), then read-and-write (3: b is set, no match), then
     // readers (1 no, 4 yes).
     assert_eq!(sids(&e, &pkt(b"x")), [2, 5, 4]);
+}
+
+#[test]
+fn app_protocol_payload_rules_need_the_flow_protocol() {
+    let e = engine("alert smb any any -> any any (content:\"|ff|SMB\"; offset:4; depth:4; sid:1;)");
+    let pay = b"\x00\x00\x00\x2f\xffSMBr";
+    assert!(sids(&e, &pkt(pay)).is_empty());
+    let mut p = pkt(pay);
+    p.flow = Some(FlowInfo {
+        to_server: true,
+        established: true,
+        app_proto: Some("smb"),
+    });
+    assert_eq!(sids(&e, &p), [1]);
 }
