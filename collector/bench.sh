@@ -12,7 +12,7 @@ trap '"$K" collector stop --data "$D/data" >/dev/null 2>&1 || true; rm -rf "$D"'
 # EVE=FILE reuses a file made by `khien collector synth --events N --out FILE`.
 if [ -n "${EVE:-}" ]; then ln -s "$(realpath "$EVE")" "$D/eve.json"; else
   "$K" collector synth --events "$N" --out "$D/eve.json" >/dev/null; fi
-"$K" collector serve --data "$D/data" --listen 127.0.0.1:0 --batch-rows "${BATCH_ROWS:-200000}" --flush-ms "${FLUSH_MS:-1000}" >"$D/serve.log" 2>&1 &
+"$K" collector serve --data "$D/data" --listen 127.0.0.1:0 --batch-rows "${BATCH_ROWS:-500000}" --flush-ms "${FLUSH_MS:-1000}" >"$D/serve.log" 2>&1 &
 for _ in $(seq 1 300); do grep -q listening "$D/serve.log" 2>/dev/null && break; sleep 0.2; done
 PID=$(cat "$D/data/collector.pid")
 TOKEN=$("$K" collector sensor add --data "$D/data" --tenant bench --name b1 | tail -1)

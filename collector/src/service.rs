@@ -43,7 +43,7 @@ impl ServeOptions {
         ServeOptions {
             listen,
             clickhouse: None,
-            batch_rows: 100_000,
+            batch_rows: 500_000,
             flush: Duration::from_millis(1000),
             spool_max_bytes: 8 << 30,
             max_inflight: 8,

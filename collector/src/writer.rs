@@ -56,7 +56,7 @@ impl WriterConfig {
     /// Defaults for the data directory `dir`.
     pub fn for_dir(dir: &Path) -> WriterConfig {
         WriterConfig {
-            batch_rows: 100_000,
+            batch_rows: 500_000,
             flush: Duration::from_millis(1000),
             cursor: dir.join("spool/cursor"),
             rejected: dir.join("rejected"),

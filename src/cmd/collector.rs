@@ -70,8 +70,8 @@ pub struct ServeArgs {
     /// External ClickHouse HTTP URL instead of the managed server.
     #[arg(long)]
     clickhouse: Option<String>,
-    /// Rows per ClickHouse insert group.
-    #[arg(long, default_value_t = 100_000)]
+    /// Rows per ClickHouse insert group (a group takes what is waiting, up to this).
+    #[arg(long, default_value_t = 500_000)]
     batch_rows: usize,
     /// Longest wait (ms) before a partial group is written.
     #[arg(long, default_value_t = 1000)]
