@@ -145,6 +145,13 @@ impl Files {
         }
     }
 
+    /// The file `fid` in direction `dir` ends (a READ past its end).
+    pub(crate) fn close_dir(&mut self, fid: Fid, dir: usize, out: &mut Vec<AppEvent>) {
+        if self.open.contains_key(&(fid, dir)) {
+            self.finish((fid, dir), FileState::Closed, out);
+        }
+    }
+
     /// End of flow: every open file ends truncated.
     pub(crate) fn close_all(&mut self, out: &mut Vec<AppEvent>) {
         for k in std::mem::take(&mut self.order) {

@@ -151,20 +151,19 @@ enum Phase {
 /// A request waiting for its response.
 #[derive(Clone, Debug)]
 enum Pending {
-    Create {
-        name: Vec<u8>,
-        tree: u32,
-    },
-    Read {
-        fid: Fid,
-        offset: u64,
-        tree: u32,
-    },
-    TreeConnect {
-        share: Vec<u8>,
-    },
-    /// A CLOSE of the file a related compound CREATE opens.
-    CloseRelated,
+    Create { name: Vec<u8>, tree: u32 },
+    Read { fid: Fid, offset: u64, tree: u32 },
+    TreeConnect { share: Vec<u8> },
+}
+
+/// The name a new file of `fid` travelling in `dir` gets: its CREATE's, else what
+/// Suricata writes for an unknown one ("<unknown>" for reads, nothing for writes).
+fn name_for<'a>(fids: &'a HashMap<Fid, FidInfo>, fid: &Fid, dir: usize) -> &'a [u8] {
+    match fids.get(fid) {
+        Some(i) => &i.name,
+        None if dir == 1 => b"<unknown>",
+        None => b"",
+    }
 }
 
 /// Per-flow SMB state shared by the SMB1 and SMB2 readers.
@@ -177,8 +176,6 @@ pub(crate) struct State {
     /// Tree id to (share, is a named-pipe share).
     trees: HashMap<u32, (Vec<u8>, bool)>,
     files: Files,
-    /// The file id of the last CREATE response (related compound operations use it).
-    last_create: Option<Fid>,
 }
 
 impl State {
@@ -191,7 +188,6 @@ impl State {
             fid_order: VecDeque::new(),
             trees: HashMap::new(),
             files: Files::new(cfg.smb_max_files, cfg.smb_max_ooo, cfg.file_data_limit),
-            last_create: None,
         }
     }
 
@@ -219,7 +215,6 @@ impl State {
                 }
             }
         }
-        self.last_create = Some(fid);
     }
 
     fn tree(&mut self, tree: u32, share: Vec<u8>, pipe: bool) {
@@ -275,13 +270,9 @@ impl State {
     ) -> Option<Phase> {
         let end = (start as u64).saturating_add(len).min(full as u64);
         let have_end = usize::try_from(end).unwrap_or(usize::MAX).min(rec.len());
-        let name = self
-            .fids
-            .get(&fid)
-            .map(|i| i.name.clone())
-            .unwrap_or_else(|| b"<unknown>".to_vec());
         if let Some(b) = rec.get(start..have_end) {
-            self.files.write(fid, dir, &name, off, b, out);
+            let name = name_for(&self.fids, &fid, dir);
+            self.files.write(fid, dir, name, off, b, out);
         }
         if rec.len() >= full || end <= rec.len() as u64 {
             return None;
@@ -396,14 +387,9 @@ impl Parser for SmbParser {
                     let n = (*data).min(input.len() as u64) as usize;
                     if n > 0 {
                         if let Some(s) = sink.as_mut() {
-                            let name = self
-                                .st
-                                .fids
-                                .get(&s.fid)
-                                .map(|i| i.name.clone())
-                                .unwrap_or_else(|| b"<unknown>".to_vec());
+                            let name = name_for(&self.st.fids, &s.fid, s.dir);
                             let b = input.get(..n).unwrap_or_default();
-                            self.st.files.write(s.fid, s.dir, &name, s.off, b, out);
+                            self.st.files.write(s.fid, s.dir, name, s.off, b, out);
                             s.off = s.off.saturating_add(n as u64);
                         }
                         input = input.get(n..).unwrap_or_default();
@@ -752,7 +738,11 @@ mod tests {
         let mut p = SmbParser::new(&cfg);
         let mut out = Vec::new();
         p.parse(CLIENT, &all, 0, &mut out);
-        assert_eq!(p.st.pending.len(), 7, "2 tree connects, 3 creates, 2 reads wait");
+        assert_eq!(
+            p.st.pending.len(),
+            7,
+            "2 tree connects, 3 creates, 2 reads wait"
+        );
     }
 
     #[test]
@@ -761,10 +751,7 @@ mod tests {
         let (mut c, mut cr) = create(1, 5, "c.txt", fid(9));
         let mut rd = read_req(2, 5, [0xff; 16], 0, 4);
         rd[16..20].copy_from_slice(&4u32.to_le_bytes()); // related
-        let mut cl = close_req(3, 5, [0xff; 16]);
-        cl[16..20].copy_from_slice(&4u32.to_le_bytes());
         let mut rr = read_resp(2, 5, 4, b"abcd");
-        let mut clr = smb2(6, 0, 5, 3, 5, &[60, 0]);
         // Chain them: each message padded to 8 bytes, NextCommand set.
         let chain = |parts: Vec<&mut Vec<u8>>| {
             let mut v = Vec::new();
@@ -781,12 +768,25 @@ mod tests {
             }
             v
         };
-        let req = chain(vec![&mut c, &mut rd, &mut cl]);
-        let resp = chain(vec![&mut cr, &mut rr, &mut clr]);
-        let out = run(&cfg, &[(CLIENT, nbss(&req)), (SERVER, nbss(&resp))], 5);
+        let req = chain(vec![&mut c, &mut rd]);
+        let resp = chain(vec![&mut cr, &mut rr]);
+        // The next read of the same (related, all-ones) id hits the end of the file.
+        let more = read_req(3, 5, [0xff; 16], 4, 4);
+        let eof = smb2(8, 0xc000_0011, 1, 3, 5, &[9, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let msgs = [
+            (CLIENT, nbss(&req)),
+            (SERVER, nbss(&resp)),
+            (CLIENT, nbss(&more)),
+            (SERVER, nbss(&eof)),
+        ];
+        let out = run(&cfg, &msgs, 5);
         let f = files(&out);
         assert_eq!(f.len(), 1, "{f:?}");
-        assert_eq!((f[0].filename.as_slice(), f[0].size), (&b"c.txt"[..], 4));
+        // Related operations name the file all-ones: Suricata's "<unknown>".
+        assert_eq!(
+            (f[0].filename.as_slice(), f[0].size),
+            (&b"<unknown>"[..], 4)
+        );
         assert_eq!(f[0].state, FileState::Closed);
         // Without the CLOSE the file ends truncated at flow end, and logs no hashes.
         let (c, cr) = create(1, 5, "d.txt", fid(4));

@@ -6,7 +6,6 @@ use crate::AppEvent;
 const HEADER: usize = 64;
 const FLAG_RESPONSE: u32 = 0x1;
 const FLAG_ASYNC: u32 = 0x2;
-const FLAG_RELATED: u32 = 0x4;
 
 const TREE_CONNECT: u16 = 0x03;
 const CREATE: u16 = 0x05;
@@ -17,12 +16,10 @@ const WRITE: u16 = 0x09;
 const STATUS_SUCCESS: u32 = 0;
 const STATUS_PENDING: u32 = 0x0000_0103;
 const STATUS_BUFFER_OVERFLOW: u32 = 0x8000_0005;
+const STATUS_END_OF_FILE: u32 = 0xc000_0011;
 
 /// Most messages read from one compound record.
 const MAX_COMPOUND: usize = 64;
-
-/// The FileId of an operation related to the previous one in a compound request.
-const RELATED_FID: Fid = [0xff; 16];
 
 /// Pending-table key of an SMB2 message id (SMB1 keys have the top bit set).
 fn key(msg_id: u64) -> u64 {
@@ -122,22 +119,16 @@ fn message(
                 let data_off = usize::from(u16le(body, 2)?);
                 let len = u32le(body, 4)?;
                 let offset = u64le(body, 8)?;
-                let mut fid = fid_at(body, 16)?;
-                if fid == RELATED_FID && flags & FLAG_RELATED != 0 {
-                    fid = st.last_create?;
-                }
+                // A related compound operation names the file all-ones, and the file
+                // goes by that id (as in Suricata: its CLOSE, related too, ends it).
+                let fid = fid_at(body, 16)?;
                 let start = off.checked_add(data_off)?;
                 if st.is_file2(&fid, dir, Some(tree), rec.get(start..).unwrap_or_default()) {
                     return st.data(rec, full, start, u64::from(len), fid, dir, offset, out);
                 }
             }
             CLOSE => {
-                let fid = fid_at(body, 8)?;
-                if fid == RELATED_FID {
-                    st.expect(key(msg_id), Pending::CloseRelated);
-                } else {
-                    st.files.close(fid, out);
-                }
+                st.files.close(fid_at(body, 8)?, out);
             }
             _ => {}
         }
@@ -161,12 +152,11 @@ fn message(
             let fid = fid_at(body, 64)?;
             st.opened(fid, name, tree);
         }
+        (READ, Pending::Read { fid, .. }) if status == STATUS_END_OF_FILE => {
+            // Reading past the end ends the file being read, as in Suricata.
+            st.files.close_dir(fid, dir, out);
+        }
         (READ, Pending::Read { fid, offset, .. }) if ok || status == STATUS_BUFFER_OVERFLOW => {
-            let fid = if fid == RELATED_FID {
-                st.last_create?
-            } else {
-                fid
-            };
             let data_off = usize::from(*body.get(2)?);
             let len = u32le(body, 4)?;
             let start = off.checked_add(data_off)?;
@@ -176,11 +166,6 @@ fn message(
                 return None;
             }
             return st.data(rec, full, start, u64::from(len), fid, dir, offset, out);
-        }
-        (CLOSE, Pending::CloseRelated) => {
-            if let Some(fid) = st.last_create {
-                st.files.close(fid, out);
-            }
         }
         _ => {}
     }
