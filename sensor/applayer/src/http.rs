@@ -891,7 +891,7 @@ impl HttpParser {
                         }));
                     }
                     if self.sides[d].state == State::LinesAsBody {
-                        self.line_as_body(&line, out);
+                        self.line_as_body(&line, true, out);
                     } else {
                         while matches!(line.last(), Some(b'\n' | b'\r')) {
                             line.pop();
@@ -1100,7 +1100,9 @@ impl HttpParser {
                 self.sides[1].file = self.response_file(id);
                 let mut raw = line.to_vec();
                 raw.extend_from_slice(b"\r\n");
-                self.line_as_body(&raw, out);
+                // Not a status line again: the line that led here may look like one (an
+                // HTTP/0.9 answer has none), and must not come back here.
+                self.line_as_body(&raw, false, out);
             }
         }
     }
@@ -1119,8 +1121,9 @@ impl HttpParser {
     /// a line that does not start with "HTTP"): blank lines are skipped, a line followed in
     /// the same chunk by one starting with 'H' (or of at most 2 bytes) is skipped as junk
     /// before a status line, a line starting with "HTTP" is the status line, any other
-    /// line is body, and one that ends the chunk of data completes the response.
-    fn line_as_body(&mut self, raw: &[u8], out: &mut Vec<AppEvent>) {
+    /// line is body, and one that ends the chunk of data completes the response. With
+    /// `status` false a line that looks like a status line is body too.
+    fn line_as_body(&mut self, raw: &[u8], status: bool, out: &mut Vec<AppEvent>) {
         let tc = Direction::ToClient.idx();
         let mut line = raw;
         while let Some(l) = line
@@ -1132,7 +1135,7 @@ impl HttpParser {
         if line.is_empty() {
             return;
         }
-        if looks_like_status_line(line) {
+        if status && looks_like_status_line(line) {
             self.sides[tc].state = State::Line;
             self.sides[tc].finalize = false;
             self.status_line(line, out);
@@ -2428,6 +2431,28 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
         let t = txs(&ev);
         assert_eq!(t.len(), 1);
         assert_eq!((t[0].status, t[0].response_len), (None, 15));
+    }
+
+    #[test]
+    fn status_line_while_an_evicted_response_is_read_as_lines_does_not_recurse() {
+        // Found by the app_http fuzz target (stack overflow): the response of a transaction
+        // evicted by later requests is being read line by line, and a line that looks like
+        // a status line arrives while the oldest transaction left is an HTTP/0.9 request,
+        // whose answer has no status line. The line is body, not a new status line.
+        let cfg = AppConfig {
+            max_tx_in_flight: 1,
+            ..AppConfig::default()
+        };
+        let ev = run(
+            &cfg,
+            &[
+                (Direction::ToServer, b"GET /a HTTP/1.1\r\n\r\n"),
+                (Direction::ToClient, b"junk\r\nmore\r\nstill"),
+                (Direction::ToServer, b"GET /b\r\n"),
+                (Direction::ToClient, b" body\r\nHTTP/1.1 200 OK\r\nnext\r\n"),
+            ],
+        );
+        assert!(!txs(&ev).is_empty());
     }
 
     #[test]
