@@ -352,6 +352,11 @@ impl Engine {
         }
         // An app-layer transaction makes the raw stream ready (Suricata's TRIGGER_RAW).
         let had_tx = self.app_out.iter().any(|e| matches!(e, AppEvent::Tx(_)));
+        if had_tx {
+            if let Some(s) = self.flows.get_mut(idx).and_then(|f| f.tcp.as_mut()) {
+                s.raw_trigger();
+            }
+        }
         if !self.app_out.is_empty() {
             self.write_app(idx, Some(pcap_cnt), PktSrc::Wire, ts);
         }

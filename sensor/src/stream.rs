@@ -147,6 +147,9 @@ struct Dir {
     raw_keep: usize,
     /// Stream offset of `raw[0]` (bytes dropped from `raw` so far; gaps not counted).
     raw_base: u64,
+    /// An app-layer transaction completed since the last chunk: the next acknowledged
+    /// bytes make a chunk (Suricata's per-direction TRIGGER_RAW flag).
+    raw_trigger: bool,
     /// Relative sequence number the other side acknowledged.
     acked: Option<u32>,
     /// In-order bytes waiting for the other side's acknowledgement before they go to the
@@ -568,6 +571,7 @@ impl TcpSession {
     /// [`TcpSession::raw_done`] after inspecting it.
     pub fn raw_chunk(&self, dir: usize, trigger: bool, eof: bool) -> Option<(&[u8], usize)> {
         let d = self.dirs.get(dir)?;
+        let trigger = trigger || d.raw_trigger;
         let waiting = d.raw.len().checked_sub(d.raw_keep)?;
         if waiting == 0 {
             return None;
@@ -602,6 +606,15 @@ impl TcpSession {
         }
     }
 
+    /// An app-layer transaction completed: each direction's next acknowledged bytes make
+    /// a chunk, on whichever packet of that direction comes next (the flag lasts until
+    /// that chunk is inspected).
+    pub fn raw_trigger(&mut self) {
+        for d in &mut self.dirs {
+            d.raw_trigger = true;
+        }
+    }
+
     /// Stream offset of the chunk [`TcpSession::raw_chunk`] gives for direction `dir`
     /// (for depths counted from the stream's start; lost bytes of gaps are not counted).
     pub fn raw_offset(&self, dir: usize) -> u64 {
@@ -619,6 +632,7 @@ impl TcpSession {
         d.raw.drain(..len - keep);
         d.raw_base += (len - keep) as u64;
         d.raw_keep = keep;
+        d.raw_trigger = false;
         // A burst grew the buffer: give the memory back (flows idle with the overlap only).
         if d.raw.capacity() > 16 * 1024 {
             d.raw.shrink_to(4 * 1024);
@@ -753,6 +767,19 @@ mod tests {
         assert_eq!(r.s.dirs[0].raw.len(), RAW_OVERLAP);
         // The next chunk starts at the kept overlap's stream offset.
         assert_eq!(r.s.raw_offset(0), (6 + RAW_CHUNK - RAW_OVERLAP) as u64);
+        // A transaction's trigger lasts until the direction's next chunk: bytes
+        // acknowledged later are ready without a trigger on their packet.
+        r.s.raw_trigger();
+        let at = 1007 + RAW_CHUNK as u32;
+        r.pkt(0, at, 5001, PSH | ACK, b"tail");
+        assert_eq!(r.s.raw_chunk(0, false, false), None);
+        r.pkt(1, 5001, at + 4, ACK, b"");
+        let (c, new_from) = r.s.raw_chunk(0, false, false).unwrap();
+        assert_eq!((&c[new_from..], new_from), (&b"tail"[..], RAW_OVERLAP));
+        r.s.raw_done(0, c.len());
+        r.pkt(0, at + 4, 5001, PSH | ACK, b"more");
+        r.pkt(1, 5001, at + 8, ACK, b"");
+        assert_eq!(r.s.raw_chunk(0, false, false), None);
     }
 
     fn immediate() -> StreamConfig {

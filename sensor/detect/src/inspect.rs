@@ -1069,10 +1069,21 @@ impl Ctx<'_, '_> {
             base,
         } = r;
         let start = if relative { prev as i64 } else { 0 } + offset;
-        if start < 0 || n == 0 {
+        if start < 0 {
             return None;
         }
         let s = start as usize;
+        // A string number of 0 bytes is the one that starts there (Suricata parses it
+        // with strtoull on the buffer), at most 23 characters.
+        let n = if n == 0 && !matches!(base, NumBase::Binary) {
+            let rest = buf.get(s..)?;
+            rest.iter().take(23).take_while(|b| b.is_ascii()).count()
+        } else {
+            n
+        };
+        if n == 0 {
+            return None;
+        }
         let bytes = buf.get(s..s.checked_add(n)?)?;
         Some((read_num(bytes, endian, base)?, s + n))
     }

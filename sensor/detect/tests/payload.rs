@@ -141,6 +141,12 @@ fn byte_keywords() {
     check(r#"byte_test:2,>,600,0;"#, b"\x01\x02", false);
     check(r#"byte_test:2,!>,600,0;"#, b"\x01\x02", true);
     check(r#"byte_test:3,=,123,1,string,dec;"#, b"x123", true);
+    // 0 bytes with `string`: the whole number at the offset (ET's http.content_len rules).
+    check(r#"byte_test:0,<,200,0,string,dec;"#, b"70", true);
+    check(r#"byte_test:0,<,200,0,string,dec;"#, b"700\r\n", false);
+    check(r#"byte_test:0,=,70,1,string,dec;"#, b" 70\xff\xfe", true);
+    check(r#"byte_test:0,<,200,0,string,dec;"#, b"x70", false);
+    check(r#"byte_test:0,<,200,0;"#, b"\x01", false);
     check(r#"byte_test:2,=,255,0,string,hex;"#, b"ff", true);
     check(r#"byte_test:1,&,0x80,0;"#, b"\x81", true);
     check(
