@@ -114,6 +114,7 @@ impl Detect {
         flow: Option<kd::FlowInfo>,
         ts: i64,
         stream_added: bool,
+        stream_sizes: Option<[u32; 2]>,
     ) {
         let Some(addrs) = d.addrs else {
             return;
@@ -132,6 +133,7 @@ impl Detect {
             ts,
         );
         p.stream_added = stream_added;
+        p.stream_sizes = stream_sizes;
         let mut scratch = kd::FlowVars::default();
         let vars = match flow_id {
             Some(id) => self.vars.entry(id).or_default(),

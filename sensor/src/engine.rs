@@ -449,7 +449,8 @@ impl Engine {
             established: f.state != FlowState::New,
             app_proto: f.app.eve_name(),
         });
-        dt.packet(d, f.map(|f| f.id), info, ts, stream_added);
+        let sizes = f.and_then(|f| f.tcp.as_ref()).map(|s| s.seq_sizes());
+        dt.packet(d, f.map(|f| f.id), info, ts, stream_added, sizes);
         if dt.alerts.is_empty() {
             return;
         }

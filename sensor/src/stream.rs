@@ -615,6 +615,18 @@ impl TcpSession {
         }
     }
 
+    /// Each side's size in sequence space (next in-order sequence number minus the
+    /// initial one, so the SYN counts), client then server: `stream_size`.
+    pub fn seq_sizes(&self) -> [u32; 2] {
+        self.dirs.each_ref().map(|d| {
+            if d.base_set {
+                d.next.wrapping_add(1)
+            } else {
+                0
+            }
+        })
+    }
+
     /// Stream offset of the chunk [`TcpSession::raw_chunk`] gives for direction `dir`
     /// (for depths counted from the stream's start; lost bytes of gaps are not counted).
     pub fn raw_offset(&self, dir: usize) -> u64 {

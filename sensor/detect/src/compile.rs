@@ -515,6 +515,9 @@ pub(crate) enum PktCheck {
     SameIp,
     /// `ipopts:` (an IPv4 option by Suricata's name, or `any`).
     IpOpt(String),
+    /// `stream_size:<server|client|both|either>,<op>,<n>`: which side(s) (0 server,
+    /// 1 client, 2 both, 3 either) and the comparison of its sequence-space size.
+    StreamSize(u8, Cmp),
     AppProto {
         negated: bool,
         proto: String,
@@ -550,7 +553,8 @@ pub(crate) enum StreamMode {
     Either,
     /// The stream, then the packet when the stream did not match, whether or not its
     /// data went into the stream: a TCP rule with an absolute `pkt_data` content (`depth`,
-    /// `offset` or `startswith`; Suricata sets both REQUIRE_STREAM and REQUIRE_PACKET).
+    /// `offset` or `startswith`) or `stream_size` (Suricata sets both REQUIRE_STREAM and
+    /// REQUIRE_PACKET).
     Both,
 }
 
@@ -1129,6 +1133,30 @@ fn compile_rule(
             }
             OptionKind::Generic("requires", _) => {}
             OptionKind::Generic("prefilter", _) => {}
+            OptionKind::Generic("stream_size", Some(v)) => {
+                let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+                let side = match parts.first() {
+                    Some(&"server") => 0,
+                    Some(&"client") => 1,
+                    Some(&"both") => 2,
+                    Some(&"either") => 3,
+                    _ => return Err(Reject::Error(format!("stream_size: {v}"))),
+                };
+                let n: u64 = parts
+                    .get(2)
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| Reject::Error(format!("stream_size: {v}")))?;
+                let c = match parts.get(1) {
+                    Some(&"<") => Cmp::Lt(n),
+                    Some(&">") => Cmp::Gt(n),
+                    Some(&"=") => Cmp::Eq(n),
+                    Some(&"!=") => Cmp::Ne(n),
+                    Some(&"<=") => Cmp::Le(n),
+                    Some(&">=") => Cmp::Ge(n),
+                    _ => return Err(Reject::Error(format!("stream_size: {v}"))),
+                };
+                pkt_checks.push(PktCheck::StreamSize(side, c));
+            }
             OptionKind::Generic(k, _) => return Err(Reject::Unsupported(k.to_string())),
             OptionKind::PayloadGeneric(_, k, _) => return Err(Reject::Unsupported(k.to_string())),
             OptionKind::Xbits(_) => return Err(Reject::Unsupported("xbits".into())),
@@ -1224,11 +1252,15 @@ fn compile_rule(
         StreamMode::Packet
     } else if proto == "tcp-stream" || flow.as_ref().is_some_and(|f| f.only_stream) {
         StreamMode::Stream
-    } else if bufs.iter().filter(|b| b.name == "pkt_data").any(|b| {
-        b.ops.iter().any(|o| {
-            matches!(o, Op::Content(c) if c.depth.is_some() || c.offset.is_some() || c.startswith)
+    } else if pkt_checks
+        .iter()
+        .any(|c| matches!(c, PktCheck::StreamSize(..)))
+        || bufs.iter().filter(|b| b.name == "pkt_data").any(|b| {
+            b.ops.iter().any(|o| {
+                matches!(o, Op::Content(c) if c.depth.is_some() || c.offset.is_some() || c.startswith)
+            })
         })
-    }) {
+    {
         StreamMode::Both
     } else {
         StreamMode::Either

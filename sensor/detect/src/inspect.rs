@@ -531,6 +531,15 @@ fn pkt_checks(sig: &Sig, p: &PacketInfo<'_>, tx: bool) -> bool {
                 v.is_some_and(|v| cmp(c, v))
             }
             PktCheck::Flags(f) => p.tcp.is_some_and(|t| flags_match(f, t.flags)),
+            PktCheck::StreamSize(side, c) => p.stream_sizes.is_some_and(|[cl, sv]| {
+                let (cl, sv) = (cmp(c, u64::from(cl)), cmp(c, u64::from(sv)));
+                match side {
+                    0 => sv,
+                    1 => cl,
+                    2 => cl && sv,
+                    _ => cl || sv,
+                }
+            }),
             PktCheck::IpProto { negated, op, proto } => {
                 let r = match op {
                     b'<' => p.proto < *proto,

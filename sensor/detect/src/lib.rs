@@ -105,6 +105,9 @@ pub struct PacketInfo<'a> {
     /// `payload[0]` (0 for packets). An absolute content's `depth` counts from the
     /// stream's start, as in Suricata: a chunk starting at or past it cannot match.
     pub stream_offset: u64,
+    /// TCP session: each side's size in sequence space so far (next sequence number
+    /// minus the initial one, SYN included), client then server (`stream_size`).
+    pub stream_sizes: Option<[u32; 2]>,
     /// Decoder/stream events raised on this packet, Suricata's names without the prefix
     /// (`ipv4.trunc_pkt`, `stream.pkt_invalid_timestamp`, …).
     pub events: &'a [&'a str],
@@ -132,6 +135,7 @@ impl<'a> PacketInfo<'a> {
             flow: None,
             stream_added: false,
             stream_offset: 0,
+            stream_sizes: None,
             events: &[],
             ts_us: 0,
         }

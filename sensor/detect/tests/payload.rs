@@ -568,3 +568,20 @@ fn app_protocol_payload_rules_need_the_flow_protocol() {
     });
     assert_eq!(sids(&e, &p), [1]);
 }
+
+#[test]
+fn stream_size_compares_each_side() {
+    let e = engine(
+        "alert tcp any any -> any any (stream_size:client,<,5; dsize:>1; sid:1;)\n\
+         alert tcp any any -> any any (stream_size:server,>=,100; sid:2;)\n\
+         alert tcp any any -> any any (stream_size:both,>,3; sid:3;)\n\
+         alert tcp any any -> any any (stream_size:either,=,1; sid:4;)\n",
+    );
+    let mut p = pkt(b"MZ..");
+    // No TCP session known: never matches.
+    assert!(sids(&e, &p).is_empty());
+    p.stream_sizes = Some([1, 200]);
+    assert_eq!(sids(&e, &p), [1, 2, 4]);
+    p.stream_sizes = Some([5, 4]);
+    assert_eq!(sids(&e, &p), [3]);
+}
