@@ -104,7 +104,11 @@ fn zeek_smb2_files_match_suricata() {
     // Truncated SMB files carry no hashes, as in Suricata's EVE.
     for e in smb(&ev, "fileinfo") {
         let fi = &e["fileinfo"];
-        assert_eq!(fi["state"] == "TRUNCATED", fi.get("sha256").is_none(), "{e}");
+        assert_eq!(
+            fi["state"] == "TRUNCATED",
+            fi.get("sha256").is_none(),
+            "{e}"
+        );
     }
 }
 
@@ -121,4 +125,49 @@ fn sv_smb1_files_match_suricata() {
         "1dc15d9d3532d957656f7a16e9c3ad0c91c13b44ac2ab83f4d8fdc02648a2146".to_string(),
     );
     assert!(f.contains_key(&mame), "SMB1 READ_ANDX file missing");
+}
+
+#[test]
+fn alert_smb_rule_fires_once_the_flow_is_smb() {
+    // ET Open's `alert smb` ETERNALBLUE probe-response rule: it can only match on a flow
+    // whose app_proto is smb. Suricata 7.0.10 with ET Open fires it twice on this pcap, on
+    // the responses of 10.4.30.5 and 10.7.9.6.
+    let data = std::env::var_os("KHIEN_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let src = data.join("etopen/et-open-2024-04-18/emerging-exploit.rules");
+    let text = std::fs::read_to_string(&src).expect("ET Open rules missing (set KHIEN_DATA)");
+    let rule = text
+        .lines()
+        .find(|l| l.starts_with("alert smb ") && l.contains("sid:2025650;"))
+        .expect("rule 2025650");
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("smb.rules");
+    std::fs::write(&rules, format!("{rule}\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_khien"))
+        .args(["sensor", "-r"])
+        .arg(pcap("sv-corpus-merged.pcap"))
+        .arg("-S")
+        .arg(&rules)
+        .arg("-l")
+        .arg(dir.path())
+        .output()
+        .expect("run khien");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut servers: Vec<String> = std::fs::read_to_string(dir.path().join("eve.json"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event_type"] == "alert" && e["alert"]["signature_id"] == 2025650)
+        .map(|e| {
+            assert_eq!(e["app_proto"], "smb", "{e}");
+            format!("{}:{}", e["src_ip"].as_str().unwrap(), e["src_port"])
+        })
+        .collect();
+    servers.sort();
+    assert_eq!(servers, ["10.4.30.5:445", "10.7.9.6:445"]);
 }
