@@ -11,6 +11,7 @@ const FIXED: &str = r#"alert tcp any any -> any any (content:"a"; content:"b"; d
 alert tcp any any -> any any (byte_extract:2,0,n,relative; byte_jump:1,0,relative; content:"x"; distance:0; within:n; sid:2;)
 alert tcp any any -> any any (pcre:"/(a+)+b/"; content:"a"; isdataat:!2,relative; sid:3;)
 alert tcp any any -> any any (byte_test:10,>,5,0,string,dec; byte_math:bytes 1,offset 0,oper <<,rvalue 70,result r; sid:4;)
+alert tcp any any -> any any (content:"a"; depth:4; content:"b"; within:3; byte_test:0,<,9,0,relative,string,dec; stream_size:either,>,2; sid:5;)
 "#;
 
 fuzz_target!(|data: &[u8]| {
@@ -40,14 +41,23 @@ fuzz_target!(|data: &[u8]| {
     // The payload also stands for the IP and TCP headers (ipopts, *.hdr buffers).
     p.ip_hdr = payload;
     p.l4_hdr = payload;
+    // The payload's first bytes also give the TCP side sizes and the chunk's stream
+    // offset (absolute depths count from the stream's start).
+    let n = |i: usize| u32::from(payload.get(i).copied().unwrap_or(0));
+    p.stream_sizes = Some([n(0), n(1)]);
+    p.stream_added = n(2) & 1 == 1;
     let mut out = Vec::new();
-    engine.inspect_packet(&p, &mut FlowVars::default(), &mut DetectState::default(), &mut out);
-    // As a raw-stream chunk whose first half was inspected before.
+    let mut state = DetectState::default();
+    engine.inspect_packet(&p, &mut FlowVars::default(), &mut state, &mut out);
+    // As a raw-stream chunk whose first half was inspected before, made ready by the
+    // same packet.
+    p.stream_offset = u64::from(n(3));
     engine.inspect_stream(
         &p,
         payload.len() / 2,
+        true,
         &mut FlowVars::default(),
-        &mut DetectState::default(),
+        &mut state,
         &mut out,
     );
 });
