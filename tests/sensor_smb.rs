@@ -18,16 +18,15 @@ fn pcap(name: &str) -> PathBuf {
     p
 }
 
-/// The EVE records of a pcap run.
-fn run(name: &str) -> Vec<serde_json::Value> {
+/// The EVE records of a pcap run, with the rules of `rules` if given.
+fn run(name: &str, rules: Option<&Path>) -> Vec<serde_json::Value> {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_khien"))
-        .args(["sensor", "-r"])
-        .arg(pcap(name))
-        .arg("-l")
-        .arg(dir.path())
-        .output()
-        .expect("run khien");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_khien"));
+    cmd.args(["sensor", "-r"]).arg(pcap(name));
+    if let Some(rules) = rules {
+        cmd.arg("-S").arg(rules);
+    }
+    let out = cmd.arg("-l").arg(dir.path()).output().expect("run khien");
     assert!(
         out.status.success(),
         "{}",
@@ -64,7 +63,7 @@ fn files(ev: &[serde_json::Value]) -> HashMap<(String, u64, String), usize> {
 
 #[test]
 fn zeek_smb2_files_match_suricata() {
-    let ev = run("zeek-corpus-merged.pcap");
+    let ev = run("zeek-corpus-merged.pcap", None);
     // Suricata 7.0.10 labels 34 flows smb on this pcap and logs 131 SMB files (122 SMB
     // 3.11, 1 SMB 2.02 ones CLOSED with hashes, 8 TRUNCATED without).
     let flows = smb(&ev, "flow").len();
@@ -114,7 +113,7 @@ fn zeek_smb2_files_match_suricata() {
 
 #[test]
 fn sv_smb1_files_match_suricata() {
-    let ev = run("sv-corpus-merged.pcap");
+    let ev = run("sv-corpus-merged.pcap", None);
     let f = files(&ev);
     let n: usize = f.values().sum();
     // Suricata 7.0.10 logs 216 SMB files on this pcap (50 of them SMB1).
@@ -144,24 +143,8 @@ fn alert_smb_rule_fires_once_the_flow_is_smb() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("smb.rules");
     std::fs::write(&rules, format!("{rule}\n")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_khien"))
-        .args(["sensor", "-r"])
-        .arg(pcap("sv-corpus-merged.pcap"))
-        .arg("-S")
-        .arg(&rules)
-        .arg("-l")
-        .arg(dir.path())
-        .output()
-        .expect("run khien");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut servers: Vec<String> = std::fs::read_to_string(dir.path().join("eve.json"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    let mut servers: Vec<String> = run("sv-corpus-merged.pcap", Some(&rules))
+        .into_iter()
         .filter(|e| e["event_type"] == "alert" && e["alert"]["signature_id"] == 2025650)
         .map(|e| {
             assert_eq!(e["app_proto"], "smb", "{e}");

@@ -450,7 +450,7 @@ impl Parser for SmbParser {
                     let len =
                         (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
                     match h[0] {
-                        NBSS_MESSAGE => {}
+                        NBSS_MESSAGE if len >= rd.buf.len() - 4 => {}
                         NBSS_REQUEST | NBSS_POSITIVE | NBSS_NEGATIVE | NBSS_RETARGET
                         | NBSS_KEEPALIVE => {
                             rd.buf.clear();
@@ -467,21 +467,13 @@ impl Parser for SmbParser {
                                 proto: AppProto::Smb,
                                 event: "SMB_MALFORMED_DATA",
                             });
-                            // Not a record start: look for one from the next byte on.
+                            // Not a record start, or a message shorter than the bytes
+                            // already taken for it (after a resync): look for one from the
+                            // next byte on.
                             rd.buf.drain(..1);
                             rd.phase = Phase::Resync;
                             continue;
                         }
-                    }
-                    if len < rd.buf.len() - 4 {
-                        // Shorter than the bytes already taken for it (after a resync).
-                        out.push(AppEvent::Anomaly {
-                            proto: AppProto::Smb,
-                            event: "SMB_MALFORMED_DATA",
-                        });
-                        rd.buf.drain(..1);
-                        rd.phase = Phase::Resync;
-                        continue;
                     }
                     let want = if len <= self.max_buffer {
                         len
