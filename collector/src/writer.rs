@@ -344,9 +344,6 @@ const DAY: u32 = 86_400;
 /// Size of the pieces an INSERT body is sent in.
 const BODY_CHUNK: usize = 4 << 20;
 
-/// Writes one group to every table: one INSERT per table and partition (tenant, day).
-/// Returns whether any of it was found already stored (only looked up when `uncertain`).
-/// `Err` is a transient failure.
 /// A part of a group: (table, tenant, day) and its rows as (entry, event or match index).
 type Part<'g> = ((usize, &'g str, u32), Vec<(usize, usize)>);
 
@@ -384,6 +381,9 @@ fn partition(group: &[Entry]) -> Vec<Part<'_>> {
     parts
 }
 
+/// Writes one group to every table: one INSERT per table and partition (tenant, day).
+/// Returns whether any of it was found already stored (only looked up when `uncertain`).
+/// `Err` is a transient failure.
 async fn store_group(
     client: &Client,
     group: &[Entry],
