@@ -504,6 +504,63 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     Some(n)
 }
 
+/// Where a response's first line ends, as libhtp's RES_LINE sees it: at LF, or at a CR
+/// that a byte other than LF follows ("HTTP/1.1 200\rTransfer-Encoding: chunked" is a
+/// status line and a header). A CR at the end of the data waits for the next byte.
+fn response_line_end(data: &[u8]) -> Option<usize> {
+    for (i, &c) in data.iter().enumerate() {
+        match c {
+            b'\n' => return Some(i),
+            b'\r' => match data.get(i + 1) {
+                Some(b'\n') => return Some(i + 1),
+                Some(_) => return Some(i),
+                None => return None,
+            },
+            _ => {}
+        }
+    }
+    None
+}
+
+/// libhtp's folding characters: a header line starting with one continues the previous
+/// line (NUL counts, as in libhtp).
+fn is_folding(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | 0)
+}
+
+/// A line with its trailing CR and LF bytes removed (libhtp's `htp_chomp`).
+fn chomp(mut line: &[u8]) -> &[u8] {
+    while let Some(l) = line
+        .strip_suffix(b"\n")
+        .or_else(|| line.strip_suffix(b"\r"))
+    {
+        line = l;
+    }
+    line
+}
+
+/// One response header line as libhtp splits it: name up to the first colon with
+/// spaces/tabs before the colon dropped; value with spaces/tabs trimmed. Without a colon
+/// the whole line is the value of an empty name.
+fn split_response_header(line: &[u8]) -> (Vec<u8>, Vec<u8>, bool) {
+    let lws = |c: &u8| *c == b' ' || *c == b'\t';
+    let (name, value, colon) = match line.iter().position(|&c| c == b':') {
+        Some(i) => (&line[..i], &line[i + 1..], true),
+        None => (&line[..0], line, false),
+    };
+    let name_end = name.iter().rposition(|c| !lws(c)).map_or(0, |i| i + 1);
+    let v_start = value.iter().position(|c| !lws(c)).unwrap_or(value.len());
+    let v_end = value
+        .iter()
+        .rposition(|c| !lws(c))
+        .map_or(v_start, |i| i + 1);
+    (
+        name[..name_end].to_vec(),
+        value[v_start..v_end.max(v_start)].to_vec(),
+        colon,
+    )
+}
+
 // ---------------------------------------------------------------------------------------
 // Content decoding (gzip / deflate), bounded.
 
@@ -524,8 +581,20 @@ impl Inflate {
     /// The decoder for a layer starting with `b`: gzip magic, a zlib header (CM = 8 and a
     /// check value that divides by 31), else raw deflate. Like libhtp, which retries the
     /// other formats when the declared one fails, the bytes decide, not the header.
-    fn detect(b: &[u8]) -> Inflate {
-        match b {
+    ///
+    /// A gzip member whose header is all in `b` is read as raw deflate after the header,
+    /// which is skipped leniently (reserved flag bits and the header CRC are not checked):
+    /// where zlib refuses such a header, libhtp restarts past it (its
+    /// `htp_gzip_decompressor_probe`) and decodes the deflate data. The second value is
+    /// the number of header bytes to skip.
+    fn detect(b: &[u8]) -> (Inflate, usize) {
+        if let Some(skip) = gzip_header_len(b) {
+            return (
+                Inflate::Raw(flate2::write::DeflateDecoder::new(Vec::new())),
+                skip,
+            );
+        }
+        let inflate = match b {
             [0x1f, 0x8b, ..] | [0x1f] => Inflate::Gzip(flate2::write::GzDecoder::new(Vec::new())),
             [f, rest @ ..]
                 if f & 0x0f == 8
@@ -536,10 +605,13 @@ impl Inflate {
                 Inflate::Zlib(flate2::write::ZlibDecoder::new(Vec::new()))
             }
             _ => Inflate::Raw(flate2::write::DeflateDecoder::new(Vec::new())),
-        }
+        };
+        (inflate, 0)
     }
 
-    /// Decode `b`: what came out, and whether the stream was invalid.
+    /// Decode `b`: what came out, and whether the stream was invalid. Bytes after the end
+    /// of the compressed stream (a gzip trailer, junk) are ignored, as zlib does once it
+    /// has returned Z_STREAM_END.
     fn write(&mut self, b: &[u8]) -> (Vec<u8>, bool) {
         // flush() hands over everything decoded so far.
         let (res, buf) = match self {
@@ -547,8 +619,33 @@ impl Inflate {
             Inflate::Zlib(d) => (d.write_all(b).and_then(|()| d.flush()), d.get_mut()),
             Inflate::Raw(d) => (d.write_all(b).and_then(|()| d.flush()), d.get_mut()),
         };
-        (std::mem::take(buf), res.is_err())
+        let failed = res.is_err_and(|e| e.kind() != std::io::ErrorKind::WriteZero);
+        (std::mem::take(buf), failed)
     }
+}
+
+/// The length of a gzip member header at the start of `b` (magic 1f 8b, method 8), with
+/// its optional extra field, name, comment and header CRC; `None` when `b` is no gzip
+/// header or does not hold all of it.
+fn gzip_header_len(b: &[u8]) -> Option<usize> {
+    let [0x1f, 0x8b, 8, flags, ..] = *b else {
+        return None;
+    };
+    let mut pos = 10usize;
+    if flags & 0x04 != 0 {
+        let xlen = u16::from_le_bytes([*b.get(10)?, *b.get(11)?]);
+        pos = pos.checked_add(2 + usize::from(xlen))?;
+    }
+    for bit in [0x08, 0x10] {
+        if flags & bit != 0 {
+            let nul = b.get(pos..)?.iter().position(|&c| c == 0)?;
+            pos += nul + 1;
+        }
+    }
+    if flags & 0x02 != 0 {
+        pos += 2;
+    }
+    (pos <= b.len()).then_some(pos)
 }
 
 /// A streaming, bounded content decoder: one or two layers (repeated Content-Encoding
@@ -634,8 +731,16 @@ impl Decoder {
                 if buf.is_empty() {
                     break;
                 }
-                let inner = layer.get_or_insert_with(|| Inflate::detect(&buf));
-                let (mut next, failed) = inner.write(&buf);
+                let input = match layer {
+                    Some(_) => buf.as_slice(),
+                    None => {
+                        let (inflate, skip) = Inflate::detect(&buf);
+                        *layer = Some(inflate);
+                        buf.get(skip..).unwrap_or_default()
+                    }
+                };
+                let Some(inner) = layer.as_mut() else { break };
+                let (mut next, failed) = inner.write(input);
                 if failed && !self.produced_any[i] && next.is_empty() {
                     // Not compressed after all: this layer's input goes through as it is.
                     self.passthrough = Some(i);
@@ -733,6 +838,11 @@ struct Side {
     after_line: (usize, Option<u8>),
     /// Multipart/form-data request: the boundary, and the body kept to split it at the end.
     multipart: Option<(Vec<u8>, Vec<u8>)>,
+    /// Response header block: the last line ended in LF CR (libhtp's `lfcrending`).
+    lf_cr: bool,
+    /// Response header block: a header line kept until the next line shows whether it
+    /// is folded (libhtp's `out_header`).
+    folded: Option<Vec<u8>>,
 }
 
 impl Side {
@@ -751,6 +861,8 @@ impl Side {
             cur: None,
             after_line: (0, None),
             multipart: None,
+            lf_cr: false,
+            folded: None,
         }
     }
 }
@@ -866,11 +978,21 @@ impl HttpParser {
                     s.file = file;
                     s.state = State::BodyUntilClose;
                 }
+                State::Headers | State::Trailers if dir == Direction::ToClient => {
+                    let n = self.response_header_block(data, out);
+                    data = data.get(n..).unwrap_or_default();
+                }
                 _ => {
                     // Line-oriented states.
                     let max = self.cfg.http_max_line;
                     let side = &mut self.sides[d];
-                    let nl = data.iter().position(|&c| c == b'\n');
+                    let nl = if dir == Direction::ToClient
+                        && matches!(side.state, State::Line | State::LinesAsBody)
+                    {
+                        response_line_end(data)
+                    } else {
+                        data.iter().position(|&c| c == b'\n')
+                    };
                     let take = nl.map_or(data.len(), |i| i + 1);
                     let room = max.saturating_sub(side.line.len()).min(take);
                     side.line.extend_from_slice(&data[..room]);
@@ -1073,6 +1195,8 @@ impl HttpParser {
         let s = &mut self.sides[1];
         s.cur = Some(id);
         s.header_count = 0;
+        s.lf_cr = false;
+        s.folded = None;
         s.chunked = false;
         s.decoder = None;
         s.file = None;
@@ -1206,6 +1330,171 @@ impl HttpParser {
         }
     }
 
+    /// Response header (or trailer) lines, split and folded the way libhtp's RES_HEADERS
+    /// does: a line ends at LF (an LF CR pair is one line end), at CR LF, or at a CR that
+    /// is followed by another byte than CR or LF; CR CR LF is no empty line; a line of one
+    /// space or tab before LF ends the block when a byte other than LF follows. Returns the
+    /// bytes consumed: all of `data`, or up to the end of the block.
+    fn response_header_block(&mut self, data: &[u8], out: &mut Vec<AppEvent>) -> usize {
+        let tc = Direction::ToClient.idx();
+        let max_line = self.cfg.http_max_line;
+        let mut i = 0;
+        loop {
+            let side = &mut self.sides[tc];
+            let mut complete = false;
+            let push = |side: &mut Side, c: u8| {
+                if side.line.len() < max_line {
+                    side.line.push(c);
+                } else {
+                    side.line_overflow = true;
+                }
+            };
+            while let Some(&c) = data.get(i) {
+                i += 1;
+                push(side, c);
+                if c != b'\n' && c != b'\r' {
+                    side.lf_cr = false;
+                    continue;
+                }
+                let mut end_cr = false;
+                if c == b'\r' {
+                    match data.get(i) {
+                        // libhtp waits for the next byte, then reads on from it.
+                        None => return i,
+                        Some(b'\n') => {
+                            push(side, b'\n');
+                            i += 1;
+                            // LF CR CR LF CR LF: the last four bytes are one line end.
+                            if side.lf_cr && data.get(i) == Some(&b'\r') {
+                                i += 1;
+                                if data.get(i) == Some(&b'\n') {
+                                    i += 1;
+                                }
+                            }
+                        }
+                        Some(b'\r') => continue,
+                        Some(_) => {}
+                    }
+                    side.lf_cr = false;
+                    end_cr = true;
+                } else {
+                    side.lf_cr = false;
+                    if data.get(i) == Some(&b'\r') {
+                        push(side, b'\r');
+                        i += 1;
+                        side.lf_cr = true;
+                    }
+                }
+                if end_cr && side.line.len() < 2 {
+                    continue;
+                }
+                complete = true;
+                break;
+            }
+            if !complete {
+                return i;
+            }
+            let line = std::mem::take(&mut side.line);
+            if std::mem::replace(&mut side.line_overflow, false) {
+                out.push(anomaly("RESPONSE_FIELD_TOO_LONG"));
+            }
+            let next = data.get(i).copied();
+            let terminator = matches!(line.as_slice(), b"\r" | b"\n" | b"\r\n")
+                || (matches!(line.as_slice(), [b' ' | b'\t', b'\n'])
+                    && next.is_some_and(|b| b != b'\n'));
+            if terminator {
+                if let Some(h) = self.sides[tc].folded.take() {
+                    self.response_header(&h, out);
+                }
+                self.sides[tc].lf_cr = false;
+                if self.sides[tc].state == State::Headers {
+                    self.headers_done(Direction::ToClient, out);
+                } else {
+                    self.message_done(Direction::ToClient, out);
+                }
+                return i;
+            }
+            let line = chomp(&line);
+            let http11 = self
+                .pending(self.sides[tc].cur)
+                .is_some_and(|p| p.tx.response_protocol.eq_ignore_ascii_case(b"HTTP/1.1"));
+            match line.first() {
+                Some(&c) if is_folding(c) => match self.sides[tc].folded.take() {
+                    None => self.sides[tc].folded = Some(line.to_vec()),
+                    Some(prev) => {
+                        if http11 && line.contains(&b':') && prev.contains(&b':') {
+                            // libhtp: a "folded" line with a colon after a header with one
+                            // is a new header in HTTP/1.1.
+                            self.response_header(&prev, out);
+                            self.sides[tc].folded = Some(line[1..].to_vec());
+                        } else {
+                            let mut prev = prev;
+                            if prev.len() + line.len() <= max_line {
+                                prev.extend_from_slice(line);
+                            }
+                            self.sides[tc].folded = Some(prev);
+                        }
+                    }
+                },
+                _ => {
+                    if let Some(h) = self.sides[tc].folded.take() {
+                        self.response_header(&h, out);
+                    }
+                    if next.is_some_and(is_folding) {
+                        self.sides[tc].folded = Some(line.to_vec());
+                    } else {
+                        self.response_header(line, out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Store one complete response header line (trailer lines are not kept). A repeated
+    /// name is joined to the first one with ", ", except Content-Length whose first value
+    /// stays, as libhtp does.
+    fn response_header(&mut self, line: &[u8], out: &mut Vec<AppEvent>) {
+        let tc = Direction::ToClient.idx();
+        if line.is_empty() || self.sides[tc].state != State::Headers {
+            return;
+        }
+        let max = self.cfg.http_max_headers;
+        let max_line = self.cfg.http_max_line;
+        self.sides[tc].header_count += 1;
+        let count = self.sides[tc].header_count;
+        if count > max {
+            if count == max + 1 {
+                out.push(anomaly("RESPONSE_TOO_MANY_HEADERS"));
+            }
+            return;
+        }
+        let (name, value, colon) = split_response_header(line);
+        if !colon {
+            out.push(anomaly("RESPONSE_FIELD_MISSING_COLON"));
+        }
+        let Some(p) = self.pending(self.sides[tc].cur) else {
+            return;
+        };
+        let headers = &mut p.tx.response_headers;
+        let existing = headers
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&name));
+        match existing {
+            Some((n, v)) if name_is(n, "content-length") => {
+                if parse_content_length(v) != parse_content_length(&value) {
+                    out.push(anomaly("DUPLICATE_CONTENT_LENGTH_FIELD_IN_RESPONSE"));
+                }
+            }
+            Some((_, v)) => {
+                if v.len() + value.len() + 2 <= max_line {
+                    v.extend_from_slice(b", ");
+                    v.extend_from_slice(&value);
+                }
+            }
+            None => headers.push((name, value)),
+        }
+    }
+
     fn headers_done(&mut self, dir: Direction, out: &mut Vec<AppEvent>) {
         let d = dir.idx();
         let cur = self.sides[d].cur;
@@ -1276,15 +1565,16 @@ impl HttpParser {
                 "DUPLICATE_CONTENT_LENGTH_FIELD_IN_RESPONSE"
             });
         }
-        // Which messages have no body at all.
+        // Which messages have no body at all. libhtp reads a body after a 1xx, 204 or 304
+        // status when Content-Length or Transfer-Encoding announces one ("Unexpected
+        // Response body", as browsers do); a HEAD response never has one.
+        let framed = te.is_some() || cl.is_some();
         let no_body = !is_req
-            && ((100..200).contains(&status)
-                || status == 204
-                || status == 304
-                || method.eq_ignore_ascii_case(b"HEAD"));
-        let next = if !is_req && (status == 101 || connect_ok) {
+            && (method.eq_ignore_ascii_case(b"HEAD")
+                || (!framed && ((100..200).contains(&status) || status == 204 || status == 304)));
+        let next = if !is_req && ((status == 101 && !framed) || connect_ok) {
             State::Tunnel
-        } else if !is_req && (100..200).contains(&status) {
+        } else if !is_req && (100..200).contains(&status) && !framed {
             // 100 Continue: the real response follows.
             State::Line
         } else if no_body {
@@ -2303,6 +2593,241 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
             parse_status_line(b"HTTP/1.1 OK"),
             Some((&b"HTTP/1.1"[..], None, &b""[..]))
         );
+    }
+
+    /// The body file of one GET answered by `resp` (sent in one chunk, then in two at
+    /// every split point: the result must not depend on where segments end, except where
+    /// libhtp itself waits for a byte after CR).
+    fn response_file(resp: &[u8]) -> Option<(u64, Vec<u8>)> {
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n"),
+                (Direction::ToClient, resp),
+            ],
+        );
+        files(&ev).first().map(|f| (f.size, f.filename.clone()))
+    }
+
+    const EICAR: &[u8] = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+    fn chunked_eicar() -> Vec<u8> {
+        let mut b = Vec::new();
+        for c in EICAR.chunks(5) {
+            b.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+            b.extend_from_slice(c);
+            b.extend_from_slice(b"\r\n");
+        }
+        b.extend_from_slice(b"0\r\n\r\n");
+        b
+    }
+
+    #[test]
+    fn response_header_line_ends_like_libhtp() {
+        let chunked = chunked_eicar();
+        let disp = "Content-disposition: attachment; filename=\"eicar.txt\"";
+        // (head, body): each answer must give the 68-byte eicar.txt.
+        let cases: Vec<(String, &[u8])> = vec![
+            // A lone CR ends a header line.
+            (
+                format!("HTTP/1.1 200 ok\r\n{disp}\rTransfer-Encoding: chunked\r\n\r\n"),
+                &chunked,
+            ),
+            // ... and the status line.
+            (
+                format!("HTTP/1.1 200\rTransfer-Encoding:chunked\r\n{disp}\r\n\r\n"),
+                &chunked,
+            ),
+            (
+                format!("HTTP/1.1foobar\rTransfer-Encoding:chunked\r\n{disp}\r\n\r\n"),
+                &chunked,
+            ),
+            // CR-only lines throughout, the block ended by CR LF LF.
+            (
+                format!("HTTP/1.1 200 ok\r{disp}\rTransfer-Encoding: chunked\rX: y\r\n\n"),
+                &chunked,
+            ),
+            // CR CR LF is no empty line.
+            (
+                format!("HTTP/1.1 200 ok\r\n{disp}\r\n\r\r\nTransfer-Encoding: chunked\r\n\r\n"),
+                &chunked,
+            ),
+            (
+                format!("HTTP/1.1 200 ok\r\n{disp}\r\n\r\r\r\nContent-length: 68\r\n\r\n"),
+                EICAR,
+            ),
+            // LF CR, then CR LF CR LF: one line end and the end of the block.
+            (
+                format!("HTTP/1.1 200 ok\r\n{disp}\r\nContent-length: 68\n\r\r\n\r\n"),
+                EICAR,
+            ),
+            // A line of one space or tab before LF ends the block when data follows.
+            (
+                format!("HTTP/1.1 200 ok\r\n{disp}\r\nContent-length: 68\n \n"),
+                EICAR,
+            ),
+            (
+                format!("HTTP/1.1 200 ok\r\n{disp}\r\nTransfer-Encoding: chunked\n\t\n"),
+                &chunked,
+            ),
+        ];
+        for (head, body) in &cases {
+            let mut resp = head.as_bytes().to_vec();
+            resp.extend_from_slice(body);
+            assert_eq!(
+                response_file(&resp),
+                Some((68, b"eicar.txt".to_vec())),
+                "{head:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn response_header_folding_and_repeats_like_libhtp() {
+        let chunked = chunked_eicar();
+        let disp = "Content-disposition: attachment; filename=\"eicar.txt\"";
+        let cases: Vec<(String, &[u8])> = vec![
+            // HTTP/1.1: an indented line with a colon after a header with one is a header.
+            (format!("HTTP/1.1 200 ok\r\n{disp}\r\nConnection: close\r\n Transfer-Encoding: chunked\r\n\r\n"), &chunked),
+            (format!("HTTP/1.1 200 ok\r\nConnection: close\r\n\tTransfer-Encoding: chunked\r\n{disp}\r\n\r\n"), &chunked),
+            // A NUL folds like a space: "Transfer-Encoding:\0chunked".
+            (format!("HTTP/1.1 200 ok\r\n{disp}\r\nTransfer-Encoding:\n\0chunked\r\n\r\n"), &chunked),
+            // A folded value without a colon continues the header.
+            (format!("HTTP/1.1 200 ok\r\n{disp}\r\nContent-length: \r\n 68\r\nContent-length: 136\r\n\r\n"), EICAR),
+            // Repeated headers are joined: "lalala, chunked" is chunked.
+            (format!("HTTP/1.1 200 ok\r\n{disp}\r\nTransfer-Encoding: lalala\r\nTransfer-Encoding: chunked\r\nContent-length: 68\r\n\r\n"), &chunked),
+            // The first Content-Length counts.
+            (format!("HTTP/1.1 200 ok\r\n{disp}\r\nContent-length: 68\r\nContent-length: 10\r\n\r\n"), EICAR),
+            // 1xx, 204 and 304 with a length have a body after all.
+            (format!("HTTP/1.1 204 ok\r\n{disp}\r\nContent-length: 68\r\n\r\n"), EICAR),
+            (format!("HTTP/1.1 101 ok\r\n{disp}\r\nContent-length: 68\r\n\r\n"), EICAR),
+            (format!("HTTP/1.1 100 ok\r\n{disp}\r\nContent-length: 68\r\n\r\n"), EICAR),
+            (format!("HTTP/1.1 304 ok\r\n{disp}\r\nTransfer-Encoding: chunked\r\n\r\n"), &chunked),
+        ];
+        for (head, body) in &cases {
+            let mut resp = head.as_bytes().to_vec();
+            resp.extend_from_slice(body);
+            assert_eq!(
+                response_file(&resp),
+                Some((68, b"eicar.txt".to_vec())),
+                "{head:?}"
+            );
+        }
+        // Without a length, a 204 has no body and a 101 is a tunnel.
+        assert_eq!(response_file(b"HTTP/1.1 204 ok\r\n\r\nabc"), None);
+        assert_eq!(response_file(b"HTTP/1.1 101 ok\r\n\r\nabc"), None);
+        // The joined value is what detection sees.
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, b"GET / HTTP/1.1\r\n\r\n"),
+                (
+                    Direction::ToClient,
+                    b"HTTP/1.1 200 ok\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 0\r\n\r\n",
+                ),
+            ],
+        );
+        assert_eq!(txs(&ev)[0].response_header("x-a"), Some(&b"1, 2"[..]));
+    }
+
+    #[test]
+    fn response_headers_split_anywhere_and_hostile() {
+        let chunked = chunked_eicar();
+        let mut resp = b"HTTP/1.1 200 ok\r\nContent-disposition: attachment; filename=\"e\"\rConnection: close\r\n Transfer-Encoding: chunked\r\nX: \0y\r\n\n".to_vec();
+        resp.extend_from_slice(&chunked);
+        for cut in 1..resp.len() {
+            let ev = run(
+                &AppConfig::default(),
+                &[
+                    (Direction::ToServer, b"GET /x HTTP/1.1\r\n\r\n"),
+                    (Direction::ToClient, &resp[..cut]),
+                    (Direction::ToClient, &resp[cut..]),
+                ],
+            );
+            let f = files(&ev);
+            // libhtp reads on after a CR that ends a chunk of data: a split right after
+            // the lone CR joins the two lines, so the name runs on; any other split
+            // gives the same file.
+            if resp[cut - 1] == b'\r' && resp.get(cut) != Some(&b'\n') {
+                continue;
+            }
+            assert_eq!(
+                (f[0].size, f[0].filename.as_slice()),
+                (68, &b"e"[..]),
+                "cut {cut}"
+            );
+        }
+        // Hostile blocks: only CRs, only LF CR pairs, a huge folded header, truncation.
+        let cfg = AppConfig::default();
+        let mut huge = b"HTTP/1.1 200 ok\r\nX: a\r\n".to_vec();
+        for _ in 0..100_000 {
+            huge.extend_from_slice(b" b\r\n");
+        }
+        for resp in [
+            vec![b'\r'; 100_000],
+            b"\n\r".repeat(50_000),
+            huge,
+            b"HTTP/1.1 200 ok\r\nA\0:\r\n\0\r\r\r".to_vec(),
+        ] {
+            let mut p = HttpParser::new(&cfg);
+            let mut out = Vec::new();
+            p.parse(Direction::ToServer, b"GET / HTTP/1.1\r\n\r\n", 0, &mut out);
+            p.parse(Direction::ToClient, b"HTTP/1.1 200 ok\r\n", 0, &mut out);
+            p.parse(Direction::ToClient, &resp, 0, &mut out);
+            assert!(p.sides[1].line.len() <= cfg.http_max_line);
+            assert!(p.sides[1]
+                .folded
+                .as_ref()
+                .is_none_or(|f| f.len() <= cfg.http_max_line));
+            p.close(0, &mut out);
+        }
+    }
+
+    #[test]
+    fn gzip_headers_zlib_refuses_are_skipped_like_libhtp() {
+        let gz = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(EICAR).unwrap();
+            e.finish().unwrap()
+        };
+        let mut variants = Vec::new();
+        // Reserved flag bits set.
+        for bit in [0x20u8, 0x40, 0x80] {
+            let mut g = gz.clone();
+            g[3] |= bit;
+            variants.push(g);
+        }
+        // FHCRC with a wrong header CRC.
+        let mut g = gz.clone();
+        g[3] |= 0x02;
+        g.splice(10..10, [0u8, 0]);
+        variants.push(g);
+        // FEXTRA, FNAME and FCOMMENT.
+        let mut g = gz.clone();
+        g[3] |= 0x04 | 0x08 | 0x10;
+        g.splice(10..10, *b"\x02\x00ABname\0comment\0");
+        variants.push(g);
+        for g in &variants {
+            let mut resp = format!(
+                "HTTP/1.1 200 ok\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+                g.len()
+            )
+            .into_bytes();
+            resp.extend_from_slice(g);
+            assert_eq!(
+                response_file(&resp).map(|f| f.0),
+                Some(68),
+                "{:x?}",
+                &g[..12]
+            );
+        }
+        assert_eq!(gzip_header_len(&gz), Some(10));
+        assert_eq!(gzip_header_len(&gz[..9]), None);
+        assert_eq!(
+            gzip_header_len(b"\x1f\x8b\x08\x04\0\0\0\0\0\0\xff\xff"),
+            None
+        );
+        assert_eq!(gzip_header_len(b"\x1f\x8b\x08\x08\0\0\0\0\0\0abc"), None);
     }
 
     #[test]
