@@ -838,6 +838,10 @@ struct Side {
     after_line: (usize, Option<u8>),
     /// Multipart/form-data request: the boundary, and the body kept to split it at the end.
     multipart: Option<(Vec<u8>, Vec<u8>)>,
+    /// A response is complete but its file and transaction wait: until the chunk of data
+    /// ends, lines that do not start a new response are more of its body (libhtp's
+    /// RES_FINALIZE, "Unexpected response body").
+    deferred: bool,
     /// Response header block: the last line ended in LF CR (libhtp's `lfcrending`).
     lf_cr: bool,
     /// Response header block: a header line kept until the next line shows whether it
@@ -861,6 +865,7 @@ impl Side {
             cur: None,
             after_line: (0, None),
             multipart: None,
+            deferred: false,
             lf_cr: false,
             folded: None,
         }
@@ -873,6 +878,8 @@ pub(crate) struct HttpParser {
     sides: [Side; 2],
     txs: VecDeque<Pending>,
     next_tx: u64,
+    /// The flow is closing: responses complete at once.
+    closing: bool,
 }
 
 /// Most blank lines skipped between messages.
@@ -902,6 +909,7 @@ impl HttpParser {
             sides: [Side::new(), Side::new()],
             txs: VecDeque::new(),
             next_tx: 0,
+            closing: false,
         }
     }
 
@@ -967,7 +975,11 @@ impl HttpParser {
                     self.body_data(dir, data, out);
                     return;
                 }
-                State::Line if dir == Direction::ToClient && self.next_response_is_v09() => {
+                State::Line
+                    if dir == Direction::ToClient
+                        && !self.sides[d].deferred
+                        && self.next_response_is_v09() =>
+                {
                     // The answer to an HTTP/0.9 request is all body, without a status line.
                     let id = self.txs.iter().find(|p| !p.resp_done).map(|p| p.tx.tx_id);
                     let file = id.and_then(|id| self.response_file(id));
@@ -1004,6 +1016,21 @@ impl HttpParser {
                         return;
                     }
                     side.after_line = (data.len(), data.first().copied());
+                    if side.deferred {
+                        if side.state == State::Line && !looks_like_status_line(&side.line) {
+                            // libhtp's RES_FINALIZE: more body of the response just ended.
+                            let line = std::mem::take(&mut side.line);
+                            side.line_overflow = false;
+                            self.body_data(dir, &line, out);
+                            if line.capacity() <= 4096 {
+                                self.sides[d].line = line;
+                                self.sides[d].line.clear();
+                            }
+                            continue;
+                        }
+                        self.finish_deferred(out);
+                    }
+                    let side = &mut self.sides[d];
                     let mut line = std::mem::take(&mut side.line);
                     let overflow = std::mem::replace(&mut side.line_overflow, false);
                     if overflow {
@@ -1688,8 +1715,34 @@ impl HttpParser {
         body.extend_from_slice(&decoded[..room]);
     }
 
-    /// The message in `dir` is complete.
+    /// The message in `dir` is complete. A response that ends inside a chunk of data
+    /// waits (see [`Side::deferred`]) unless the stream is closing.
     fn message_done(&mut self, dir: Direction, out: &mut Vec<AppEvent>) {
+        let d = dir.idx();
+        let side = &mut self.sides[d];
+        if dir == Direction::ToClient
+            && !self.closing
+            && side.cur.is_some()
+            && !matches!(side.state, State::Tunnel | State::Broken)
+        {
+            side.state = State::Line;
+            side.finalize = true;
+            side.deferred = true;
+            return;
+        }
+        self.complete(dir, out);
+    }
+
+    /// Complete the response whose end was deferred, if any.
+    fn finish_deferred(&mut self, out: &mut Vec<AppEvent>) {
+        let tc = Direction::ToClient.idx();
+        if std::mem::replace(&mut self.sides[tc].deferred, false) {
+            self.complete(Direction::ToClient, out);
+        }
+    }
+
+    /// Log the message in `dir`: its files, and the transaction once both sides are done.
+    fn complete(&mut self, dir: Direction, out: &mut Vec<AppEvent>) {
         let d = dir.idx();
         let cur = self.sides[d].cur.take();
         let file = self.sides[d].file.take();
@@ -1795,12 +1848,18 @@ impl Parser for HttpParser {
         // The chunk ended: a message completed here is final unless a line is pending.
         let side = &mut self.sides[dir.idx()];
         if side.line.is_empty() {
-            side.finalize = false;
+            if dir == Direction::ToClient {
+                self.finish_deferred(out);
+            }
+            self.sides[dir.idx()].finalize = false;
         }
     }
 
     fn gap(&mut self, dir: Direction, len: u64, out: &mut Vec<AppEvent>) {
         let d = dir.idx();
+        if dir == Direction::ToClient {
+            self.finish_deferred(out);
+        }
         let side = &mut self.sides[d];
         if let Some(f) = side.file.as_mut() {
             f.set_gap();
@@ -1834,11 +1893,25 @@ impl Parser for HttpParser {
                 self.sides[d].state = State::Broken;
             }
         }
+        if dir == Direction::ToClient {
+            self.finish_deferred(out);
+        }
         // Data after a gap starts a new chunk.
         self.sides[d].finalize = false;
     }
 
     fn close(&mut self, _ts: i64, out: &mut Vec<AppEvent>) {
+        self.closing = true;
+        let tc = Direction::ToClient.idx();
+        if self.sides[tc].deferred {
+            // What was buffered after the response is more of its body unless it starts
+            // a response (libhtp's RES_FINALIZE at stream end).
+            let line = std::mem::take(&mut self.sides[tc].line);
+            if !line.is_empty() && !looks_like_status_line(&line) {
+                self.body_data(Direction::ToClient, &line, out);
+            }
+            self.finish_deferred(out);
+        }
         // A chunk-size line cut by the end of the stream is read as a line, as libhtp
         // does with what it buffered when the stream closes.
         let tc = Direction::ToClient.idx();
@@ -2713,8 +2786,13 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
                 "{head:?}"
             );
         }
-        // Without a length, a 204 has no body and a 101 is a tunnel.
-        assert_eq!(response_file(b"HTTP/1.1 204 ok\r\n\r\nabc"), None);
+        // Without a length a 204 has no body, but what follows it in the same chunk of
+        // data (here up to the end of the stream) is more of it, as libhtp's RES_FINALIZE
+        // reads it; a 101 is a tunnel.
+        assert_eq!(
+            response_file(b"HTTP/1.1 204 ok\r\n\r\nabc"),
+            Some((3, b"/x".to_vec()))
+        );
         assert_eq!(response_file(b"HTTP/1.1 101 ok\r\n\r\nabc"), None);
         // The joined value is what detection sees.
         let ev = run(
@@ -2780,6 +2858,76 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
                 .as_ref()
                 .is_none_or(|f| f.len() <= cfg.http_max_line));
             p.close(0, &mut out);
+        }
+    }
+
+    #[test]
+    fn bytes_after_a_response_in_its_chunk_are_more_of_its_body() {
+        let head = b"HTTP/1.1 200 ok\r\nContent-Length: 3\r\n\r\n";
+        let with = |tail: &[u8]| {
+            let mut r = head.to_vec();
+            r.extend_from_slice(b"abc");
+            r.extend_from_slice(tail);
+            r
+        };
+        // Junk up to the end of the stream, a blank line, lines in the same chunk.
+        assert_eq!(response_file(&with(b"XXXX")).map(|f| f.0), Some(7));
+        assert_eq!(response_file(&with(b"\r\n")).map(|f| f.0), Some(5));
+        assert_eq!(
+            response_file(&with(b"junk\r\nmore\n")).map(|f| f.0),
+            Some(14)
+        );
+        // A status line starts the next response; data in a later chunk is not body.
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (
+                    Direction::ToServer,
+                    b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n",
+                ),
+                (
+                    Direction::ToClient,
+                    &[
+                        &with(b"\r\n")[..],
+                        b"HTTP/1.1 200 ok\r\nContent-Length: 2\r\n\r\nok",
+                    ]
+                    .concat(),
+                ),
+                (Direction::ToClient, b"later"),
+            ],
+        );
+        let f = files(&ev);
+        assert_eq!(
+            f.iter().map(|f| (f.tx_id, f.size)).collect::<Vec<_>>(),
+            [(0, 5), (1, 2)]
+        );
+        assert_eq!(txs(&ev).len(), 2);
+        // Split anywhere, the same two files.
+        let resp = [
+            &with(b"\r\n")[..],
+            b"HTTP/1.1 200 ok\r\nContent-Length: 2\r\n\r\nok",
+        ]
+        .concat();
+        for cut in 1..resp.len() {
+            let ev = run(
+                &AppConfig::default(),
+                &[
+                    (
+                        Direction::ToServer,
+                        b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n",
+                    ),
+                    (Direction::ToClient, &resp[..cut]),
+                    (Direction::ToClient, &resp[cut..]),
+                ],
+            );
+            let sizes: Vec<u64> = files(&ev).iter().map(|f| f.size).collect();
+            // A cut right after the body ends that response with the chunk.
+            let want: &[u64] = if cut == head.len() + 3 {
+                &[3, 2]
+            } else {
+                &[5, 2]
+            };
+            assert_eq!(sizes, want, "cut {cut}");
         }
     }
 
