@@ -215,7 +215,17 @@ struct Part {
 }
 
 impl Part {
-    fn content(&mut self, line: &[u8], whole: bool, events: &mut Vec<&'static str>) {
+    /// One body line. `eol` is the line break of the last plain line written to a file,
+    /// held back: like Suricata, a plain line's CR LF is written only when another plain
+    /// line follows, so the break before a boundary or the end of the message is no part
+    /// of the file, and one left over from a previous part starts the next plain file.
+    fn content(
+        &mut self,
+        line: &[u8],
+        whole: bool,
+        eol: &mut bool,
+        events: &mut Vec<&'static str>,
+    ) {
         let Some(f) = self.file.as_mut() else { return };
         let mut out = Vec::new();
         match self.enc {
@@ -237,10 +247,10 @@ impl Part {
                 }
             }
             Enc::Plain => {
-                out.extend_from_slice(line);
-                if whole {
+                if std::mem::replace(eol, whole) {
                     out.extend_from_slice(b"\r\n");
                 }
+                out.extend_from_slice(line);
             }
         }
         f.write(&out);
@@ -265,6 +275,8 @@ struct Mime {
     max_depth: usize,
     data_limit: usize,
     done_files: Vec<FileTracker>,
+    /// A plain line's held-back line break (see [`Part::content`]).
+    eol: bool,
 }
 
 impl Mime {
@@ -278,6 +290,7 @@ impl Mime {
             max_depth: cfg.smtp_max_parts.max(1),
             data_limit: cfg.file_data_limit,
             done_files: Vec::new(),
+            eol: false,
         }
     }
 
@@ -390,7 +403,7 @@ impl Mime {
             }
         }
         if let Some(p) = self.part.as_mut() {
-            p.content(line, whole, events);
+            p.content(line, whole, &mut self.eol, events);
         }
     }
 
@@ -882,6 +895,55 @@ QUIT\r\n";
             assert_eq!(files[0].section.as_ref().map(|s| s.0), Some("smtp"));
             assert_eq!(files[0].eve_extra()[0].0, "email");
         }
+    }
+
+    /// The files of one message sent with DATA.
+    fn message_files(msg: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut client = b"EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n".to_vec();
+        client.extend_from_slice(msg);
+        client.extend_from_slice(b"\r\n.\r\nQUIT\r\n");
+        let ev = run(&[
+            (
+                Direction::ToClient,
+                b"220 x\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n",
+            ),
+            (Direction::ToServer, &client),
+            (Direction::ToClient, b"250 ok\r\n221 bye\r\n"),
+        ]);
+        let mut out = Vec::new();
+        for e in &ev {
+            if let AppEvent::File(f) = e {
+                out.push((f.filename.clone(), f.size));
+            }
+        }
+        // Sizes are enough to tell the line breaks apart; names say which part.
+        out.into_iter()
+            .map(|(n, size)| (n, size.to_string().into_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn plain_attachment_line_breaks_like_suricata() {
+        // A single-part message: the break before the final "." is no part of the file.
+        let f = message_files(
+            b"Content-Type: application/octet-stream\r\n\
+Content-Disposition: attachment; filename=\"m.exe\"\r\n\r\nPAYLOAD-30-BYTES-PAYLOAD-30-BY\r\nx",
+        );
+        assert_eq!(f, [(b"m.exe".to_vec(), b"33".to_vec())]);
+        // Multipart: the break before a boundary is held back and starts the next plain
+        // file (Suricata keeps one held-back break per message).
+        let f = message_files(
+            b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+Content-Disposition: attachment; filename=\"one.txt\"\r\n\r\nabc\r\ndef\r\n--b\r\n\
+Content-Disposition: attachment; filename=\"two.txt\"\r\n\r\nghi\r\n--b--",
+        );
+        assert_eq!(
+            f,
+            [
+                (b"one.txt".to_vec(), b"8".to_vec()),
+                (b"two.txt".to_vec(), b"5".to_vec())
+            ]
+        );
     }
 
     #[test]

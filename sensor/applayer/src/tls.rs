@@ -555,6 +555,19 @@ impl TlsParser {
                         return;
                     };
                     match parse_cert(der) {
+                        // Suricata hands the first certificate's subject and issuer to C
+                        // as NUL-terminated strings: one holding a NUL byte is an error
+                        // that stops the TLS parser, and the session is never logged.
+                        Some(c) if self.tx.certs.is_empty() && c.subject.contains('\0') => {
+                            out.push(anomaly("CERTIFICATE_INVALID_SUBJECT"));
+                            self.failed = true;
+                            return;
+                        }
+                        Some(c) if self.tx.certs.is_empty() && c.issuer.contains('\0') => {
+                            out.push(anomaly("CERTIFICATE_INVALID_ISSUER"));
+                            self.failed = true;
+                            return;
+                        }
                         Some(c) => self.tx.certs.push(c),
                         None => {
                             out.push(anomaly("INVALID_CERTIFICATE"));
@@ -948,6 +961,30 @@ mod tests {
         let t = txs(&out);
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].eve()["version"], "TLSv1");
+    }
+
+    #[test]
+    fn a_nul_in_the_first_certificate_names_stops_the_session_like_suricata() {
+        // The reference flight with "SELKS" in the issuer (before the validity, 301e) or
+        // in the subject (before the key, 3082) turned into "SEL\0S".
+        let flight = SERVER_FLIGHT.to_string();
+        for (from, event) in [
+            ("53454c4b53301e", "CERTIFICATE_INVALID_ISSUER"),
+            ("53454c4b533082", "CERTIFICATE_INVALID_SUBJECT"),
+        ] {
+            assert_eq!(flight.matches(from).count(), 1);
+            let bad = flight.replace(from, &from.replacen("4b53", "0053", 1));
+            let mut p = TlsParser::new(&AppConfig::default());
+            let mut out = Vec::new();
+            p.parse(Direction::ToServer, &unhex(CLIENT_HELLO), 0, &mut out);
+            p.parse(Direction::ToClient, &unhex(&bad), 0, &mut out);
+            p.parse(Direction::ToServer, CCS, 0, &mut out);
+            p.close(0, &mut out);
+            assert!(txs(&out).is_empty(), "{event}");
+            assert!(out
+                .iter()
+                .any(|e| matches!(e, AppEvent::Anomaly { event: ev, .. } if *ev == event)));
+        }
     }
 
     #[test]
