@@ -838,6 +838,8 @@ struct Side {
     after_line: (usize, Option<u8>),
     /// Multipart/form-data request: the boundary, and the body kept to split it at the end.
     multipart: Option<(Vec<u8>, Vec<u8>)>,
+    /// The line end (CR and LF bytes) of the line being handled, as sent.
+    eol: Vec<u8>,
     /// A response is complete but its file and transaction wait: until the chunk of data
     /// ends, lines that do not start a new response are more of its body (libhtp's
     /// RES_FINALIZE, "Unexpected response body").
@@ -865,6 +867,7 @@ impl Side {
             cur: None,
             after_line: (0, None),
             multipart: None,
+            eol: Vec::new(),
             deferred: false,
             lf_cr: false,
             folded: None,
@@ -1042,9 +1045,14 @@ impl HttpParser {
                     if self.sides[d].state == State::LinesAsBody {
                         self.line_as_body(&line, true, out);
                     } else {
-                        while matches!(line.last(), Some(b'\n' | b'\r')) {
-                            line.pop();
-                        }
+                        let end = line
+                            .iter()
+                            .rposition(|&c| c != b'\n' && c != b'\r')
+                            .map_or(0, |i| i + 1);
+                        let eol = &mut self.sides[d].eol;
+                        eol.clear();
+                        eol.extend_from_slice(&line[end..]);
+                        line.truncate(end);
                         self.on_line(dir, &line, out);
                     }
                     // Give the line buffer's capacity back unless it grew large.
@@ -1250,7 +1258,7 @@ impl HttpParser {
                 s.state = State::LinesAsBody;
                 self.sides[1].file = self.response_file(id);
                 let mut raw = line.to_vec();
-                raw.extend_from_slice(b"\r\n");
+                raw.extend_from_slice(&self.sides[1].eol);
                 // Not a status line again: the line that led here may look like one (an
                 // HTTP/0.9 answer has none), and must not come back here.
                 self.line_as_body(&raw, false, out);
@@ -2035,6 +2043,16 @@ Referer: http://www.ethereal.com/development.html\r\n\r\n";
         let t = txs(&ev);
         assert_eq!((t[0].status, t[0].response_len), (Some(200), 2));
         assert_eq!(files(&ev)[0].size, 2);
+
+        // A first line that is body keeps its line end as sent.
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, b"GET /z.html HTTP/1.1\r\n\r\n"),
+                (Direction::ToClient, b"<html>\n  Zeek\n</html>\n"),
+            ],
+        );
+        assert_eq!(files(&ev)[0].size, 22);
 
         // The answer to an HTTP/0.9 request is a file named by the request's path.
         let ev = run(
