@@ -69,7 +69,10 @@ impl FileRecord {
     /// Suricata puts beside it (e.g. "http": {...}) as `(key, value)` when there is one.
     pub fn eve(&self) -> (Value, Option<(&'static str, Value)>) {
         let mut m = Map::new();
-        m.insert("filename".into(), json_str(&self.filename).into());
+        // Suricata 7 opens HTTP/2 files without a name.
+        if !(self.proto == AppProto::Http2 && self.filename.is_empty()) {
+            m.insert("filename".into(), json_str(&self.filename).into());
+        }
         if let Some(magic) = self.magic {
             m.insert("magic".into(), magic.into());
         }

@@ -13,6 +13,7 @@ mod dns;
 mod file;
 mod ftp;
 mod http;
+mod http2;
 mod pgsql;
 mod probe;
 mod smb;
@@ -25,6 +26,7 @@ pub use dns::{DnsQuery, DnsRData, DnsRecord, DnsTx};
 pub use file::{FileRecord, FileState};
 pub use ftp::FtpTx;
 pub use http::{HttpTx, HttpVersion};
+pub use http2::HeaderEntry as Http2Header;
 pub use probe::probe;
 pub use smtp::{SmtpAttachment, SmtpTx};
 pub use ssh::{SshEndpoint, SshTx};
@@ -37,6 +39,8 @@ use serde_json::Value;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AppProto {
     Http,
+    /// HTTP/2 over cleartext TCP (prior knowledge or h2c upgrade).
+    Http2,
     Dns,
     Tls,
     Ssh,
@@ -56,6 +60,7 @@ impl AppProto {
     pub fn as_str(self) -> &'static str {
         match self {
             AppProto::Http => "http",
+            AppProto::Http2 => "http2",
             AppProto::Dns => "dns",
             AppProto::Tls => "tls",
             AppProto::Ssh => "ssh",
@@ -180,6 +185,7 @@ pub fn new_parser(proto: AppProto, cfg: &AppConfig) -> Option<Box<dyn Parser>> {
         AppProto::Dns => Box::new(dns::DnsParser::new(cfg)),
         AppProto::Ssh => Box::new(ssh::SshParser::new(cfg)),
         AppProto::Http => Box::new(http::HttpParser::new(cfg)),
+        AppProto::Http2 => Box::new(http2::Http2Parser::new(cfg)),
         AppProto::Tls => Box::new(tls::TlsParser::new(cfg)),
         AppProto::Smtp => Box::new(smtp::SmtpParser::new(cfg)),
         AppProto::Ftp => Box::new(ftp::FtpParser::new(cfg)),

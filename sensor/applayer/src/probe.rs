@@ -195,7 +195,8 @@ pub fn probe(t: Transport, dir: Direction, src_port: u16, dst_port: u16, data: &
         return Probe::NoMatch;
     }
     let mut need = false;
-    let checks: [fn(Direction, &[u8]) -> Probe; 4] = [
+    let checks: [fn(Direction, &[u8]) -> Probe; 5] = [
+        crate::http2::probe,
         probe_http,
         |_, d| probe_tls(d),
         |_, d| probe_ssh(d),
