@@ -1920,12 +1920,18 @@ impl Parser for HttpParser {
             }
             self.finish_deferred(out);
         }
-        // A chunk-size line cut by the end of the stream is read as a line, as libhtp
-        // does with what it buffered when the stream closes.
+        // A chunk-size line cut by the end of the stream (no LF) is body and the response
+        // ends with the stream, as Suricata 7.0.10 logs evader's "finalchunk=0\r" answers
+        // (the last chunk's "0\r" counted in a CLOSED file).
         let tc = Direction::ToClient.idx();
         if self.sides[tc].state == State::ChunkSize && !self.sides[tc].line.is_empty() {
             let line = std::mem::take(&mut self.sides[tc].line);
-            self.on_line(Direction::ToClient, &line, out);
+            if parse_chunk_size(&line).is_none() {
+                out.push(anomaly("INVALID_RESPONSE_CHUNK_LEN"));
+            }
+            self.sides[tc].chunked = false;
+            self.sides[tc].state = State::BodyUntilClose;
+            self.body_data(Direction::ToClient, &line, out);
         }
         if self.sides[tc].state == State::LinesAsBody && !self.sides[tc].line.is_empty() {
             let line = std::mem::take(&mut self.sides[tc].line);
@@ -3066,6 +3072,23 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
         assert!(anomalies(&ev).contains(&"INVALID_RESPONSE_CHUNK_LEN"));
         let f = files(&ev);
         assert_eq!((f[0].size, f[0].state), (68, FileState::Closed));
+
+        // evader "finalchunk=0\r" / "finalchunk=0": the last chunk-size line has no LF when
+        // the stream ends; Suricata counts it as body of a CLOSED file (70 and 69 bytes).
+        for (tail, size) in [(&b"0\r"[..], 70), (b"0", 69)] {
+            let mut resp = b"HTTP/1.1 200 ok\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            resp.extend_from_slice(&chunked_eicar()[..chunked_eicar().len() - 5]);
+            resp.extend_from_slice(tail);
+            let ev = run(
+                &AppConfig::default(),
+                &[
+                    (Direction::ToServer, b"GET /eicar.txt HTTP/1.1\r\n\r\n"),
+                    (Direction::ToClient, &resp),
+                ],
+            );
+            let f = files(&ev);
+            assert_eq!((f[0].size, f[0].state), (size, FileState::Closed));
+        }
     }
 
     #[test]
