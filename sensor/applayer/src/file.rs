@@ -79,7 +79,10 @@ impl FileRecord {
         m.insert("gaps".into(), self.gaps.into());
         m.insert("state".into(), self.state.as_str().into());
         // Suricata 7 logs no hashes for an SMB file that did not end with its CLOSE.
-        if !(self.proto == AppProto::Smb && self.state == FileState::Truncated) {
+        // Nor for an HTTP/2 file that did not end with a DATA frame's END_STREAM.
+        if !(matches!(self.proto, AppProto::Smb | AppProto::Http2)
+            && self.state == FileState::Truncated)
+        {
             m.insert("md5".into(), self.md5.clone().into());
             m.insert("sha1".into(), self.sha1.clone().into());
             m.insert("sha256".into(), self.sha256.clone().into());

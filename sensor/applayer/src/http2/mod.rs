@@ -135,10 +135,9 @@ struct Decoder {
 impl Decoder {
     /// For a content-encoding value naming gzip or deflate (else `None`: identity, br...).
     fn new(encoding: &[u8], cfg: &AppConfig) -> Option<Decoder> {
-        let e = encoding.to_ascii_lowercase();
-        let known = e
-            .split(|&c| c == b',' || c == b' ')
-            .any(|t| t == b"gzip" || t == b"x-gzip" || t == b"deflate");
+        // Suricata 7 decodes a value that is exactly "gzip" or "deflate" (not "DeFlate",
+        // not a list); "br" is not decoded here.
+        let known = encoding == b"gzip" || encoding == b"deflate";
         known.then(|| Decoder {
             inner: None,
             fed: 0,
@@ -500,6 +499,17 @@ impl Http2Parser {
             }
         }
         if p.end_stream {
+            // Trailers end the stream, but Suricata 7 closes a file only on a DATA frame's
+            // END_STREAM: one still open here ends TRUNCATED.
+            if let Some(f) = self
+                .streams
+                .get_mut(&p.stream)
+                .and_then(|s| s.files[d].take())
+            {
+                if let Some(s) = self.streams.get(&p.stream) {
+                    emit_file(p.stream, s, d, f, FileState::Truncated, out);
+                }
+            }
             self.end_stream(p.stream, d, out);
         }
     }
@@ -641,8 +651,11 @@ impl Http2Parser {
     }
 
     /// Where a frame's payload goes.
-    fn frame_sink(&self, h: FrameHeader) -> Sink {
-        if h.kind == FRAME_DATA {
+    fn frame_sink(&self, h: FrameHeader, d: usize) -> Sink {
+        if h.kind == FRAME_DATA && h.len > self.sides[d].max_frame {
+            // Like Suricata 7, a DATA frame longer than the peer allows is not file data.
+            Sink::Skip
+        } else if h.kind == FRAME_DATA {
             Sink::Data
         } else if h.len as usize <= self.cfg.max_buffer {
             Sink::Buffer
@@ -659,8 +672,8 @@ impl Http2Parser {
             }
             self.anomaly("long_frame_data", out);
         }
-        let sink = self.frame_sink(h);
-        if sink == Sink::Skip {
+        let sink = self.frame_sink(h, d);
+        if sink == Sink::Skip && h.kind != FRAME_DATA {
             self.anomaly("reassembly_limit_reached", out);
         }
         let side = &mut self.sides[d];

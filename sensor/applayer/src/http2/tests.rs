@@ -329,3 +329,37 @@ fn garbage_never_panics() {
         assert!(anomalies(&out).len() <= MAX_ANOMALIES);
     }
 }
+
+#[test]
+fn trailers_truncate_long_data_skipped_and_exact_encoding() {
+    let mut c = PREFACE.to_vec();
+    c.extend(request(1, 3, "/rpc", false));
+    c.extend(frame(FRAME_DATA, FLAG_END_STREAM, 1, b"req"));
+    c.extend(request(3, 2, "/big", true));
+    c.extend(request(5, 2, "/raw", true));
+    let mut s = response(1, &[]);
+    s.extend(frame(FRAME_DATA, 0, 1, b"answer"));
+    // gRPC-style trailers end the stream: the file was not closed by DATA.
+    s.extend(frame(
+        FRAME_HEADERS,
+        FLAG_END_HEADERS | FLAG_END_STREAM,
+        1,
+        &lit("grpc-status", "0"),
+    ));
+    s.extend(response(3, &[]));
+    s.extend(frame(FRAME_DATA, 0, 3, b"small"));
+    s.extend(frame(FRAME_DATA, FLAG_END_STREAM, 3, &vec![b'x'; 20_000]));
+    // "DeFlate" is not exactly "deflate": the bytes are the file as they are.
+    s.extend(response(5, &[("content-encoding", "DeFlate")]));
+    s.extend(frame(FRAME_DATA, FLAG_END_STREAM, 5, b"not compressed"));
+    let ev = run(&[(ToServer, c), (ToClient, s)], 0);
+    let f = files(&ev);
+    assert_eq!(f.len(), 4, "{ev:?}");
+    assert_eq!((f[0].direction, f[0].state), (ToServer, FileState::Closed));
+    assert_eq!(f[1].state, FileState::Truncated);
+    assert_eq!(f[1].size, 6);
+    assert!(f[1].eve().0.get("sha256").is_none());
+    assert_eq!((f[2].size, f[2].state), (5, FileState::Closed));
+    assert_eq!(f[3].sha256, sha256(b"not compressed"));
+    assert_eq!(anomalies(&ev), vec!["long_frame_data"]);
+}
