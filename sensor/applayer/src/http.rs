@@ -1933,6 +1933,20 @@ impl Parser for HttpParser {
             self.sides[tc].state = State::BodyUntilClose;
             self.body_data(Direction::ToClient, &line, out);
         }
+        if self.sides[tc].state == State::Line
+            && !self.sides[tc].line.is_empty()
+            && self.txs.iter().any(|p| !p.resp_done)
+        {
+            // libhtp's RES_LINE takes the end of the stream as the end of a first line: one
+            // that does not start with "HTTP" is the body of the answer (evader's
+            // "http09": a bare 68-byte body, then FIN).
+            let raw = std::mem::take(&mut self.sides[tc].line);
+            self.sides[tc].after_line = (0, None);
+            let line = chomp(&raw).to_vec();
+            self.sides[tc].eol.clear();
+            self.sides[tc].eol.extend_from_slice(&raw[line.len()..]);
+            self.status_line(&line, out);
+        }
         if self.sides[tc].state == State::LinesAsBody && !self.sides[tc].line.is_empty() {
             let line = std::mem::take(&mut self.sides[tc].line);
             self.body_data(Direction::ToClient, &line, out);
@@ -2049,6 +2063,17 @@ Referer: http://www.ethereal.com/development.html\r\n\r\n";
         let t = txs(&ev);
         assert_eq!((t[0].status, t[0].response_len), (Some(200), 2));
         assert_eq!(files(&ev)[0].size, 2);
+
+        // A first line without line end, then the end of the stream: body.
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, b"GET /e.txt HTTP/1.1\r\n\r\n"),
+                (Direction::ToClient, EICAR),
+            ],
+        );
+        let f = files(&ev);
+        assert_eq!((f[0].size, f[0].state), (68, FileState::Closed));
 
         // A first line that is body keeps its line end as sent.
         let ev = run(
