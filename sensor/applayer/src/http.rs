@@ -1020,8 +1020,13 @@ impl HttpParser {
                     }
                     side.after_line = (data.len(), data.first().copied());
                     if side.deferred {
-                        if side.state == State::Line && !looks_like_status_line(&side.line) {
-                            // libhtp's RES_FINALIZE: more body of the response just ended.
+                        let starts = match dir {
+                            Direction::ToServer => starts_with_known_method(&side.line),
+                            Direction::ToClient => looks_like_status_line(&side.line),
+                        };
+                        if side.state == State::Line && !starts {
+                            // libhtp's REQ_FINALIZE / RES_FINALIZE: more body of the
+                            // message just ended ("Unexpected request/response body").
                             let line = std::mem::take(&mut side.line);
                             side.line_overflow = false;
                             self.body_data(dir, &line, out);
@@ -1031,7 +1036,7 @@ impl HttpParser {
                             }
                             continue;
                         }
-                        self.finish_deferred(out);
+                        self.finish_deferred(dir, out);
                     }
                     let side = &mut self.sides[d];
                     let mut line = std::mem::take(&mut side.line);
@@ -1723,13 +1728,12 @@ impl HttpParser {
         body.extend_from_slice(&decoded[..room]);
     }
 
-    /// The message in `dir` is complete. A response that ends inside a chunk of data
+    /// The message in `dir` is complete. A message that ends inside a chunk of data
     /// waits (see [`Side::deferred`]) unless the stream is closing.
     fn message_done(&mut self, dir: Direction, out: &mut Vec<AppEvent>) {
         let d = dir.idx();
         let side = &mut self.sides[d];
-        if dir == Direction::ToClient
-            && !self.closing
+        if !self.closing
             && side.cur.is_some()
             && !matches!(side.state, State::Tunnel | State::Broken)
         {
@@ -1741,11 +1745,10 @@ impl HttpParser {
         self.complete(dir, out);
     }
 
-    /// Complete the response whose end was deferred, if any.
-    fn finish_deferred(&mut self, out: &mut Vec<AppEvent>) {
-        let tc = Direction::ToClient.idx();
-        if std::mem::replace(&mut self.sides[tc].deferred, false) {
-            self.complete(Direction::ToClient, out);
+    /// Complete the message in `dir` whose end was deferred, if any.
+    fn finish_deferred(&mut self, dir: Direction, out: &mut Vec<AppEvent>) {
+        if std::mem::replace(&mut self.sides[dir.idx()].deferred, false) {
+            self.complete(dir, out);
         }
     }
 
@@ -1856,18 +1859,14 @@ impl Parser for HttpParser {
         // The chunk ended: a message completed here is final unless a line is pending.
         let side = &mut self.sides[dir.idx()];
         if side.line.is_empty() {
-            if dir == Direction::ToClient {
-                self.finish_deferred(out);
-            }
+            self.finish_deferred(dir, out);
             self.sides[dir.idx()].finalize = false;
         }
     }
 
     fn gap(&mut self, dir: Direction, len: u64, out: &mut Vec<AppEvent>) {
         let d = dir.idx();
-        if dir == Direction::ToClient {
-            self.finish_deferred(out);
-        }
+        self.finish_deferred(dir, out);
         let side = &mut self.sides[d];
         if let Some(f) = side.file.as_mut() {
             f.set_gap();
@@ -1901,25 +1900,32 @@ impl Parser for HttpParser {
                 self.sides[d].state = State::Broken;
             }
         }
-        if dir == Direction::ToClient {
-            self.finish_deferred(out);
-        }
+        self.finish_deferred(dir, out);
         // Data after a gap starts a new chunk.
         self.sides[d].finalize = false;
     }
 
     fn close(&mut self, _ts: i64, out: &mut Vec<AppEvent>) {
         self.closing = true;
-        let tc = Direction::ToClient.idx();
-        if self.sides[tc].deferred {
-            // What was buffered after the response is more of its body unless it starts
-            // a response (libhtp's RES_FINALIZE at stream end).
-            let line = std::mem::take(&mut self.sides[tc].line);
-            if !line.is_empty() && !looks_like_status_line(&line) {
-                self.body_data(Direction::ToClient, &line, out);
+        for dir in [Direction::ToServer, Direction::ToClient] {
+            let d = dir.idx();
+            if self.sides[d].deferred {
+                // What was buffered after the message is more of its body unless it
+                // starts a new one (libhtp's REQ_FINALIZE / RES_FINALIZE at stream end).
+                let line = std::mem::take(&mut self.sides[d].line);
+                let starts = match dir {
+                    Direction::ToServer => starts_with_known_method(&line),
+                    Direction::ToClient => looks_like_status_line(&line),
+                };
+                if !line.is_empty() && !starts {
+                    self.body_data(dir, &line, out);
+                } else {
+                    self.sides[d].line = line;
+                }
+                self.finish_deferred(dir, out);
             }
-            self.finish_deferred(out);
         }
+        let tc = Direction::ToClient.idx();
         // A chunk-size line cut by the end of the stream (no LF) is body and the response
         // ends with the stream, as Suricata 7.0.10 logs evader's "finalchunk=0\r" answers
         // (the last chunk's "0\r" counted in a CLOSED file).
@@ -2978,6 +2984,33 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
             };
             assert_eq!(sizes, want, "cut {cut}");
         }
+    }
+
+    #[test]
+    fn bytes_after_a_request_in_its_chunk_are_more_of_its_body() {
+        // A form POST whose browser adds CR LF after the 22 announced bytes: libhtp's
+        // REQ_FINALIZE makes it request body (Suricata's file is 24 bytes); a known method
+        // starts the next request.
+        let req = b"POST /index.html HTTP/1.1\r\nContent-Length: 22\r\n\r\n\
+login=foo&password=bar\r\nGET /next HTTP/1.1\r\n\r\n";
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, req),
+                (
+                    Direction::ToClient,
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                ),
+            ],
+        );
+        let f = files(&ev);
+        assert_eq!(
+            (f[0].filename.as_slice(), f[0].size, f[0].direction),
+            (&b"/index.html"[..], 24, Direction::ToServer)
+        );
+        let t = txs(&ev);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[1].uri_raw, b"/next");
     }
 
     #[test]
