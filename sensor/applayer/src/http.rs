@@ -1925,7 +1925,6 @@ impl Parser for HttpParser {
                 self.finish_deferred(dir, out);
             }
         }
-        let tc = Direction::ToClient.idx();
         // A chunk-size line cut by the end of the stream (no LF) is body and the response
         // ends with the stream, as Suricata 7.0.10 logs evader's "finalchunk=0\r" answers
         // (the last chunk's "0\r" counted in a CLOSED file).
