@@ -472,6 +472,12 @@ fn trim_ascii(mut b: &[u8]) -> &[u8] {
 /// Parses Suricata's `2024-01-02T03:04:05.123456+0000` (also `Z`, `+07:00`, no fraction) into
 /// (Unix seconds UTC, microseconds). Rejects times outside ClickHouse's `DateTime` range.
 pub fn parse_timestamp(s: &str) -> Result<(u32, u32), String> {
+    if let Some(t) = <&[u8; 31]>::try_from(s.as_bytes())
+        .ok()
+        .and_then(suricata_utc)
+    {
+        return Ok(t);
+    }
     let b = s.as_bytes();
     let num = |from: usize, len: usize| -> Result<i64, String> {
         let digits = b
@@ -551,6 +557,37 @@ pub fn parse_timestamp(s: &str) -> Result<(u32, u32), String> {
         .map_err(|_| format!("`{s}` is outside 1970..2106"))
 }
 
+/// The common case of [`parse_timestamp`], Suricata's own `2024-01-02T03:04:05.123456+0000`,
+/// at fixed positions; `None` sends anything else (or anything out of range) to the general
+/// parser, which also words the error.
+fn suricata_utc(b: &[u8; 31]) -> Option<(u32, u32)> {
+    let fixed = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+    ];
+    if fixed.iter().any(|&(i, c)| b[i] != c) || &b[26..] != b"+0000" {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |v, &d| {
+            let d = d.wrapping_sub(b'0');
+            (d < 10).then(|| v * 10 + u32::from(d))
+        })
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, min, sec, usec) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..26)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    let days = days_from_civil(year.into(), month.into(), day.into());
+    let unix = days * 86_400 + i64::from(hour * 3600 + min * 60 + sec);
+    u32::try_from(unix).ok().map(|t| (t, usec))
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -598,6 +635,31 @@ mod tests {
         }
         for (i, f) in Family::ALL.iter().enumerate() {
             assert_eq!(f.index(), i);
+        }
+    }
+
+    #[test]
+    fn suricata_form_agrees_with_the_general_parser() {
+        for (y, mo, d, h, mi, sec, us) in [
+            (1970, 1, 1, 0, 0, 0, 0),
+            (2000, 2, 29, 23, 59, 60, 999_999),
+            (2024, 12, 31, 12, 34, 56, 123_456),
+            (2106, 2, 7, 6, 28, 15, 1),
+        ] {
+            let fast = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}.{us:06}+0000");
+            let general = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}.{us:06}+00:00");
+            assert_eq!(parse_timestamp(&fast), parse_timestamp(&general), "{fast}");
+            assert!(parse_timestamp(&fast).is_ok(), "{fast}");
+        }
+        for bad in [
+            "2024-13-01T00:00:00.000000+0000",
+            "2024-01-00T00:00:00.000000+0000",
+            "2024-01-01T24:00:00.000000+0000",
+            "2024-01-01T00:00:00.00000a+0000",
+            "2024-01-01 00:00:00.000000+0000x",
+            "2106-02-07T06:28:16.000000+0000",
+        ] {
+            assert!(parse_timestamp(bad).is_err(), "{bad:?} accepted");
         }
     }
 

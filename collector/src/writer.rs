@@ -309,8 +309,9 @@ struct BodyPool {
 }
 
 impl BodyPool {
-    /// Most pieces kept (256 MiB).
-    const MAX: usize = 64;
+    /// Most pieces kept (384 MiB): a whole group at the default `batch_rows` (500,000 rows
+    /// of ~670 bytes), so that a steady stream faults in no new body memory.
+    const MAX: usize = 96;
 
     /// An empty buffer of at least `BODY_CHUNK` (or `need`) bytes.
     fn take(&mut self, need: usize) -> BytesMut {
