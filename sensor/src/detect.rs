@@ -195,6 +195,16 @@ impl Detect {
         if !self.engine.wants_tx(view.proto()) {
             return;
         }
+        // Suricata 7's `alert http` rules cover HTTP/1 and HTTP/2 alike: an HTTP/2 stream
+        // is inspected as an HTTP transaction of an http flow.
+        let flow = if matches!(tx, Transaction::Http2(_)) {
+            kd::FlowInfo {
+                app_proto: Some("http"),
+                ..flow
+            }
+        } else {
+            flow
+        };
         let p = packet_info(
             &fwd.addrs,
             fwd.sp,
@@ -486,7 +496,10 @@ fn http_get<'a>(t: &'a HttpTx, name: &str, dir: Dir) -> Vec<Cow<'a, [u8]>> {
 
 impl TxBuffers for TxView<'_> {
     fn proto(&self) -> &'static str {
-        self.0.proto().as_str()
+        match self.0 {
+            Transaction::Http2(_) => "http",
+            t => t.proto().as_str(),
+        }
     }
 
     fn tx_id(&self) -> u64 {
@@ -496,7 +509,9 @@ impl TxBuffers for TxView<'_> {
     fn has_dir(&self, dir: Dir) -> bool {
         match self.0 {
             Transaction::Dns(d) => d.is_response == (dir == Dir::ToClient),
-            Transaction::Http(h) => dir == Dir::ToServer || h.status.is_some(),
+            Transaction::Http(h) | Transaction::Http2(h) => {
+                dir == Dir::ToServer || h.status.is_some()
+            }
             _ => true,
         }
     }
@@ -504,7 +519,7 @@ impl TxBuffers for TxView<'_> {
     fn get(&self, name: &str, dir: Dir) -> Vec<Cow<'_, [u8]>> {
         let ts = dir == Dir::ToServer;
         match self.0 {
-            Transaction::Http(t) => http_get(t, name, dir),
+            Transaction::Http(t) | Transaction::Http2(t) => http_get(t, name, dir),
             Transaction::Dns(d) => match name {
                 "dns.query" if ts && !d.is_response => d
                     .queries

@@ -284,6 +284,9 @@ pub fn new_ftp_data_parser(spec: &FtpDataSpec, cfg: &AppConfig) -> Box<dyn Parse
 #[derive(Clone, Debug)]
 pub enum Transaction {
     Http(HttpTx),
+    /// One HTTP/2 stream, in HTTP terms for detection (no EVE record of its own: Suricata's
+    /// configuration logs HTTP/2 streams through their fileinfo records only).
+    Http2(HttpTx),
     Dns(DnsTx),
     Tls(TlsTx),
     Ssh(SshTx),
@@ -296,6 +299,7 @@ impl Transaction {
     pub fn proto(&self) -> AppProto {
         match self {
             Transaction::Http(_) => AppProto::Http,
+            Transaction::Http2(_) => AppProto::Http2,
             Transaction::Dns(_) => AppProto::Dns,
             Transaction::Tls(_) => AppProto::Tls,
             Transaction::Ssh(_) => AppProto::Ssh,
@@ -307,7 +311,7 @@ impl Transaction {
     /// The per-flow transaction number (Suricata's top-level EVE `tx_id`).
     pub fn tx_id(&self) -> u64 {
         match self {
-            Transaction::Http(t) => t.tx_id,
+            Transaction::Http(t) | Transaction::Http2(t) => t.tx_id,
             Transaction::Dns(t) => t.tx_id,
             Transaction::Tls(t) => t.tx_id,
             Transaction::Ssh(t) => t.tx_id,
@@ -333,6 +337,7 @@ impl Transaction {
     pub fn eve(&self) -> Vec<(&'static str, &'static str, Value)> {
         match self {
             Transaction::Http(t) => vec![("http", "http", t.eve())],
+            Transaction::Http2(_) => Vec::new(),
             Transaction::Dns(t) => t.eve().into_iter().map(|v| ("dns", "dns", v)).collect(),
             Transaction::Tls(t) => vec![("tls", "tls", t.eve())],
             Transaction::Ssh(t) => vec![("ssh", "ssh", t.eve())],

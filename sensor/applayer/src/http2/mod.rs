@@ -205,6 +205,9 @@ struct Stream {
     error: [Option<u32>; 2],
     ended: [bool; 2],
     files: [Option<OpenFile>; 2],
+    /// Decoded DATA kept for inspection (request, response), up to the HTTP body depths.
+    body: [Vec<u8>; 2],
+    body_len: [u64; 2],
 }
 
 impl Stream {
@@ -392,23 +395,28 @@ impl Http2Parser {
         self.streams.entry(id).or_default()
     }
 
-    /// Logs the open files of a stream that is going away (TRUNCATED).
+    /// Logs the open files of a stream that is going away (TRUNCATED), then its
+    /// transaction.
     fn finish_stream(&mut self, id: u32, mut s: Stream, out: &mut Vec<AppEvent>) {
         for d in 0..2 {
             if let Some(f) = s.files[d].take() {
                 emit_file(id, &s, d, f, FileState::Truncated, out);
             }
         }
+        emit_tx(&s, out);
     }
 
-    /// Removes a stream once both directions ended and its files were logged.
-    fn retire(&mut self, id: u32) {
+    /// Removes a stream once both directions ended and its files were logged, handing its
+    /// transaction to detection.
+    fn retire(&mut self, id: u32, out: &mut Vec<AppEvent>) {
         if self
             .streams
             .get(&id)
             .is_some_and(|s| s.ended[0] && s.ended[1] && s.files.iter().all(Option::is_none))
         {
-            self.streams.remove(&id);
+            if let Some(s) = self.streams.remove(&id) {
+                emit_tx(&s, out);
+            }
         }
     }
 
@@ -420,7 +428,7 @@ impl Http2Parser {
                 emit_file(id, s, d, f, FileState::Closed, out);
             }
         }
-        self.retire(id);
+        self.retire(id, out);
     }
 
     /// DATA payload bytes of stream `id` in direction `d`.
@@ -444,20 +452,31 @@ impl Http2Parser {
                 decoder,
             });
         }
+        let depth = if d == 0 {
+            self.cfg.http_request_body_depth
+        } else {
+            self.cfg.http_response_body_depth
+        };
         let s = self.streams.entry(id).or_default();
         let mut event = None;
+        s.body_len[d] = s.body_len[d].saturating_add(b.len() as u64);
         if let Some(f) = s.files[d].as_mut() {
-            match f.decoder.as_mut() {
+            let decoded;
+            let bytes = match f.decoder.as_mut() {
                 Some(dec) => {
                     let (bytes, ev) = dec.feed(b);
-                    f.tracker.write(&bytes);
                     if ev.is_some() {
                         f.tracker.set_truncated();
                     }
                     event = ev;
+                    decoded = bytes;
+                    decoded.as_slice()
                 }
-                None => f.tracker.write(b),
-            }
+                None => b,
+            };
+            f.tracker.write(bytes);
+            let room = depth.saturating_sub(s.body[d].len()).min(bytes.len());
+            s.body[d].extend_from_slice(&bytes[..room]);
         }
         if let Some(ev) = event {
             self.anomaly(ev, out);
@@ -708,6 +727,65 @@ impl Http2Parser {
             self.data(h.stream, d, chunk, out);
         }
     }
+}
+
+/// The stream as an HTTP transaction for detection (http.method, http.uri, http.host,
+/// http.header, file.data...), as Suricata 7 exposes HTTP/2 streams to `alert http` rules.
+fn emit_tx(s: &Stream, out: &mut Vec<AppEvent>) {
+    if s.headers.iter().all(Vec::is_empty) {
+        return;
+    }
+    let fields = |d: usize| -> Vec<(Vec<u8>, Vec<u8>)> {
+        s.headers[d]
+            .iter()
+            .filter_map(|h| match h {
+                HeaderEntry::Field { name, value } if !name.starts_with(b":") => {
+                    Some((name.clone(), value.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let get = |d: usize, n: &[u8]| s.header(d, n).map(<[u8]>::to_vec);
+    let uri_raw = get(0, b":path").unwrap_or_default();
+    let (host, port) = match get(0, b":authority").or_else(|| get(0, b"host")) {
+        Some(a) => {
+            let (h, p) = crate::http::parse_authority(&a);
+            (Some(h.to_ascii_lowercase()), p)
+        }
+        None => (None, None),
+    };
+    let tx = crate::HttpTx {
+        tx_id: s.tx_id,
+        method: get(0, b":method").unwrap_or_default(),
+        uri_normalized: crate::http::normalize_uri(&uri_raw),
+        uri_raw,
+        protocol: b"HTTP/2".to_vec(),
+        host,
+        port,
+        user_agent: get(0, b"user-agent"),
+        referer: get(0, b"referer"),
+        cookie: get(0, b"cookie"),
+        request_headers: fields(0),
+        request_body: s.body[0].clone(),
+        request_body_len: s.body_len[0],
+        status: get(1, b":status").and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()),
+        response_protocol: if s.headers[1].is_empty() {
+            Vec::new()
+        } else {
+            b"HTTP/2".to_vec()
+        },
+        content_type: get(1, b"content-type").map(|v| {
+            let end = v.iter().position(|&c| c == b';').unwrap_or(v.len());
+            crate::util::trim(&v[..end]).to_vec()
+        }),
+        location: get(1, b"location"),
+        response_headers: fields(1),
+        response_body: s.body[1].clone(),
+        response_len: s.body_len[1],
+        ..crate::HttpTx::default()
+    };
+    out.push(AppEvent::Tx(crate::Transaction::Http2(tx)));
 }
 
 /// Builds and pushes the fileinfo record of stream `id`'s file in direction `d`.

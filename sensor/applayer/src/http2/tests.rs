@@ -363,3 +363,27 @@ fn trailers_truncate_long_data_skipped_and_exact_encoding() {
     assert_eq!(f[3].sha256, sha256(b"not compressed"));
     assert_eq!(anomalies(&ev), vec!["long_frame_data"]);
 }
+
+#[test]
+fn finished_stream_is_an_http_transaction_for_detection() {
+    let ev = run(&get_conversation(), 0);
+    let txs: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            AppEvent::Tx(crate::Transaction::Http2(t)) => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(txs.len(), 1, "{ev:?}");
+    let t = txs[0];
+    assert_eq!(t.method, b"GET");
+    assert_eq!(t.uri_raw, b"/a.txt");
+    assert_eq!(t.host.as_deref(), Some(&b"example.com"[..]));
+    assert_eq!(t.user_agent.as_deref(), Some(&b"khien-test"[..]));
+    assert_eq!(t.status, Some(200));
+    assert_eq!(t.response_body, b"hello world");
+    // Pseudo-headers are not headers for http.header.
+    assert!(t.request_headers.iter().all(|(n, _)| !n.starts_with(b":")));
+    // No EVE record of its own.
+    assert!(crate::Transaction::Http2(t.clone()).eve().is_empty());
+}
