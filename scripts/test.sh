@@ -15,6 +15,6 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== fuzz targets type-check (cargo-fuzz builds them with sanitizers; see fuzz/)"
-cargo check --manifest-path fuzz/Cargo.toml --bins --quiet
+cargo check --manifest-path fuzz/Cargo.toml --bins --locked --quiet
 echo "== cargo test"
 cargo test --workspace --locked --release
