@@ -2,59 +2,20 @@
 //! upgrades): flows labelled http2 and the files their streams carry, against what
 //! Suricata 7.0.10 logs for the same pcap.
 
+mod sensor_common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn pcap(name: &str) -> PathBuf {
-    let data = std::env::var_os("KHIEN_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    let p = data.join("pcaps").join(name);
-    assert!(
-        p.exists(),
-        "reference pcap missing: {} (set KHIEN_DATA)",
-        p.display()
-    );
-    p
-}
-
-fn run(name: &str) -> Vec<serde_json::Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_khien"))
-        .args(["sensor", "-r"])
-        .arg(pcap(name))
-        .arg("-l")
-        .arg(dir.path())
-        .output()
-        .expect("run khien");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read_to_string(dir.path().join("eve.json"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("EVE line is JSON"))
-        .collect()
-}
-
-fn http2(ev: &[serde_json::Value], t: &str) -> Vec<serde_json::Value> {
-    ev.iter()
-        .filter(|e| e["event_type"] == t && e["app_proto"] == "http2")
-        .cloned()
-        .collect()
-}
+use sensor_common::{of_proto, run};
 
 #[test]
 fn sv_http2_flows_and_files_match_suricata() {
-    let ev = run("sv-corpus-merged.pcap");
+    let ev = run("sv-corpus-merged.pcap", None);
     // Suricata 7.0.10 labels 18 flows http2 on this pcap (7 of them after an h2c upgrade,
     // app_proto_orig http) and logs 109 HTTP/2 files.
-    let flows = http2(&ev, "flow").len();
+    let flows = of_proto(&ev, "flow", "http2").len();
     assert!((17..=19).contains(&flows), "{flows} http2 flows");
-    let files = http2(&ev, "fileinfo");
+    let files = of_proto(&ev, "fileinfo", "http2");
     assert!((100..=112).contains(&files.len()), "{} files", files.len());
     let mut by_hash: HashMap<(u64, String), usize> = HashMap::new();
     for e in &files {

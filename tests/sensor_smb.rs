@@ -1,55 +1,16 @@
 //! `khien sensor` on the shared pcaps' SMB sessions: flows labelled smb and the files SMB1
 //! and SMB2/3 carry, against what Suricata 7.0.10 logs for the same pcaps.
 
+mod sensor_common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn pcap(name: &str) -> PathBuf {
-    let data = std::env::var_os("KHIEN_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    let p = data.join("pcaps").join(name);
-    assert!(
-        p.exists(),
-        "reference pcap missing: {} (set KHIEN_DATA)",
-        p.display()
-    );
-    p
-}
-
-/// The EVE records of a pcap run, with the rules of `rules` if given.
-fn run(name: &str, rules: Option<&Path>) -> Vec<serde_json::Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_khien"));
-    cmd.args(["sensor", "-r"]).arg(pcap(name));
-    if let Some(rules) = rules {
-        cmd.arg("-S").arg(rules);
-    }
-    let out = cmd.arg("-l").arg(dir.path()).output().expect("run khien");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read_to_string(dir.path().join("eve.json"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("EVE line is JSON"))
-        .collect()
-}
-
-fn smb(ev: &[serde_json::Value], t: &str) -> Vec<serde_json::Value> {
-    ev.iter()
-        .filter(|e| e["event_type"] == t && e["app_proto"] == "smb")
-        .cloned()
-        .collect()
-}
+use sensor_common::{data_dir, of_proto, run};
 
 /// (filename, size, sha256) of each SMB file, with its count.
 fn files(ev: &[serde_json::Value]) -> HashMap<(String, u64, String), usize> {
     let mut m = HashMap::new();
-    for e in smb(ev, "fileinfo") {
+    for e in of_proto(ev, "fileinfo", "smb") {
         let f = &e["fileinfo"];
         let k = (
             f["filename"].as_str().unwrap_or_default().to_string(),
@@ -66,7 +27,7 @@ fn zeek_smb2_files_match_suricata() {
     let ev = run("zeek-corpus-merged.pcap", None);
     // Suricata 7.0.10 labels 34 flows smb on this pcap and logs 131 SMB files (122 SMB
     // 3.11, 1 SMB 2.02 ones CLOSED with hashes, 8 TRUNCATED without).
-    let flows = smb(&ev, "flow").len();
+    let flows = of_proto(&ev, "flow", "smb").len();
     assert!((33..=35).contains(&flows), "{flows} smb flows");
     let f = files(&ev);
     let n: usize = f.values().sum();
@@ -101,7 +62,7 @@ fn zeek_smb2_files_match_suricata() {
         );
     }
     // Truncated SMB files carry no hashes, as in Suricata's EVE.
-    for e in smb(&ev, "fileinfo") {
+    for e in of_proto(&ev, "fileinfo", "smb") {
         let fi = &e["fileinfo"];
         assert_eq!(
             fi["state"] == "TRUNCATED",
@@ -131,10 +92,7 @@ fn alert_smb_rule_fires_once_the_flow_is_smb() {
     // ET Open's `alert smb` ETERNALBLUE probe-response rule: it can only match on a flow
     // whose app_proto is smb. Suricata 7.0.10 with ET Open fires it twice on this pcap, on
     // the responses of 10.4.30.5 and 10.7.9.6.
-    let data = std::env::var_os("KHIEN_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    let src = data.join("etopen/et-open-2024-04-18/emerging-exploit.rules");
+    let src = data_dir().join("etopen/et-open-2024-04-18/emerging-exploit.rules");
     let text = std::fs::read_to_string(&src).expect("ET Open rules missing (set KHIEN_DATA)");
     let rule = text
         .lines()
