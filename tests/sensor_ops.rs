@@ -342,6 +342,10 @@ fn metrics_equal_the_final_merged_stats_record() {
             "khien_app_layer_flows_total{app_proto=\"http\"}",
         ),
         (
+            "app_layer.flow.smb",
+            "khien_app_layer_flows_total{app_proto=\"smb\"}",
+        ),
+        (
             "app_layer.tx.dns",
             "khien_app_layer_tx_total{app_proto=\"dns\"}",
         ),
@@ -367,6 +371,8 @@ fn metrics_equal_the_final_merged_stats_record() {
     // Real traffic was counted, and every flow ended at shutdown.
     assert!(eve_u64(s, "flow.total") > 1000, "{s}");
     assert!(eve_u64(s, "app_layer.tx.dns") > 100, "{s}");
+    // The zeek pcap's SMB sessions have counters of their own.
+    assert!(eve_u64(s, "app_layer.flow.smb") > 0, "{s}");
     assert_eq!(eve_u64(s, "flow.active"), 0, "{s}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -70,9 +70,9 @@ pub struct EngineStats {
     pub alerts: u64,
     /// Per application protocol (`crate::stats::APP_PROTOS` order): flows (counted when
     /// they end), transactions, parser anomalies.
-    pub app_flows: [u64; 8],
-    pub app_tx_by: [u64; 8],
-    pub app_errors: [u64; 8],
+    pub app_flows: [u64; crate::stats::APP_PROTOS.len()],
+    pub app_tx_by: [u64; crate::stats::APP_PROTOS.len()],
+    pub app_errors: [u64; crate::stats::APP_PROTOS.len()],
 }
 
 pub struct Engine {

@@ -124,6 +124,8 @@ counters! {
     AppFlowSmtp: "app_layer.flow.smtp", "khien_app_layer_flows_total", "app_proto=\"smtp\"", Counter, "";
     AppFlowFtp: "app_layer.flow.ftp", "khien_app_layer_flows_total", "app_proto=\"ftp\"", Counter, "";
     AppFlowFtpData: "app_layer.flow.ftp-data", "khien_app_layer_flows_total", "app_proto=\"ftp-data\"", Counter, "";
+    AppFlowHttp2: "app_layer.flow.http2", "khien_app_layer_flows_total", "app_proto=\"http2\"", Counter, "";
+    AppFlowSmb: "app_layer.flow.smb", "khien_app_layer_flows_total", "app_proto=\"smb\"", Counter, "";
     AppFlowFailed: "app_layer.flow.failed", "khien_app_layer_flows_total", "app_proto=\"failed\"", Counter, "";
     AppTxHttp: "app_layer.tx.http", "khien_app_layer_tx_total", "app_proto=\"http\"", Counter,
         "Application-layer transactions by protocol.";
@@ -133,6 +135,8 @@ counters! {
     AppTxSmtp: "app_layer.tx.smtp", "khien_app_layer_tx_total", "app_proto=\"smtp\"", Counter, "";
     AppTxFtp: "app_layer.tx.ftp", "khien_app_layer_tx_total", "app_proto=\"ftp\"", Counter, "";
     AppTxFtpData: "app_layer.tx.ftp-data", "khien_app_layer_tx_total", "app_proto=\"ftp-data\"", Counter, "";
+    AppTxHttp2: "app_layer.tx.http2", "khien_app_layer_tx_total", "app_proto=\"http2\"", Counter, "";
+    AppTxSmb: "app_layer.tx.smb", "khien_app_layer_tx_total", "app_proto=\"smb\"", Counter, "";
     AppTxFailed: "app_layer.tx.failed", "khien_app_layer_tx_total", "app_proto=\"failed\"", Counter, "";
     AppErrHttp: "app_layer.error.http.parser", "khien_app_layer_parser_errors_total", "app_proto=\"http\"", Counter,
         "Parser errors and anomalies by application protocol.";
@@ -142,8 +146,10 @@ counters! {
     AppErrSmtp: "app_layer.error.smtp.parser", "khien_app_layer_parser_errors_total", "app_proto=\"smtp\"", Counter, "";
     AppErrFtp: "app_layer.error.ftp.parser", "khien_app_layer_parser_errors_total", "app_proto=\"ftp\"", Counter, "";
     AppErrFtpData: "app_layer.error.ftp-data.parser", "khien_app_layer_parser_errors_total", "app_proto=\"ftp-data\"", Counter, "";
+    AppErrHttp2: "app_layer.error.http2.parser", "khien_app_layer_parser_errors_total", "app_proto=\"http2\"", Counter, "";
+    AppErrSmb: "app_layer.error.smb.parser", "khien_app_layer_parser_errors_total", "app_proto=\"smb\"", Counter, "";
     AppErrFailed: "app_layer.error.failed.parser", "khien_app_layer_parser_errors_total", "app_proto=\"failed\"", Counter, "";
-    AppFiles: "app_layer.files", "khien_files_total", "", Counter, "Files extracted (HTTP bodies, SMTP attachments).";
+    AppFiles: "app_layer.files", "khien_files_total", "", Counter, "Files extracted (HTTP/1 and HTTP/2 bodies, SMTP attachments, FTP data, SMB).";
     Anomalies: "anomalies", "khien_decoder_anomalies_total", "", Counter, "Decoder anomaly events.";
     Alerts: "detect.alert", "khien_alerts_total", "", Counter, "Alerts raised.";
     YaraScanned: "yara.scanned", "khien_yara_scanned_files_total", "", Counter, "Files scanned with YARA.";
@@ -162,8 +168,8 @@ counters! {
 }
 
 /// Application protocols with their own counters, in the order of the `App*` rows above.
-pub const APP_PROTOS: [&str; 8] = [
-    "http", "dns", "tls", "ssh", "smtp", "ftp", "ftp-data", "failed",
+pub const APP_PROTOS: [&str; 10] = [
+    "http", "dns", "tls", "ssh", "smtp", "ftp", "ftp-data", "http2", "smb", "failed",
 ];
 
 /// The index of an application protocol's counters (None for one without).
