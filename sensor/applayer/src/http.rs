@@ -1994,6 +1994,7 @@ impl Parser for HttpParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{anomalies, files};
 
     /// The request of suricata-verify http-all-headers (the classic ethereal http.cap).
     const REQ: &[u8] = b"GET /download.html HTTP/1.1\r\n\
@@ -2134,24 +2135,6 @@ Content-Type: text/html; charset=ISO-8859-1\r\n\r\n";
         ev.iter()
             .filter_map(|e| match e {
                 AppEvent::Tx(Transaction::Http(t)) => Some(t),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn files(ev: &[AppEvent]) -> Vec<&FileRecord> {
-        ev.iter()
-            .filter_map(|e| match e {
-                AppEvent::File(f) => Some(f),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn anomalies(ev: &[AppEvent]) -> Vec<&'static str> {
-        ev.iter()
-            .filter_map(|e| match e {
-                AppEvent::Anomaly { event, .. } => Some(*event),
                 _ => None,
             })
             .collect()
@@ -2738,6 +2721,19 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
 
     const EICAR: &[u8] = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 
+    /// Each (response head, body) gives the 68-byte `eicar.txt` file.
+    fn each_gives_eicar(cases: &[(String, &[u8])]) {
+        for (head, body) in cases {
+            let mut resp = head.as_bytes().to_vec();
+            resp.extend_from_slice(body);
+            assert_eq!(
+                response_file(&resp),
+                Some((68, b"eicar.txt".to_vec())),
+                "{head:?}"
+            );
+        }
+    }
+
     fn chunked_eicar() -> Vec<u8> {
         let mut b = Vec::new();
         for c in EICAR.chunks(5) {
@@ -2798,15 +2794,7 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
                 &chunked,
             ),
         ];
-        for (head, body) in &cases {
-            let mut resp = head.as_bytes().to_vec();
-            resp.extend_from_slice(body);
-            assert_eq!(
-                response_file(&resp),
-                Some((68, b"eicar.txt".to_vec())),
-                "{head:?}"
-            );
-        }
+        each_gives_eicar(&cases);
     }
 
     #[test]
@@ -2831,15 +2819,7 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
             (format!("HTTP/1.1 100 ok\r\n{disp}\r\nContent-length: 68\r\n\r\n"), EICAR),
             (format!("HTTP/1.1 304 ok\r\n{disp}\r\nTransfer-Encoding: chunked\r\n\r\n"), &chunked),
         ];
-        for (head, body) in &cases {
-            let mut resp = head.as_bytes().to_vec();
-            resp.extend_from_slice(body);
-            assert_eq!(
-                response_file(&resp),
-                Some((68, b"eicar.txt".to_vec())),
-                "{head:?}"
-            );
-        }
+        each_gives_eicar(&cases);
         // Without a length a 204 has no body, but what follows it in the same chunk of
         // data (here up to the end of the stream) is more of it, as libhtp's RES_FINALIZE
         // reads it; a 101 is a tunnel.

@@ -22,6 +22,32 @@ mod ssh;
 mod tls;
 mod util;
 
+/// Helpers of the parsers' unit tests.
+#[cfg(test)]
+mod testing {
+    use crate::{AppEvent, FileRecord};
+
+    /// The files among a parser's events.
+    pub fn files(ev: &[AppEvent]) -> Vec<&FileRecord> {
+        ev.iter()
+            .filter_map(|e| match e {
+                AppEvent::File(f) => Some(f),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The names of the anomalies among a parser's events.
+    pub fn anomalies(ev: &[AppEvent]) -> Vec<&'static str> {
+        ev.iter()
+            .filter_map(|e| match e {
+                AppEvent::Anomaly { event, .. } => Some(*event),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 pub use dns::{DnsQuery, DnsRData, DnsRecord, DnsTx};
 pub use file::{FileRecord, FileState};
 pub use ftp::FtpTx;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::FileRecord;
+use crate::testing::{anomalies, files};
 use sha2::{Digest, Sha256};
 
 use Direction::{ToClient, ToServer};
@@ -70,24 +70,6 @@ fn run(conv: &[(Direction, Vec<u8>)], step: usize) -> Vec<AppEvent> {
     }
     p.close(0, &mut out);
     out
-}
-
-fn files(ev: &[AppEvent]) -> Vec<&FileRecord> {
-    ev.iter()
-        .filter_map(|e| match e {
-            AppEvent::File(f) => Some(f),
-            _ => None,
-        })
-        .collect()
-}
-
-fn anomalies(ev: &[AppEvent]) -> Vec<&'static str> {
-    ev.iter()
-        .filter_map(|e| match e {
-            AppEvent::Anomaly { event, .. } => Some(*event),
-            _ => None,
-        })
-        .collect()
 }
 
 fn get_conversation() -> Vec<(Direction, Vec<u8>)> {

@@ -189,16 +189,7 @@ impl Files {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::FileRecord;
-
-    fn files(out: &[AppEvent]) -> Vec<&FileRecord> {
-        out.iter()
-            .filter_map(|e| match e {
-                AppEvent::File(f) => Some(f),
-                _ => None,
-            })
-            .collect()
-    }
+    use crate::testing::files;
 
     #[test]
     fn out_of_order_and_repeated_chunks_hash_in_offset_order() {
