@@ -65,8 +65,8 @@ def key(e):
 TYPES = ["flow", "http", "dns", "tls", "fileinfo", "fileinfo*", "ssh", "smtp", "ftp", "anomaly", "alert",
          "alert-uniq"]
 # "fileinfo*": fileinfo of the protocols khien parses files from (Suricata also extracts
-# files from NFS and HTTP/2, which khien does not parse yet).
-FILE_PROTOS = {"http", "smtp", "ftp-data", "smb"}
+# files from HTTP/2, which khien parses except Brotli bodies).
+FILE_PROTOS = {"http", "smtp", "ftp-data", "smb", "nfs"}
 
 
 def load(path):

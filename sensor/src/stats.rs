@@ -126,6 +126,7 @@ counters! {
     AppFlowFtpData: "app_layer.flow.ftp-data", "khien_app_layer_flows_total", "app_proto=\"ftp-data\"", Counter, "";
     AppFlowHttp2: "app_layer.flow.http2", "khien_app_layer_flows_total", "app_proto=\"http2\"", Counter, "";
     AppFlowSmb: "app_layer.flow.smb", "khien_app_layer_flows_total", "app_proto=\"smb\"", Counter, "";
+    AppFlowNfs: "app_layer.flow.nfs", "khien_app_layer_flows_total", "app_proto=\"nfs\"", Counter, "";
     AppFlowFailed: "app_layer.flow.failed", "khien_app_layer_flows_total", "app_proto=\"failed\"", Counter, "";
     AppTxHttp: "app_layer.tx.http", "khien_app_layer_tx_total", "app_proto=\"http\"", Counter,
         "Application-layer transactions by protocol.";
@@ -137,6 +138,7 @@ counters! {
     AppTxFtpData: "app_layer.tx.ftp-data", "khien_app_layer_tx_total", "app_proto=\"ftp-data\"", Counter, "";
     AppTxHttp2: "app_layer.tx.http2", "khien_app_layer_tx_total", "app_proto=\"http2\"", Counter, "";
     AppTxSmb: "app_layer.tx.smb", "khien_app_layer_tx_total", "app_proto=\"smb\"", Counter, "";
+    AppTxNfs: "app_layer.tx.nfs", "khien_app_layer_tx_total", "app_proto=\"nfs\"", Counter, "";
     AppTxFailed: "app_layer.tx.failed", "khien_app_layer_tx_total", "app_proto=\"failed\"", Counter, "";
     AppErrHttp: "app_layer.error.http.parser", "khien_app_layer_parser_errors_total", "app_proto=\"http\"", Counter,
         "Parser errors and anomalies by application protocol.";
@@ -148,8 +150,9 @@ counters! {
     AppErrFtpData: "app_layer.error.ftp-data.parser", "khien_app_layer_parser_errors_total", "app_proto=\"ftp-data\"", Counter, "";
     AppErrHttp2: "app_layer.error.http2.parser", "khien_app_layer_parser_errors_total", "app_proto=\"http2\"", Counter, "";
     AppErrSmb: "app_layer.error.smb.parser", "khien_app_layer_parser_errors_total", "app_proto=\"smb\"", Counter, "";
+    AppErrNfs: "app_layer.error.nfs.parser", "khien_app_layer_parser_errors_total", "app_proto=\"nfs\"", Counter, "";
     AppErrFailed: "app_layer.error.failed.parser", "khien_app_layer_parser_errors_total", "app_proto=\"failed\"", Counter, "";
-    AppFiles: "app_layer.files", "khien_files_total", "", Counter, "Files extracted (HTTP/1 and HTTP/2 bodies, SMTP attachments, FTP data, SMB).";
+    AppFiles: "app_layer.files", "khien_files_total", "", Counter, "Files extracted (HTTP/1 and HTTP/2 bodies, SMTP attachments, FTP data, SMB, NFS).";
     Anomalies: "anomalies", "khien_decoder_anomalies_total", "", Counter, "Decoder anomaly events.";
     Alerts: "detect.alert", "khien_alerts_total", "", Counter, "Alerts raised.";
     YaraScanned: "yara.scanned", "khien_yara_scanned_files_total", "", Counter, "Files scanned with YARA.";
@@ -168,8 +171,8 @@ counters! {
 }
 
 /// Application protocols with their own counters, in the order of the `App*` rows above.
-pub const APP_PROTOS: [&str; 10] = [
-    "http", "dns", "tls", "ssh", "smtp", "ftp", "ftp-data", "http2", "smb", "failed",
+pub const APP_PROTOS: [&str; 11] = [
+    "http", "dns", "tls", "ssh", "smtp", "ftp", "ftp-data", "http2", "smb", "nfs", "failed",
 ];
 
 /// The index of an application protocol's counters (None for one without).

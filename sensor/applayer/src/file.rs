@@ -70,7 +70,8 @@ impl FileRecord {
     pub fn eve(&self) -> (Value, Option<(&'static str, Value)>) {
         let mut m = Map::new();
         // Suricata 7 opens HTTP/2 files without a name.
-        if !(self.proto == AppProto::Http2 && self.filename.is_empty()) {
+        // Nor NFS files whose handle never had a name (NFSv2, NFSv4, unseen LOOKUP).
+        if !(matches!(self.proto, AppProto::Http2 | AppProto::Nfs) && self.filename.is_empty()) {
             m.insert("filename".into(), json_str(&self.filename).into());
         }
         if let Some(magic) = self.magic {
@@ -79,8 +80,9 @@ impl FileRecord {
         m.insert("gaps".into(), self.gaps.into());
         m.insert("state".into(), self.state.as_str().into());
         // Suricata 7 logs no hashes for an SMB file that did not end with its CLOSE.
-        // Nor for an HTTP/2 file that did not end with a DATA frame's END_STREAM.
-        if !(matches!(self.proto, AppProto::Smb | AppProto::Http2)
+        // Nor for an HTTP/2 file that did not end with a DATA frame's END_STREAM, nor for
+        // an NFS file that did not end with EOF, a FILE_SYNC write, COMMIT or CLOSE.
+        if !(matches!(self.proto, AppProto::Smb | AppProto::Http2 | AppProto::Nfs)
             && self.state == FileState::Truncated)
         {
             m.insert("md5".into(), self.md5.clone().into());

@@ -14,6 +14,7 @@ mod file;
 mod ftp;
 mod http;
 mod http2;
+mod nfs;
 mod pgsql;
 mod probe;
 mod smb;
@@ -77,6 +78,8 @@ pub enum AppProto {
     Pgsql,
     /// SMB1 and SMB2/3 over the NetBIOS session service.
     Smb,
+    /// NFS (v2, v3, v4) over ONC RPC, TCP or UDP.
+    Nfs,
     /// Detection ran and found nothing (Suricata's `"failed"`).
     Failed,
 }
@@ -95,6 +98,7 @@ impl AppProto {
             AppProto::FtpData => "ftp-data",
             AppProto::Pgsql => "pgsql",
             AppProto::Smb => "smb",
+            AppProto::Nfs => "nfs",
             AppProto::Failed => "failed",
         }
     }
@@ -169,12 +173,13 @@ pub struct AppConfig {
     pub smtp_max_rcpt: usize,
     /// SMTP: most MIME parts tracked per message (and nesting depth of multipart).
     pub smtp_max_parts: usize,
-    /// SMB: most files open (being transferred) at once per flow; opening one more ends
-    /// the oldest, truncated.
+    /// SMB and NFS: most files open (being transferred) at once per flow; opening one more
+    /// ends the oldest, truncated.
     pub smb_max_files: usize,
-    /// SMB: most requests waiting for their responses, file ids and trees remembered.
+    /// SMB and NFS: most requests waiting for their responses, file ids, trees and (NFS)
+    /// file handle names remembered.
     pub smb_max_pending: usize,
-    /// SMB: most out-of-order file bytes held per flow (reads answered out of order);
+    /// SMB and NFS: most out-of-order file bytes held per flow (reads answered out of order);
     /// past it, files with holes end truncated.
     pub smb_max_ooo: usize,
 }
@@ -217,6 +222,7 @@ pub fn new_parser(proto: AppProto, cfg: &AppConfig) -> Option<Box<dyn Parser>> {
         AppProto::Ftp => Box::new(ftp::FtpParser::new(cfg)),
         AppProto::Pgsql => Box::new(pgsql::PgsqlParser::new()),
         AppProto::Smb => Box::new(smb::SmbParser::new(cfg)),
+        AppProto::Nfs => Box::new(nfs::NfsParser::new(cfg, Transport::Tcp)),
         AppProto::FtpData | AppProto::Failed => return None,
     };
     Some(p)
@@ -224,10 +230,12 @@ pub fn new_parser(proto: AppProto, cfg: &AppConfig) -> Option<Box<dyn Parser>> {
 
 /// Like [`new_parser`], telling the parser which transport carries the flow. DNS needs it
 /// to tell length-prefixed TCP from UDP datagrams for sure ([`new_parser`] infers it from
-/// the first bytes); other protocols ignore it.
+/// the first bytes), NFS to know whether RPC record marking frames the messages; other
+/// protocols ignore it.
 pub fn new_parser_for(proto: AppProto, t: Transport, cfg: &AppConfig) -> Option<Box<dyn Parser>> {
     match proto {
         AppProto::Dns => Some(Box::new(dns::DnsParser::with_transport(cfg, t))),
+        AppProto::Nfs => Some(Box::new(nfs::NfsParser::new(cfg, t))),
         _ => new_parser(proto, cfg),
     }
 }

@@ -192,6 +192,9 @@ pub fn probe(t: Transport, dir: Direction, src_port: u16, dst_port: u16, data: &
         if on(DNS_PORTS) {
             return probe_dns(t, dir, data);
         }
+        if on(&[crate::nfs::NFS_PORT]) {
+            return crate::nfs::probe(t, dir, data);
+        }
         return Probe::NoMatch;
     }
     let mut need = false;
@@ -204,6 +207,13 @@ pub fn probe(t: Transport, dir: Direction, src_port: u16, dst_port: u16, data: &
     ];
     for check in checks {
         match check(dir, data) {
+            Probe::Match(p) => return Probe::Match(p),
+            Probe::NeedMore => need = true,
+            Probe::NoMatch => {}
+        }
+    }
+    if on(&[crate::nfs::NFS_PORT]) {
+        match crate::nfs::probe(t, dir, data) {
             Probe::Match(p) => return Probe::Match(p),
             Probe::NeedMore => need = true,
             Probe::NoMatch => {}

@@ -1,4 +1,4 @@
-//! SMB files: data placed at file offsets (reads and writes may come out of order),
+//! SMB (and NFS) files: data placed at file offsets (reads and writes may come out of order),
 //! hashed in offset order, the out-of-order part held within a per-flow budget.
 
 use std::collections::HashMap;
@@ -39,6 +39,8 @@ pub(crate) struct Files {
     ooo_total: usize,
     data_limit: usize,
     tx: u64,
+    /// The protocol the files are logged under (SMB, or NFS which shares this tracker).
+    proto: AppProto,
 }
 
 fn direction(d: usize) -> Direction {
@@ -59,7 +61,14 @@ impl Files {
             ooo_total: 0,
             data_limit,
             tx: 0,
+            proto: AppProto::Smb,
         }
+    }
+
+    /// The same tracker for another protocol's files (NFS).
+    pub(crate) fn with_proto(mut self, proto: AppProto) -> Self {
+        self.proto = proto;
+        self
     }
 
     /// `data` of file `fid` (named `name`) at `offset`, travelling in direction `dir`.
@@ -171,7 +180,7 @@ impl Files {
             f.t.set_truncated();
         }
         let rec =
-            f.t.finish(AppProto::Smb, f.tx_id, direction(key.1), state, None);
+            f.t.finish(self.proto, f.tx_id, direction(key.1), state, None);
         out.push(AppEvent::File(rec));
     }
 

@@ -16,7 +16,7 @@
 //! Gaps are accepted like Suricata's SMB parser does: a gap inside a record's data
 //! leaves a hole in the file, anywhere else the parser looks for the next record start.
 
-mod files;
+pub(crate) mod files;
 mod smb1;
 mod smb2;
 
