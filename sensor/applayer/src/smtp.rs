@@ -87,18 +87,50 @@ const MAX_MIME_HEADERS: usize = 128;
 /// Longest MIME header value kept (folded lines included).
 const MAX_HEADER_VALUE: usize = 4096;
 
-/// Value of a parameter (`boundary`, `name`, `filename`) in a MIME header value.
-fn mime_param(v: &[u8], name: &[u8]) -> Option<Vec<u8>> {
-    v.split(|&c| c == b';').skip(1).find_map(|p| {
+/// Most RFC 2231 continuation sections joined into one parameter value.
+const MAX_PARAM_SECTIONS: usize = 64;
+
+/// The parameters of a MIME header value (after the first `;`): trimmed names and
+/// values, quotes removed.
+fn mime_params(v: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    v.split(|&c| c == b';').skip(1).filter_map(|p| {
         let p = trim(p);
         let eq = p.iter().position(|&c| c == b'=')?;
-        if !trim(&p[..eq]).eq_ignore_ascii_case(name) {
-            return None;
-        }
         let val = trim(&p[eq + 1..]);
         let val = val.strip_prefix(b"\"").unwrap_or(val);
-        Some(val.strip_suffix(b"\"").unwrap_or(val).to_vec())
+        Some((trim(&p[..eq]), val.strip_suffix(b"\"").unwrap_or(val)))
     })
+}
+
+/// Value of a parameter (`boundary`, `name`, `filename`) in a MIME header value. Without
+/// the plain parameter, RFC 2231 continuations `name*0`, `name*1`, ... (each possibly
+/// `name*N*`) are joined in section order, as Suricata 7 does (their charset/percent
+/// encoding is kept as sent).
+fn mime_param(v: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    if let Some((_, val)) = mime_params(v).find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        return Some(val.to_vec());
+    }
+    let mut sections: Vec<(usize, &[u8])> = mime_params(v)
+        .filter_map(|(n, val)| {
+            if n.len() <= name.len() || !n[..name.len()].eq_ignore_ascii_case(name) {
+                return None;
+            }
+            let rest = n[name.len()..].strip_prefix(b"*")?;
+            let rest = rest.strip_suffix(b"*").unwrap_or(rest);
+            let i: usize = std::str::from_utf8(rest).ok()?.parse().ok()?;
+            (i < MAX_PARAM_SECTIONS).then_some((i, val))
+        })
+        .collect();
+    if sections.is_empty() {
+        return None;
+    }
+    sections.sort_by_key(|(i, _)| *i);
+    Some(
+        sections
+            .into_iter()
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect(),
+    )
 }
 
 fn starts_with_ci(v: &[u8], p: &[u8]) -> bool {
@@ -329,6 +361,14 @@ impl Mime {
                 }
                 _ => events.push("MIME_PARSE_FAILED"),
             }
+        }
+        if starts_with_ci(trim(&ct), b"message/rfc822") {
+            // An encapsulated message: its own header block follows, and its body (or
+            // parts) carry the files; the wrapper is no file, whatever its encoding and
+            // name say (Suricata 7's mime decoder does the same).
+            self.in_headers = true;
+            self.headers.clear();
+            return;
         }
         let cte = self
             .header(b"content-transfer-encoding")
@@ -1030,6 +1070,40 @@ Content-Type: application/pdf; name=\"r.pdf\"\r\nContent-Transfer-Encoding: base
         }
         let ev = run(&[(Direction::ToServer, &CLIENT[..CLIENT.len() - 40])]);
         assert_eq!(txs(&ev)[0].status, "PARSE_ERROR");
+    }
+
+    #[test]
+    fn rfc2231_continued_filename_and_encapsulated_message() {
+        // A name split in RFC 2231 sections over folded lines (sv-corpus, Suricata 7 joins
+        // them); the inner message of a message/rfc822 entity carries the file, the
+        // wrapper's name and encoding do not apply.
+        let msg = b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n\
+Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n\
+Content-Type: application/zip;\r\nContent-Transfer-Encoding: base64\r\n\
+Content-Disposition: attachment;\r\n filename*1=\"part2.zip\";\r\n filename*0=part1-;\r\n\r\n\
+aGVsbG8=\r\n--B\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\
+Content-Disposition: attachment; filename=\"innocent.txt\"\r\n\r\n\
+Subject: inner\r\nContent-Disposition: attachment; filename=\"inner.exe\"\r\n\r\n\
+PAYLOAD\r\n--B--\r\n.\r\n";
+        let ev = run(&[(Direction::ToServer, msg)]);
+        let f = crate::testing::files(&ev);
+        let names: Vec<_> = f.iter().map(|f| (f.filename.clone(), f.size)).collect();
+        assert_eq!(
+            names,
+            vec![(b"part1-part2.zip".to_vec(), 5), (b"inner.exe".to_vec(), 7)]
+        );
+        assert_eq!(
+            mime_param(b"x; a*0=1; a*2*=3; a*1=2", b"a"),
+            Some(b"123".to_vec())
+        );
+        assert_eq!(
+            mime_param(b"x; a=plain; a*0=no", b"a"),
+            Some(b"plain".to_vec())
+        );
+        assert_eq!(
+            mime_param(b"x; a*99999999999999999999=1; a*x=2", b"a"),
+            None
+        );
     }
 
     #[test]
