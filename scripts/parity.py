@@ -72,18 +72,29 @@ FILE_PROTOS = {"http", "smtp", "ftp-data", "smb", "nfs"}
 def load(path):
     by = collections.defaultdict(collections.Counter)
     with open(path, encoding="utf-8", errors="replace") as fh:
+        records = []
         for line in fh:
             try:
-                e = json.loads(line)
+                records.append(json.loads(line))
             except ValueError:
                 continue
-            t = e.get("event_type")
-            if t in TYPES:
-                by[t][key(e) if t != "anomaly" else (e.get("anomaly", {}).get("event"),)] += 1
-            if t == "fileinfo" and e.get("app_proto") in FILE_PROTOS:
-                by["fileinfo*"][key(e)] += 1
-            if t == "alert":
-                by["alert-uniq"][key(e)] = 1
+    # An app-layer record logged on an ICMP error packet (Suricata attaches ICMP
+    # unreachables to the TCP/UDP flow they quote and logs the flow's pending transactions
+    # and files on them) carries the ICMP packet's addresses: it is keyed by the flow its
+    # flow_id names instead.
+    flows = {e.get("flow_id"): e for e in records if e.get("event_type") == "flow"}
+    for e in records:
+        t = e.get("event_type")
+        fl = flows.get(e.get("flow_id"))
+        if fl is not None and t not in ("flow", "alert", "anomaly") and e.get("proto") != fl.get("proto"):
+            e = dict(e, proto=fl.get("proto"), src_ip=fl.get("src_ip"), dest_ip=fl.get("dest_ip"),
+                     src_port=fl.get("src_port"), dest_port=fl.get("dest_port"))
+        if t in TYPES:
+            by[t][key(e) if t != "anomaly" else (e.get("anomaly", {}).get("event"),)] += 1
+        if t == "fileinfo" and e.get("app_proto") in FILE_PROTOS:
+            by["fileinfo*"][key(e)] += 1
+        if t == "alert":
+            by["alert-uniq"][key(e)] = 1
     return by
 
 
