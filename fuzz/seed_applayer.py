@@ -13,7 +13,7 @@ import os
 import struct
 import sys
 
-PORTS = {80: "http", 8080: "http", 53: "dns", 443: "tls", 22: "ssh", 25: "smtp", 587: "smtp", 21: "ftp", 445: "smb", 139: "smb"}
+PORTS = {80: "http", 8080: "http", 53: "dns", 443: "tls", 22: "ssh", 25: "smtp", 587: "smtp", 21: "ftp", 445: "smb", 139: "smb", 2049: "nfs"}
 MAX_FLOWS = 200  # per protocol
 MAX_BYTES = 64 * 1024  # per seed
 
