@@ -279,8 +279,8 @@ impl AppState {
         match self.parser.as_mut() {
             Some(p) => {
                 p.gap(direction(dir), len, out);
-                if matches!(p.proto(), AppProto::Http | AppProto::Smb) {
-                    // libhtp and Suricata's SMB parser accept gaps (registered with
+                if matches!(p.proto(), AppProto::Http | AppProto::Smb | AppProto::Nfs) {
+                    // libhtp and Suricata's SMB and NFS parsers accept gaps (registered with
                     // APP_LAYER_PARSER_OPT_ACCEPT_GAPS): the parser resyncs where it can.
                     return;
                 }
@@ -595,5 +595,24 @@ mod tests {
             );
         }
         assert_eq!(x.entries.len(), MAX_EXPECTED);
+    }
+
+    #[test]
+    fn nfs_on_port_2049_keeps_parsing_after_a_gap() {
+        let cfg = AppConfig::default();
+        let mut a = AppState::default();
+        let mut out = Vec::new();
+        // An RPC NULL call to NFSv3 (xid 1, AUTH_NONE), record-marked.
+        let mut call = vec![0x80, 0, 0, 40, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2];
+        call.extend_from_slice(&100_003u32.to_be_bytes());
+        call.extend_from_slice(&[0, 0, 0, 3, 0, 0, 0, 0]);
+        call.extend_from_slice(&[0; 16]);
+        a.data(Transport::Tcp, 0, 900, 2049, &call, 0, &cfg, &mut out);
+        assert_eq!(a.proto, Some(AppProto::Nfs));
+        // Like Suricata's, the NFS parser accepts gaps: the flow is not given up.
+        a.gap(0, 100, &mut out);
+        assert!(!a.gapped);
+        a.gap(1, 100, &mut out);
+        assert!(!a.gapped);
     }
 }
