@@ -234,6 +234,8 @@ enum Act<'a> {
     Name(Vec<u8>, Vec<u8>),
     Data {
         fh: Vec<u8>,
+        /// NFS version of the call.
+        vers: u32,
         dir: usize,
         offset: u64,
         len: u32,
@@ -410,6 +412,7 @@ impl NfsParser {
                     let name = self.name_of(&fh);
                     acts.push(Act::Data {
                         fh,
+                        vers: 3,
                         dir: 0,
                         offset,
                         len,
@@ -475,6 +478,7 @@ impl NfsParser {
                     if len > 0 && fh_ok(&cur) {
                         acts.push(Act::Data {
                             fh: cur.clone(),
+                            vers: 4,
                             dir: 0,
                             offset,
                             len,
@@ -546,6 +550,7 @@ impl NfsParser {
                 Act::Name(fh, name) => self.remember_name(fh, name),
                 Act::Data {
                     fh,
+                    vers,
                     dir,
                     offset,
                     len,
@@ -555,6 +560,8 @@ impl NfsParser {
                 } => {
                     let id = fid(&fh);
                     self.files.write(id, dir, &name, offset, data, out);
+                    self.files
+                        .set_section(id, dir, || ("nfs", nfs_section(vers, dir, &name)));
                     let left = len.saturating_sub(data.len() as u32);
                     if left == 0 {
                         if last {
@@ -743,6 +750,17 @@ impl NfsParser {
     }
 }
 
+/// The `nfs` section Suricata logs beside an NFS file's `fileinfo` (the fields that do
+/// not depend on its transaction bookkeeping).
+fn nfs_section(vers: u32, dir: usize, name: &[u8]) -> serde_json::Value {
+    serde_json::json!({
+        "version": vers,
+        "procedure": if dir == 0 { "WRITE" } else { "READ" },
+        "filename": crate::util::json_str(name),
+        "file_tx": true,
+    })
+}
+
 /// Whether decoded changes end with file data that is not all here yet.
 fn streams(acts: &[Act<'_>]) -> bool {
     matches!(
@@ -872,6 +890,7 @@ fn read_data<'a>(
         eof || v2_size.is_some_and(|s| u64::from(s) == req.offset.saturating_add(u64::from(len)));
     acts.push(Act::Data {
         fh: req.fh.clone(),
+        vers: req.vers,
         dir: 1,
         offset: req.offset,
         len,
@@ -1141,6 +1160,15 @@ mod tests {
                 assert_eq!(f.len(), 1, "frag {frag} split {split}");
                 assert_eq!(f[0].filename, b"report.txt");
                 assert_eq!(f[0].direction, ToClient);
+                let (_, section) = f[0].eve();
+                assert_eq!(
+                    section,
+                    Some((
+                        "nfs",
+                        serde_json::json!({"version": 3, "procedure": "READ",
+                            "filename": "report.txt", "file_tx": true})
+                    ))
+                );
                 assert_eq!((f[0].size, f[0].state), (16, FileState::Closed));
                 assert_eq!(f[0].sha256, sha256_hex(body));
                 assert!(anomalies(&out).is_empty());

@@ -27,6 +27,8 @@ struct OpenFile {
     ooo_bytes: usize,
     /// Bytes were dropped (budget): the file cannot be complete.
     lost: bool,
+    /// The protocol section logged beside `fileinfo` (NFS).
+    section: Option<(&'static str, serde_json::Value)>,
 }
 
 /// The open files of one flow.
@@ -101,6 +103,7 @@ impl Files {
                     ooo: HashMap::new(),
                     ooo_bytes: 0,
                     lost: false,
+                    section: None,
                 },
             );
             self.order.push(key);
@@ -131,6 +134,20 @@ impl Files {
         f.ooo.entry(offset).or_default().extend_from_slice(data);
         f.ooo_bytes += data.len();
         self.ooo_total += data.len();
+    }
+
+    /// The section logged beside the `fileinfo` of file `fid` in `dir`, if it has none yet.
+    pub(crate) fn set_section(
+        &mut self,
+        fid: Fid,
+        dir: usize,
+        section: impl FnOnce() -> (&'static str, serde_json::Value),
+    ) {
+        if let Some(f) = self.open.get_mut(&(fid, dir)) {
+            if f.section.is_none() {
+                f.section = Some(section());
+            }
+        }
     }
 
     /// Whether a file `fid` is open in direction `dir`.
@@ -180,7 +197,7 @@ impl Files {
             f.t.set_truncated();
         }
         let rec =
-            f.t.finish(self.proto, f.tx_id, direction(key.1), state, None);
+            f.t.finish(self.proto, f.tx_id, direction(key.1), state, f.section);
         out.push(AppEvent::File(rec));
     }
 
