@@ -637,7 +637,8 @@ impl NfsParser {
                         || (before >= PEEK_LIMIT && !full)
                     {
                         side.mode = Mode::Head;
-                        if full {
+                        // Past the buffer and not ending here: too large to decode.
+                        if full && !(ends && b.is_empty()) {
                             side.mode = Mode::Skip;
                             side.head.clear();
                         }
