@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -72,6 +72,10 @@ pub struct IngestStats {
     pub rejected: AtomicU64,
     pub unauthorized: AtomicU64,
     pub overloaded: AtomicU64,
+    /// Ordered requests that waited to be appended after earlier batches of their stream.
+    pub ordered_waits: AtomicU64,
+    /// Ordered requests refused (409) because the earlier batches never came.
+    pub out_of_order: AtomicU64,
 }
 
 struct SensorCache {
@@ -196,22 +200,6 @@ async fn ingest(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
         st.stats.unauthorized.fetch_add(1, Relaxed);
         return error(StatusCode::UNAUTHORIZED, "unknown or revoked token", None);
     };
-    let Ok(permit) = st.inflight.clone().try_acquire_owned() else {
-        st.stats.overloaded.fetch_add(1, Relaxed);
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many requests in flight",
-            Some(1),
-        );
-    };
-    if st.spool.is_full() {
-        st.stats.overloaded.fetch_add(1, Relaxed);
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "spool full; store is behind",
-            Some(5),
-        );
-    }
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -249,10 +237,50 @@ async fn ingest(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
             )
         }
     };
+    // The shipper has earlier batches of this stream on their way: this one waits for them
+    // (before taking a permit, so waiting requests never crowd out the ones they wait for).
+    if !stream.is_empty() && headers.contains_key("x-khien-ordered") {
+        if st.spool.stream_next(&sensor.name, &stream).unwrap_or(0) < base {
+            st.stats.ordered_waits.fetch_add(1, Relaxed);
+        }
+        if !st
+            .spool
+            .wait_stream(&sensor.name, &stream, base, ORDER_WAIT)
+            .await
+        {
+            st.stats.out_of_order.fetch_add(1, Relaxed);
+            return error(
+                StatusCode::CONFLICT,
+                "an earlier batch of this stream is not stored yet; send it first",
+                None,
+            );
+        }
+    }
+    let Ok(permit) = st.inflight.clone().try_acquire_owned() else {
+        st.stats.overloaded.fetch_add(1, Relaxed);
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many requests in flight",
+            Some(1),
+        );
+    };
+    if st.spool.is_full() {
+        st.stats.overloaded.fetch_add(1, Relaxed);
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "spool full; store is behind",
+            Some(5),
+        );
+    }
+    let req = Request {
+        encoding,
+        stream,
+        base,
+    };
     let st2 = st.clone();
     let work = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        process(&st2, &sensor, encoding, &stream, base, &body)
+        process(&st2, &sensor, &req, &body)
     });
     match work.await {
         Ok(Ok(reply)) => {
@@ -280,23 +308,33 @@ thread_local! {
 /// Buffers above this are not kept between requests.
 const KEEP_BUFFER: usize = 64 << 20;
 
+/// How long an ordered request waits for the earlier batches of its stream.
+const ORDER_WAIT: Duration = Duration::from_secs(20);
+
+/// What the headers say about a request's body.
+struct Request {
+    encoding: Encoding,
+    /// The stream the lines come from; empty when the client names none.
+    stream: String,
+    /// Stream offset of the body's first byte.
+    base: u64,
+}
+
 fn process(
     st: &AppState,
     sensor: &Sensor,
-    encoding: Encoding,
-    stream: &str,
-    base: u64,
+    req: &Request,
     body: &[u8],
 ) -> Result<IngestReply, Reject> {
     let mut text = DECODED.with(|b| std::mem::take(&mut *b.borrow_mut()));
-    let reply = parsed::decode_body(encoding, body, st.cfg.max_decoded, &mut text)
+    let reply = parsed::decode_body(req.encoding, body, st.cfg.max_decoded, &mut text)
         .map_err(|e| match e {
             DecodeError::TooLarge(_) => {
                 Reject::new(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string(), None)
             }
             DecodeError::Corrupt(_) => Reject::new(StatusCode::BAD_REQUEST, &e.to_string(), None),
         })
-        .and_then(|()| store(st, sensor, stream, base, encoding, body, &text));
+        .and_then(|()| store(st, sensor, req, body, &text));
     if text.capacity() <= KEEP_BUFFER {
         DECODED.with(|b| *b.borrow_mut() = text);
     }
@@ -308,12 +346,11 @@ fn process(
 fn store(
     st: &AppState,
     sensor: &Sensor,
-    stream: &str,
-    base: u64,
-    encoding: Encoding,
+    req: &Request,
     body: &[u8],
     text: &[u8],
 ) -> Result<IngestReply, Reject> {
+    let (stream, base) = (req.stream.as_str(), req.base);
     let cutoff = if stream.is_empty() {
         0
     } else {
@@ -335,7 +372,11 @@ fn store(
         st.cfg.max_listed_errors,
         &mut rows,
     );
+    let stream_end = base + text.len() as u64;
     let appended = if rows.events.is_empty() {
+        if !stream.is_empty() {
+            st.spool.advance(&sensor.name, stream, stream_end);
+        }
         crate::spool::Appended {
             batch: None,
             stored: 0,
@@ -346,10 +387,10 @@ fn store(
             tenant: &sensor.tenant,
             sensor: &sensor.name,
             stream,
-            stream_end: base + text.len() as u64,
+            stream_end,
             base,
             received,
-            encoding,
+            encoding: req.encoding,
             body,
         };
         st.spool.append(&batch, rows).map_err(|e| {
@@ -382,7 +423,8 @@ async fn metrics(State(st): State<Arc<AppState>>) -> String {
          khien_collector_unauthorized_total {}\nkhien_collector_overloaded_total {}\n\
          khien_collector_spool_bytes {}\nkhien_collector_rows_written_total {}\n\
          khien_collector_inserts_total {}\nkhien_collector_insert_retries_total {}\n\
-         khien_collector_rows_set_aside_total {}\nkhien_collector_stored_batch {}\n",
+         khien_collector_rows_set_aside_total {}\nkhien_collector_stored_batch {}\n\
+         khien_collector_ordered_waits_total {}\nkhien_collector_out_of_order_total {}\n",
         s.requests.load(Relaxed),
         s.accepted.load(Relaxed),
         s.duplicates.load(Relaxed),
@@ -395,6 +437,8 @@ async fn metrics(State(st): State<Arc<AppState>>) -> String {
         w.retries.load(Relaxed),
         w.rejected_rows.load(Relaxed),
         w.stored_batch.load(Relaxed),
+        s.ordered_waits.load(Relaxed),
+        s.out_of_order.load(Relaxed),
     )
 }
 

@@ -23,6 +23,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -113,7 +114,6 @@ struct Appender {
     file: File,
     pos: Pos,
     next_batch: u64,
-    streams: HashMap<String, u64>,
     /// Closed and active segments: number → (bytes, last batch in it).
     segments: BTreeMap<u64, (u64, u64)>,
     total_bytes: u64,
@@ -134,6 +134,11 @@ struct Pending {
 pub struct Spool {
     dir: PathBuf,
     inner: Mutex<Appender>,
+    /// Per (sensor, stream): the offset just past the last line stored. Its own lock, so a
+    /// reader never waits for an append's fsync (lock order: appender, then streams).
+    streams: Mutex<HashMap<String, u64>>,
+    /// Bumped whenever a stream's offset advances.
+    advanced: watch::Sender<u64>,
     pending: Mutex<Pending>,
     durable: watch::Sender<Pos>,
     max_bytes: u64,
@@ -398,11 +403,12 @@ impl Spool {
         let (durable, _) = watch::channel(pos);
         Ok(Spool {
             dir: dir.to_owned(),
+            advanced: watch::channel(0).0,
+            streams: Mutex::new(state.streams),
             inner: Mutex::new(Appender {
                 file,
                 pos,
                 next_batch: state.next_batch,
-                streams: state.streams,
                 segments,
                 total_bytes,
                 buf: Vec::new(),
@@ -438,10 +444,50 @@ impl Spool {
 
     /// The next offset expected from (sensor, stream), if known.
     pub fn stream_next(&self, sensor: &str, stream: &str) -> Option<u64> {
-        self.lock()
-            .streams
-            .get(&stream_key(sensor, stream))
-            .copied()
+        self.streams().get(&stream_key(sensor, stream)).copied()
+    }
+
+    fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Moves a stream's offset to `end` (if past it) without a record: for a request none of
+    /// whose lines were stored (all rejected). A later restart may forget it; such a request
+    /// is then simply seen again.
+    pub fn advance(&self, sensor: &str, stream: &str, end: u64) {
+        let mut m = self.streams();
+        let e = m.entry(stream_key(sensor, stream)).or_default();
+        if end > *e {
+            *e = end;
+            drop(m);
+            self.advanced.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Waits up to `timeout` until the stream's offset is at least `offset` (every line
+    /// before it stored); false on timeout.
+    pub async fn wait_stream(
+        &self,
+        sensor: &str,
+        stream: &str,
+        offset: u64,
+        timeout: Duration,
+    ) -> bool {
+        let mut rx = self.advanced.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.stream_next(sensor, stream).unwrap_or(0) >= offset {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
     }
 
     /// Appends the request `b` with the events of `parsed` that are new (offset at or past
@@ -452,7 +498,7 @@ impl Spool {
         let key = (!b.stream.is_empty()).then(|| stream_key(b.sensor, b.stream));
         let cutoff = key
             .as_ref()
-            .and_then(|k| a.streams.get(k).copied())
+            .and_then(|k| self.streams().get(k).copied())
             .unwrap_or(0);
         let dups = parsed.keep_from(cutoff);
         if parsed.events.is_empty() {
@@ -486,7 +532,8 @@ impl Spool {
             *s = (pos.len, batch);
         }
         if let Some(k) = key {
-            let e = a.streams.entry(k).or_default();
+            let mut m = self.streams();
+            let e = m.entry(k).or_default();
             *e = (*e).max(b.stream_end);
         }
         if pos.len >= SEGMENT_BYTES {
@@ -513,6 +560,9 @@ impl Spool {
         }
         // Published after the rows are pending, so the writer never misses them.
         self.durable.send_replace(a.pos.max(pos));
+        if !b.stream.is_empty() {
+            self.advanced.send_modify(|n| *n += 1);
+        }
         Ok(Appended {
             batch: Some(batch),
             stored,
@@ -551,7 +601,7 @@ impl Spool {
         }
         let state = State {
             next_batch: a.next_batch,
-            streams: a.streams.clone(),
+            streams: self.streams().clone(),
         };
         let json = serde_json::to_vec(&state).unwrap_or_default();
         write_atomic(&self.dir.join("state.json"), &json)?;
@@ -690,6 +740,42 @@ mod tests {
             body: &b,
         };
         spool.append(&batch, parse(base, &b)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn ordered_waits_for_the_earlier_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = std::sync::Arc::new(Spool::open(dir.path(), 1 << 30).unwrap());
+        let (_, _, end1) = body(0, 2);
+        let short = Duration::from_millis(50);
+        // Nothing of the stream stored yet: a batch starting past 0 must wait, and times out.
+        assert!(!spool.wait_stream("edge-1", "f1", end1, short).await);
+        assert!(spool.wait_stream("edge-1", "f1", 0, short).await);
+        // The waiter is woken by the earlier batch's append.
+        let s2 = spool.clone();
+        let waiter = tokio::spawn(async move {
+            s2.wait_stream("edge-1", "f1", end1, Duration::from_secs(10))
+                .await
+        });
+        tokio::task::yield_now().await;
+        let s3 = spool.clone();
+        tokio::task::spawn_blocking(move || append(&s3, "f1", 0, 2))
+            .await
+            .unwrap();
+        assert!(waiter.await.unwrap());
+        // Another sensor's stream of the same name is its own stream.
+        assert!(!spool.wait_stream("edge-2", "f1", end1, short).await);
+        // A batch of rejected lines only moves the offset (in memory), and wakes waiters too.
+        let (_, _, end3) = body(0, 3);
+        spool.advance("edge-1", "f1", end3);
+        assert_eq!(spool.stream_next("edge-1", "f1"), Some(end3));
+        spool.advance("edge-1", "f1", end1);
+        assert_eq!(
+            spool.stream_next("edge-1", "f1"),
+            Some(end3),
+            "never moves back"
+        );
+        assert!(spool.wait_stream("edge-1", "f1", end3, short).await);
     }
 
     #[test]
