@@ -232,7 +232,7 @@ fn run_test(name: &str, dir: &Path, out: &Path) -> Result<Vec<(bool, Outcome)>, 
                     let key = v.split('=').next().unwrap_or("");
                     if key == "threshold-file" {
                         cmd.arg("--threshold-file").arg(&v[key.len() + 1..]);
-                    } else if key == "stream.midstream" {
+                    } else if key == "stream.midstream" || key == "packet-alert-max" {
                         cmd.arg("--set").arg(v);
                     }
                 }
@@ -245,6 +245,14 @@ fn run_test(name: &str, dir: &Path, out: &Path) -> Result<Vec<(bool, Outcome)>, 
                 i += 1;
             }
             _ => i += 1,
+        }
+    }
+    // Settings of the test's own suricata.yaml that change detection.
+    let conf = std::fs::read_to_string(dir.join("suricata.yaml")).unwrap_or_default();
+    for line in conf.lines() {
+        if let Some(v) = line.strip_prefix("packet-alert-max:") {
+            cmd.arg("--set")
+                .arg(format!("packet-alert-max={}", v.trim()));
         }
     }
     let o = cmd.output().map_err(|e| format!("running khien: {e}"))?;

@@ -18,6 +18,7 @@
 //!   filename: eve.json
 //!   types: [flow, anomaly, http, dns, tls, ssh, smtp, ftp, fileinfo, stats]
 //! stats: { interval: 8 }    # seconds between EVE stats records; 0 disables
+//! packet-alert-max: 15      # alerts kept per packet (highest signature order first)
 //! metrics:
 //!   listen: 127.0.0.1:9110  # Prometheus /metrics (off unless set; --metrics ADDR)
 //! files:
@@ -103,6 +104,9 @@ pub struct SensorConfig {
     pub stats: StatsSection,
     pub metrics: MetricsSection,
     pub files: FilesSection,
+    /// Alerts kept per packet (Suricata's `packet-alert-max`, default 15): the rest,
+    /// lowest in signature order, are dropped and counted.
+    pub packet_alert_max: usize,
     /// Compiled YARA rules (from `files.yara-rules`), shared read-only by every worker;
     /// not a YAML setting.
     #[serde(skip)]
@@ -124,6 +128,7 @@ impl Default for SensorConfig {
             stats: StatsSection::default(),
             metrics: MetricsSection::default(),
             files: FilesSection::default(),
+            packet_alert_max: crate::detect::PACKET_ALERT_MAX,
             yara: None,
             detect: None,
         }

@@ -22,7 +22,45 @@ pub struct Detect {
     vars: HashMap<u64, kd::FlowVars>,
     pub alerts: Vec<kd::Alert>,
     pub alert_count: u64,
+    /// Alert records of the current packet (rendered), written by [`Detect::flush`].
+    queued: Vec<Queued>,
+    /// Suricata's `packet-alert-max`: alerts kept per packet.
+    pub max_per_packet: usize,
+    /// Alerts dropped by that cap (Suricata's `detect.alert_queue_overflow`).
+    pub overflow: u64,
+    /// Transactions whose request was inspected on its own ([`Detect::request`]), by
+    /// flow id: their completion inspects only the response side.
+    requested: HashMap<u64, Vec<u64>>,
+    /// Request-time alerts waiting for the flow's next to-server packet, by flow id.
+    deferred: HashMap<u64, Deferred>,
 }
+
+/// Request-time alerts of one flow and what their records need.
+struct Deferred {
+    fwd: Tuple,
+    app_proto: String,
+    alerts: Vec<kd::Alert>,
+}
+
+/// Which side of a transaction an inspection covers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Whole,
+    /// The request is complete, the response is not.
+    Request,
+    /// The response side of a transaction whose request was inspected already.
+    Response,
+}
+
+/// One rendered alert record waiting for the end of its packet.
+pub struct Queued {
+    num: u32,
+    tx_id: Option<u64>,
+    line: Vec<u8>,
+}
+
+/// Suricata's default `packet-alert-max`.
+pub const PACKET_ALERT_MAX: usize = 15;
 
 fn ip(v6: bool, a: &[u8; 16]) -> IpAddr {
     if v6 {
@@ -103,7 +141,46 @@ impl Detect {
             vars: HashMap::new(),
             alerts: Vec::new(),
             alert_count: 0,
+            queued: Vec::new(),
+            max_per_packet: PACKET_ALERT_MAX,
+            overflow: 0,
+            requested: HashMap::new(),
+            deferred: HashMap::new(),
         }
+    }
+
+    /// Sets the current packet's queued alerts aside (a flow ending in the middle of a
+    /// packet writes its own pseudo packets' alerts first).
+    pub fn take_queued(&mut self) -> Vec<Queued> {
+        std::mem::take(&mut self.queued)
+    }
+
+    /// Puts back what [`Detect::take_queued`] set aside.
+    pub fn restore_queued(&mut self, q: Vec<Queued>) {
+        self.queued = q;
+    }
+
+    /// Writes the alerts queued for the current packet (or flow-end pseudo packet): like
+    /// Suricata, sorted by signature order (`SigMeta::num`; the same signature's
+    /// transactions newest first), at most `max_per_packet` of them; the rest count as
+    /// overflow. Returns (records written, write errors).
+    pub fn flush(&mut self, eve: &mut EveWriter) -> (usize, usize) {
+        if self.queued.is_empty() {
+            return (0, 0);
+        }
+        self.queued
+            .sort_by(|a, b| a.num.cmp(&b.num).then(b.tx_id.cmp(&a.tx_id)));
+        let keep = self.queued.len().min(self.max_per_packet);
+        self.overflow += (self.queued.len() - keep) as u64;
+        let mut errors = 0;
+        for q in self.queued.drain(..).take(keep) {
+            eve.line = q.line;
+            if eve.finish().is_err() {
+                errors += 1;
+            }
+        }
+        self.alert_count += keep as u64;
+        (keep, errors)
     }
 
     /// Runs the packet signatures; alerts land in `self.alerts`.
@@ -188,10 +265,69 @@ impl Detect {
         );
     }
 
-    /// Runs the transaction signatures on a transaction of the flow whose client → server
-    /// tuple is `fwd`.
+    /// Runs the transaction signatures on a completed transaction of the flow whose client
+    /// → server tuple is `fwd` (only its response side if [`Detect::request`] saw its
+    /// request).
     pub fn tx(&mut self, fwd: &Tuple, flow_id: u64, flow: kd::FlowInfo, tx: &Transaction, ts: i64) {
-        let view = TxView(tx);
+        let id = tx.tx_id();
+        let mut phase = Phase::Whole;
+        if let Some(ids) = self.requested.get_mut(&flow_id) {
+            if let Some(i) = ids.iter().position(|&t| t == id) {
+                ids.swap_remove(i);
+                phase = Phase::Response;
+            }
+        }
+        self.tx_phase(fwd, flow_id, flow, tx, ts, phase);
+    }
+
+    /// Runs the to-server side of the transaction signatures on a transaction whose
+    /// request is complete (Suricata inspects requests as they are parsed). Its alerts
+    /// wait for the flow's next to-server packet ([`Detect::take_deferred`]): Suricata
+    /// parses a direction's data, and inspects its transactions, on a packet of that
+    /// direction.
+    pub fn request(
+        &mut self,
+        fwd: &Tuple,
+        flow_id: u64,
+        flow: kd::FlowInfo,
+        tx: &Transaction,
+        ts: i64,
+    ) {
+        if !self.engine.wants_tx(TxView(tx, Phase::Request).proto()) {
+            return;
+        }
+        self.requested.entry(flow_id).or_default().push(tx.tx_id());
+        let before = self.alerts.len();
+        self.tx_phase(fwd, flow_id, flow, tx, ts, Phase::Request);
+        if self.alerts.len() > before {
+            let d = self.deferred.entry(flow_id).or_insert_with(|| Deferred {
+                fwd: *fwd,
+                app_proto: flow.app_proto.unwrap_or("unknown").to_string(),
+                alerts: Vec::new(),
+            });
+            d.alerts.extend(self.alerts.drain(before..));
+        }
+    }
+
+    /// Moves the flow's waiting request-time alerts into `self.alerts` and returns the
+    /// flow's client → server tuple and app protocol for [`Detect::write`].
+    pub fn take_deferred(&mut self, flow_id: u64) -> Option<(Tuple, String)> {
+        let d = self.deferred.remove(&flow_id)?;
+        self.alerts.extend(d.alerts);
+        Some((d.fwd, d.app_proto))
+    }
+
+    #[allow(clippy::too_many_arguments)] // reason: the transaction and its context, one each
+    fn tx_phase(
+        &mut self,
+        fwd: &Tuple,
+        flow_id: u64,
+        flow: kd::FlowInfo,
+        tx: &Transaction,
+        ts: i64,
+        phase: Phase,
+    ) {
+        let view = TxView(tx, phase);
         if !self.engine.wants_tx(view.proto()) {
             return;
         }
@@ -228,10 +364,13 @@ impl Detect {
     /// Forgets a flow's variables.
     pub fn flow_end(&mut self, flow_id: u64) {
         self.vars.remove(&flow_id);
+        self.requested.remove(&flow_id);
+        self.deferred.remove(&flow_id);
     }
 
-    /// Writes and clears `self.alerts`. `tuple` is the packet's (or, for transactions, the
-    /// client → server) tuple.
+    /// Renders and clears `self.alerts` into the current packet's queue ([`Detect::flush`]
+    /// writes it). `tuple` is the packet's (or, for transactions, the client → server)
+    /// tuple. Returns the number of alerts queued.
     #[allow(clippy::too_many_arguments)] // reason: the EVE record's common fields, one each
     pub fn write(
         &mut self,
@@ -244,8 +383,7 @@ impl Detect {
         app_proto: Option<&str>,
         src: PktSrc,
         payload: &[u8],
-    ) -> (usize, usize) {
-        let mut errors = 0;
+    ) -> usize {
         let n = self.alerts.len();
         for a in self.alerts.drain(..) {
             let t = tuple.map(|t| {
@@ -311,12 +449,13 @@ impl Detect {
                     u8::from(a.stream)
                 );
             }
-            if eve.finish().is_err() {
-                errors += 1;
-            }
+            self.queued.push(Queued {
+                num: s.num,
+                tx_id: a.tx_id,
+                line: std::mem::take(&mut eve.line),
+            });
         }
-        self.alert_count += n as u64;
-        (n, errors)
+        n
     }
 }
 
@@ -339,7 +478,7 @@ fn base64(b: &[u8], out: &mut Vec<u8>) {
 }
 
 /// A transaction seen through the detection engine's buffer names.
-struct TxView<'a>(&'a Transaction);
+struct TxView<'a>(&'a Transaction, Phase);
 
 fn one(b: &[u8]) -> Vec<Cow<'_, [u8]>> {
     vec![Cow::Borrowed(b)]
@@ -507,6 +646,10 @@ impl TxBuffers for TxView<'_> {
     }
 
     fn has_dir(&self, dir: Dir) -> bool {
+        match (self.1, dir) {
+            (Phase::Request, Dir::ToClient) | (Phase::Response, Dir::ToServer) => return false,
+            _ => {}
+        }
         match self.0 {
             Transaction::Dns(d) => d.is_response == (dir == Dir::ToClient),
             Transaction::Http(h) | Transaction::Http2(h) => {

@@ -68,6 +68,8 @@ pub struct EngineStats {
     pub app_anomalies: u64,
     pub eve_errors: u64,
     pub alerts: u64,
+    /// Alerts dropped by `packet-alert-max`.
+    pub alert_overflow: u64,
     /// Per application protocol (`crate::stats::APP_PROTOS` order): flows (counted when
     /// they end), transactions, parser anomalies.
     pub app_flows: [u64; crate::stats::APP_PROTOS.len()],
@@ -164,7 +166,11 @@ impl Engine {
             next_expire: 0,
             next_emergency_scan: 0,
             stats: EngineStats::default(),
-            detect: cfg.detect.clone().map(crate::detect::Detect::new),
+            detect: cfg.detect.clone().map(|e| {
+                let mut d = crate::detect::Detect::new(e);
+                d.max_per_packet = cfg.packet_alert_max;
+                d
+            }),
             files: crate::yara::FileInspector::from_config(cfg),
             expect: crate::app::Expectations::default(),
         }
@@ -173,6 +179,22 @@ impl Engine {
     /// Handles one decoded packet. `wire_len` is the captured length (Suricata counts
     /// flow bytes with it), `pcap_cnt` the packet number.
     pub fn packet(&mut self, d: &Decoded<'_>, wire_len: usize, ts: i64, pcap_cnt: u64) {
+        self.packet_inner(d, wire_len, ts, pcap_cnt);
+        self.flush_alerts();
+    }
+
+    /// Writes the alerts queued for the packet just processed (or a flow-end pseudo
+    /// packet), capped at `packet-alert-max` (see [`crate::detect::Detect::flush`]).
+    fn flush_alerts(&mut self) {
+        if let Some(dt) = self.detect.as_mut() {
+            let (n, errors) = dt.flush(&mut self.eve);
+            self.stats.alerts += n as u64;
+            self.stats.alert_overflow = dt.overflow;
+            self.stats.eve_errors += errors as u64;
+        }
+    }
+
+    fn packet_inner(&mut self, d: &Decoded<'_>, wire_len: usize, ts: i64, pcap_cnt: u64) {
         if ts > self.now {
             self.now = ts;
         }
@@ -407,7 +429,7 @@ impl Engine {
             } else {
                 PktSrc::FlowTimeout
             };
-            let (n, errors) = dt.write(
+            dt.write(
                 &mut self.eve,
                 ts,
                 Some(f.id),
@@ -418,8 +440,6 @@ impl Engine {
                 src,
                 chunk,
             );
-            self.stats.eve_errors += errors as u64;
-            self.stats.alerts += n as u64;
             if let Some(f) = self.flows.get_mut(idx) {
                 f.alerted = true;
             }
@@ -444,6 +464,22 @@ impl Engine {
             return;
         };
         let f = idx.and_then(|i| self.flows.get(i));
+        // Request-time transaction alerts of the flow land on its next to-server packet.
+        if let Some(f) = f.filter(|f| f.dir(src_lo) == 0) {
+            if let Some((fwd, app)) = dt.take_deferred(f.id) {
+                dt.write(
+                    &mut self.eve,
+                    ts,
+                    Some(f.id),
+                    Some(pcap_cnt),
+                    Some(&fwd),
+                    true,
+                    Some(&app),
+                    PktSrc::Wire,
+                    &[],
+                );
+            }
+        }
         let info = f.map(|f| khien_detect::FlowInfo {
             to_server: f.dir(src_lo) == 0,
             established: f.state != FlowState::New,
@@ -462,7 +498,7 @@ impl Engine {
             ports: matches!(d.l4, L4::Tcp(_) | L4::Udp) || (d.l4 == L4::Other && d.proto == 132),
         });
         let app = info.and_then(|i| i.app_proto);
-        let (n, errors) = dt.write(
+        dt.write(
             &mut self.eve,
             ts,
             f.map(|f| f.id),
@@ -473,8 +509,6 @@ impl Engine {
             PktSrc::Wire,
             d.payload,
         );
-        self.stats.eve_errors += errors as u64;
-        self.stats.alerts += n as u64;
         if let Some(f) = idx.and_then(|i| self.flows.get_mut(i)) {
             f.alerted = true;
         }
@@ -578,13 +612,36 @@ impl Engine {
             s.release(&mut self.stream_stats);
         }
         app.close(ts, out);
+        // Alerts queued by the packet being processed belong to it, not to this flow end.
+        let pending = self.detect.as_mut().map(|dt| dt.take_queued());
         if !self.app_out.is_empty() {
             self.write_app(idx, None, PktSrc::FlowTimeout, ts);
         }
+        if let (Some(dt), Some(f)) = (self.detect.as_mut(), self.flows.get(idx)) {
+            if let Some((fwd, app)) = dt.take_deferred(f.id) {
+                dt.write(
+                    &mut self.eve,
+                    ts,
+                    Some(f.id),
+                    None,
+                    Some(&fwd),
+                    true,
+                    Some(&app),
+                    PktSrc::FlowTimeout,
+                    &[],
+                );
+            }
+        }
+        self.flush_alerts();
         // The rest of each direction's raw stream (Suricata's flow-timeout pseudo packets).
         if let Some(client_lo) = self.flows.get(idx).map(|f| f.client_is_lo) {
             self.detect_stream(None, idx, client_lo, ts, None, true);
+            self.flush_alerts();
             self.detect_stream(None, idx, !client_lo, ts, None, true);
+            self.flush_alerts();
+        }
+        if let (Some(dt), Some(q)) = (self.detect.as_mut(), pending) {
+            dt.restore_queued(q);
         }
         if let Some(f) = self.flows.remove(idx) {
             if let Some(i) = f.app.eve_name().and_then(crate::stats::app_index) {
@@ -746,7 +803,7 @@ impl Engine {
                                 app_proto: Some(app_name),
                             };
                             dt.tx(&fwd, f.id, info, &tx, ts);
-                            let (n, errors) = dt.write(
+                            let n = dt.write(
                                 e,
                                 ts,
                                 Some(f.id),
@@ -757,8 +814,6 @@ impl Engine {
                                 src,
                                 &[],
                             );
-                            self.stats.eve_errors += errors as u64;
-                            self.stats.alerts += n as u64;
                             alerted |= n > 0;
                         }
                         let t = tuple(tx.direction());
@@ -822,6 +877,16 @@ impl Engine {
                         }
                     }
                     AppEvent::Expect(spec) => self.expect.add(&f.key, f.id, spec, ts),
+                    AppEvent::Request(tx) => {
+                        if let Some(dt) = self.detect.as_mut() {
+                            let info = khien_detect::FlowInfo {
+                                to_server: true,
+                                established: true,
+                                app_proto: Some(app_name),
+                            };
+                            dt.request(&fwd, f.id, info, &tx, ts);
+                        }
+                    }
                     _ => {}
                 }
             }

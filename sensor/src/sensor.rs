@@ -241,6 +241,7 @@ impl Sensor {
         set(C::AppFiles, e.app_files);
         set(C::Anomalies, e.anomalies);
         set(C::Alerts, e.alerts);
+        set(C::AlertOverflow, e.alert_overflow);
         set(C::YaraScanned, fs.scanned);
         set(C::YaraMatched, fs.matched);
         set(C::YaraMatches, fs.rule_matches);

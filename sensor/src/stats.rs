@@ -155,6 +155,8 @@ counters! {
     AppFiles: "app_layer.files", "khien_files_total", "", Counter, "Files extracted (HTTP/1 and HTTP/2 bodies, SMTP attachments, FTP data, SMB, NFS).";
     Anomalies: "anomalies", "khien_decoder_anomalies_total", "", Counter, "Decoder anomaly events.";
     Alerts: "detect.alert", "khien_alerts_total", "", Counter, "Alerts raised.";
+    AlertOverflow: "detect.alert_queue_overflow", "khien_alert_queue_overflow_total", "", Counter,
+        "Alerts dropped by packet-alert-max.";
     YaraScanned: "yara.scanned", "khien_yara_scanned_files_total", "", Counter, "Files scanned with YARA.";
     YaraMatched: "yara.matched", "khien_yara_matched_files_total", "", Counter,
         "Files with at least one YARA match.";

@@ -808,6 +808,8 @@ struct Pending {
     tx: HttpTx,
     req_done: bool,
     resp_done: bool,
+    /// An `AppEvent::Request` was sent for it.
+    announced: bool,
     /// The request had no HTTP version (0.9): the response has no status line.
     v09: bool,
     files: Vec<FileRecord>,
@@ -921,6 +923,15 @@ impl HttpParser {
         self.txs.iter_mut().find(|p| p.tx.tx_id == id)
     }
 
+    /// Sends the request of `id` as an `AppEvent::Request` (once, and only while its
+    /// response is not done): its headers and body are complete.
+    fn announce_request(&mut self, id: Option<u64>, out: &mut Vec<AppEvent>) {
+        if let Some(p) = self.pending(id).filter(|p| !p.announced && !p.resp_done) {
+            p.announced = true;
+            out.push(AppEvent::Request(Transaction::Http(p.tx.clone())));
+        }
+    }
+
     fn new_tx(&mut self, out: &mut Vec<AppEvent>) -> u64 {
         if self.txs.len() >= self.cfg.max_tx_in_flight {
             // Too many unanswered requests: log the oldest as it is.
@@ -937,6 +948,7 @@ impl HttpParser {
             },
             req_done: false,
             resp_done: false,
+            announced: false,
             v09: false,
             files: Vec::new(),
         });
@@ -1740,6 +1752,12 @@ impl HttpParser {
             side.state = State::Line;
             side.finalize = true;
             side.deferred = true;
+            // Detection sees the request now, as Suricata inspects a request once its
+            // headers (and body) are parsed, before libhtp's REQ_FINALIZE ends it.
+            if dir == Direction::ToServer {
+                let cur = side.cur;
+                self.announce_request(cur, out);
+            }
             return;
         }
         self.complete(dir, out);
@@ -1766,6 +1784,9 @@ impl HttpParser {
         let data_limit = self.cfg.file_data_limit;
         let file_limit = self.cfg.http_file_limit;
         let max_parts = self.cfg.smtp_max_parts;
+        if dir == Direction::ToServer {
+            self.announce_request(cur, out);
+        }
         let Some(p) = self.pending(cur) else { return };
         let tx_id = p.tx.tx_id;
         if let Some(f) = file.filter(|f| f.size() > 0) {

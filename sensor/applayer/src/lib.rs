@@ -258,6 +258,10 @@ pub trait Parser: Send {
 pub enum AppEvent {
     /// A completed (or flushed) transaction.
     Tx(Transaction),
+    /// The request side of a transaction is complete and its response is not (HTTP/1):
+    /// a snapshot for request-time detection, as Suricata inspects to-server signatures
+    /// when the request is parsed. The whole transaction still follows as `Tx`.
+    Request(Transaction),
     /// A file seen in a transaction (HTTP body either direction, SMTP attachment).
     File(FileRecord),
     /// An app-layer anomaly with Suricata's app-layer event name.

@@ -739,6 +739,10 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
         }
     }
     sigs.sort_by_key(|s| s.order);
+    for (i, s) in sigs.iter_mut().enumerate() {
+        // Not shared yet, so this does not clone.
+        Arc::make_mut(&mut s.meta).num = i as u32;
+    }
     report.loaded = sigs.len();
     tracing::debug!(
         loaded = report.loaded,
@@ -1276,6 +1280,7 @@ fn compile_rule(
         metadata,
         text: rule.to_string(),
         target,
+        num: 0,
     };
     Ok(Sig {
         meta: Arc::new(meta),

@@ -267,6 +267,10 @@ pub struct SigMeta {
     pub text: String,
     /// `target:src_ip|dest_ip`
     pub target: Option<&'static str>,
+    /// Suricata's internal signature id: the position in the engine's signature order
+    /// (action, flowbits role, priority, load order). Alerts of one packet beyond
+    /// `packet-alert-max` are dropped lowest-`num`-last.
+    pub num: u32,
 }
 
 impl SigMeta {
