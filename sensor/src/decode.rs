@@ -740,8 +740,9 @@ impl Decoder {
             return;
         }
         let inner = match d.dp {
-            // flags(1, I bit 0x08) reserved(3) VNI(3) reserved(1)
-            4789 if p.len() >= 8 + 14 && p[0] & 0x08 != 0 => &p[8..],
+            // flags(1, I bit 0x08) reserved(3) VNI(3) reserved(1); Suricata 7 decodes
+            // only headers whose last reserved byte is zero.
+            4789 if p.len() >= 8 + 14 && p[0] & 0x08 != 0 && p[7] == 0 => &p[8..],
             // ver/optlen(1) flags(1) protocol(2) VNI(3) reserved(1) options(optlen*4)
             6081 if p.len() >= 8
                 && p[0] >> 6 == 0
@@ -1143,6 +1144,10 @@ mod tests {
         let d = dec.decode_inner(&v, 0).expect("inner frame");
         assert_eq!((d.proto, d.dp, d.payload), (6, 80, &b"x"[..]));
         assert!(dec.decode_inner(&v, 0).is_none(), "taken once");
+        // A non-zero last reserved byte: not VXLAN for Suricata 7, only the UDP datagram.
+        v[20 + 8 + 7] = 1;
+        dec.decode(LinkType::Raw, &v, 0);
+        assert!(dec.decode_inner(&v, 0).is_none(), "reserved byte set");
     }
 
     #[test]
