@@ -268,6 +268,8 @@ impl Engine {
         };
         self.stats.flow_pkts += 1;
         let mut new_session = false;
+        // A session picked up midstream: its first packet's data belongs to the stream.
+        let mut midstream_start = false;
         {
             let Some(f) = self.flows.get_mut(idx) else {
                 return;
@@ -288,6 +290,7 @@ impl Engine {
                         {
                             f.tcp = Some(Box::new(s));
                             new_session = true;
+                            midstream_start = !syn;
                         }
                     }
                     if f.tcp.is_some() {
@@ -328,7 +331,7 @@ impl Engine {
             }
         }
         match d.l4 {
-            L4::Tcp(t) if !new_session => {
+            L4::Tcp(t) if !new_session || midstream_start => {
                 let Flow {
                     tcp, app, state, ..
                 } = f;
@@ -496,6 +499,7 @@ impl Engine {
             dp: d.dp,
             proto: d.proto,
             ports: matches!(d.l4, L4::Tcp(_) | L4::Udp) || (d.l4 == L4::Other && d.proto == 132),
+            vlan: d.vlan,
         });
         let app = info.and_then(|i| i.app_proto);
         dt.write(
@@ -668,6 +672,7 @@ impl Engine {
             dp: sp,
             proto: f.key.proto,
             ports: matches!(f.key.proto, 6 | 17 | 132),
+            vlan: f.key.vlan,
         }
     }
 
@@ -757,6 +762,7 @@ impl Engine {
             dp: d.dp,
             proto: d.proto,
             ports: matches!(d.l4, L4::Tcp(_) | L4::Udp) || (d.l4 == L4::Other && d.proto == 132),
+            vlan: d.vlan,
         });
         for ev in d.events.iter() {
             let e = &mut self.eve;

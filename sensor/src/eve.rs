@@ -93,6 +93,8 @@ pub struct Tuple {
     pub proto: u8,
     /// Whether the record carries ports (TCP, UDP, SCTP with a decoded header).
     pub ports: bool,
+    /// VLAN ids, outermost first; 0 when absent (written as Suricata's `vlan` array).
+    pub vlan: [u16; 2],
 }
 
 impl Tuple {
@@ -110,6 +112,7 @@ impl Tuple {
             dp: self.sp,
             proto: self.proto,
             ports: self.ports,
+            vlan: self.vlan,
         }
     }
 }
@@ -161,6 +164,15 @@ impl EveWriter {
         }
         let _ = write!(l, ",\"event_type\":\"{event_type}\"");
         if let Some(t) = tuple {
+            match t.vlan {
+                [0, _] => {}
+                [a, 0] => {
+                    let _ = write!(l, ",\"vlan\":[{a}]");
+                }
+                [a, b] => {
+                    let _ = write!(l, ",\"vlan\":[{a},{b}]");
+                }
+            }
             l.extend_from_slice(b",\"src_ip\":\"");
             write_ip(l, t.addrs.v6, &t.addrs.src);
             l.push(b'"');
@@ -234,5 +246,30 @@ mod tests {
         assert_eq!(v, b"2001:04f8:0004:0007:02e0:81ff:fe52:ffff");
         assert_eq!(proto_name(58).to_string(), "IPv6-ICMP");
         assert_eq!(proto_name(253).to_string(), "253");
+    }
+
+    #[test]
+    fn vlan_ids_like_suricata() {
+        let line = |vlan: [u16; 2]| {
+            let mut w = EveWriter::new(Box::new(std::io::sink()));
+            let t = Tuple {
+                addrs: Addrs {
+                    v6: false,
+                    src: [0; 16],
+                    dst: [0; 16],
+                },
+                sp: 1,
+                dp: 2,
+                proto: 6,
+                ports: true,
+                vlan,
+            };
+            w.begin(0, Some(7), None, "flow", Some(&t), None);
+            String::from_utf8(w.line.clone()).unwrap()
+        };
+        assert!(line([0, 0]).contains(r#""event_type":"flow","src_ip":"#));
+        assert!(line([6, 0]).contains(r#""event_type":"flow","vlan":[6],"src_ip":"#));
+        assert!(line([6, 120]).contains(r#""vlan":[6,120],"src_ip""#));
+        assert_eq!(line([6, 120]).matches("vlan").count(), 1);
     }
 }
