@@ -3,7 +3,8 @@
 # Suricata 7's layout) -> collector (HTTPS, spool) -> its managed ClickHouse, all on loopback.
 # Prints events/s until every event is acknowledged and until every event is queryable, and
 # the collector's own CPU time per event. Usage: collector/bench.sh [N] (default 6,000,000);
-# BATCH_ROWS, FLUSH_MS: the collector's settings; EVE=FILE: events made beforehand.
+# BATCH_ROWS, FLUSH_MS: the collector's settings; IN_FLIGHT: the shipper's (default 2); EVE=FILE:
+# events made beforehand.
 set -euo pipefail
 N=${1:-6000000}
 K=${KHIEN:-${CARGO_TARGET_DIR:-/var/tmp/khien-target}/release/khien}
@@ -21,7 +22,7 @@ cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
 SHIPCPU="$D/ship.cpu"
 C0=$(cpu "$PID"); H0=$(cpu "$CHPID"); T0=$(date +%s.%N)
-/usr/bin/time -f "%U %S" -o "$SHIPCPU" "$K" ship --once --eve "$D/eve.json" \
+/usr/bin/time -f "%U %S" -o "$SHIPCPU" "$K" ship --once --in-flight "${IN_FLIGHT:-2}" --eve "$D/eve.json" \
   --to "https://$(cat "$D/data/collector.addr")" --token "$TOKEN" --ca "$D/data/tls/ca.pem" 2>"$D/ship.log"
 T1=$(date +%s.%N)
 while [ "$("$K" collector query --data "$D/data" "SELECT count() FROM events")" -lt "$N" ]; do sleep 0.2; done

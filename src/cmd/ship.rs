@@ -40,6 +40,9 @@ pub struct ShipArgs {
     /// Body compression.
     #[arg(long, value_enum, default_value = "zstd")]
     compression: Codec,
+    /// Batches on their way before the oldest is acknowledged (1: one at a time).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+    in_flight: u16,
 }
 
 pub fn run(a: ShipArgs) -> Result<ExitCode> {
@@ -50,6 +53,7 @@ pub fn run(a: ShipArgs) -> Result<ExitCode> {
         cfg.state = s;
     }
     cfg.batch_bytes = a.batch_bytes.max(4096);
+    cfg.in_flight = usize::from(a.in_flight);
     cfg.compression = match a.compression {
         Codec::None => Compression::None,
         Codec::Gzip => Compression::Gzip,
