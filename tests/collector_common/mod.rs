@@ -128,18 +128,24 @@ pub fn sensor_add(dir: &Path, tenant: &str, name: &str) -> String {
 
 /// `khien collector query`; returns the TSV output.
 pub fn query(dir: &Path, sql: &str) -> String {
+    try_query(dir, sql).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `khien collector query`: the TSV output, or the command's error.
+pub fn try_query(dir: &Path, sql: &str) -> Result<String, String> {
     let out = khien()
         .args(["collector", "query", "--data"])
         .arg(dir)
         .arg(sql)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "query {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    if !out.status.success() {
+        return Err(format!(
+            "query {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8(out.stdout).unwrap())
 }
 
 /// A single number from a query.
@@ -150,11 +156,20 @@ pub fn query_u64(dir: &Path, sql: &str) -> u64 {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-/// Polls `sql` until it returns `want` (then checks it stays so for a second).
+/// Polls `sql` until it returns `want` (then checks it stays so for a second). A failing
+/// query (ClickHouse down or restarting) is retried until `timeout`.
 pub fn wait_for(dir: &Path, sql: &str, want: u64, timeout: Duration) -> u64 {
     let deadline = Instant::now() + timeout;
     loop {
-        let got = query_u64(dir, sql);
+        let got = match try_query(dir, sql) {
+            Ok(out) => out.trim().parse().unwrap_or_else(|e| panic!("{sql}: {e}")),
+            Err(e) if Instant::now() <= deadline => {
+                eprintln!("{e}; retrying");
+                std::thread::sleep(Duration::from_millis(300));
+                continue;
+            }
+            Err(e) => panic!("{e}"),
+        };
         if got == want {
             std::thread::sleep(Duration::from_millis(1500));
             return query_u64(dir, sql);
