@@ -238,10 +238,11 @@ fn run_test(name: &str, dir: &Path, out: &Path) -> Result<Vec<(bool, Outcome)>, 
                 }
                 i += 2;
             }
-            // IPS mode makes Suricata's stream inline: app-layer data goes through as it
-            // arrives instead of on the acknowledgement.
+            // IPS mode makes Suricata's stream inline (app-layer data goes through as it
+            // arrives instead of on the acknowledgement) and carries out drop verdicts.
             "--simulate-ips" => {
                 cmd.arg("--set").arg("stream.inline=true");
+                cmd.arg("--set").arg("ips=true");
                 i += 1;
             }
             _ => i += 1,
@@ -355,8 +356,8 @@ fn suricata_verify_ok_tests() {
     assert!(all_pass >= FLOOR_ALL_TESTS, "tests passing: {all_pass}");
 }
 
-const FLOOR_ALERT_TESTS: usize = 82;
-const FLOOR_ALL_TESTS: usize = 83;
+const FLOOR_ALERT_TESTS: usize = 93;
+const FLOOR_ALL_TESTS: usize = 94;
 
 /// `tls.certs` inspects each certificate's DER (here the self-signed "CN=SELKS" of
 /// suricata-verify's tls-cert-issuer pcap): the commonName OID followed by the DER string

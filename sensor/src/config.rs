@@ -19,6 +19,7 @@
 //!   types: [flow, anomaly, http, dns, tls, ssh, smtp, ftp, fileinfo, stats]
 //! stats: { interval: 8 }    # seconds between EVE stats records; 0 disables
 //! packet-alert-max: 15      # alerts kept per packet (highest signature order first)
+//! ips: false                # IPS verdicts (Suricata --simulate-ips): drop rules drop packets/flows
 //! metrics:
 //!   listen: 127.0.0.1:9110  # Prometheus /metrics (off unless set; --metrics ADDR)
 //! files:
@@ -107,6 +108,9 @@ pub struct SensorConfig {
     /// Alerts kept per packet (Suricata's `packet-alert-max`, default 15): the rest,
     /// lowest in signature order, are dropped and counted.
     pub packet_alert_max: usize,
+    /// IPS mode (Suricata's `--simulate-ips`): drop/reject verdicts drop the packet (and
+    /// the flow, for flow-level matches), alerts say `blocked`, `drop` records are written.
+    pub ips: bool,
     /// Compiled YARA rules (from `files.yara-rules`), shared read-only by every worker;
     /// not a YAML setting.
     #[serde(skip)]
@@ -129,6 +133,7 @@ impl Default for SensorConfig {
             metrics: MetricsSection::default(),
             files: FilesSection::default(),
             packet_alert_max: crate::detect::PACKET_ALERT_MAX,
+            ips: false,
             yara: None,
             detect: None,
         }

@@ -3,7 +3,7 @@
 //! records.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -33,6 +33,13 @@ pub struct Detect {
     requested: HashMap<u64, Vec<u64>>,
     /// Request-time alerts waiting for the flow's next to-server packet, by flow id.
     deferred: HashMap<u64, Deferred>,
+    /// IPS mode (Suricata's `--simulate-ips`): drop/reject verdicts are carried out.
+    pub ips: bool,
+    /// Flows dropped by a flow-level drop/reject match (IPS mode): their later packets
+    /// are dropped before stream, app layer and detection.
+    dropped_flows: HashSet<u64>,
+    /// The current packet's drop: Suricata's drop reason and the flow id.
+    verdict: Option<(&'static str, Option<u64>)>,
 }
 
 /// Request-time alerts of one flow and what their records need.
@@ -146,7 +153,97 @@ impl Detect {
             overflow: 0,
             requested: HashMap::new(),
             deferred: HashMap::new(),
+            ips: false,
+            dropped_flows: HashSet::new(),
+            verdict: None,
         }
+    }
+
+    /// In IPS mode, whether flow `flow_id` was dropped; the current packet is then
+    /// dropped too (reason "flow drop") and must not be processed further.
+    pub fn flow_dropped(&mut self, flow_id: u64) -> bool {
+        if self.ips && self.dropped_flows.contains(&flow_id) {
+            self.verdict = Some(("flow drop", Some(flow_id)));
+            return true;
+        }
+        false
+    }
+
+    /// Whether flow `flow_id` was dropped (IPS mode).
+    pub fn is_flow_dropped(&self, flow_id: u64) -> bool {
+        self.ips && self.dropped_flows.contains(&flow_id)
+    }
+
+    /// Writes the EVE `drop` record of the packet just processed if it was dropped (IPS
+    /// mode), like Suricata's drop log with `flows: all`; returns whether one was written
+    /// (and the write error, if any).
+    pub fn write_drop(
+        &mut self,
+        eve: &mut EveWriter,
+        d: &Decoded<'_>,
+        ts: i64,
+        pcap_cnt: u64,
+    ) -> std::io::Result<bool> {
+        let Some((reason, flow_id)) = self.verdict.take() else {
+            return Ok(false);
+        };
+        let tuple = packet_tuple(d);
+        eve.begin(ts, flow_id, Some(pcap_cnt), "drop", tuple.as_ref(), None);
+        let l = &mut eve.line;
+        let h = d.ip_hdr;
+        let be16 = |b: &[u8], i: usize| b.get(i..i + 2).map(|x| u16::from_be_bytes([x[0], x[1]]));
+        let v6 = d.addrs.is_some_and(|a| a.v6);
+        let len = if v6 {
+            be16(h, 4).map(|n| n + 40)
+        } else {
+            be16(h, 2)
+        };
+        let _ = write!(l, ",\"drop\":{{\"len\":{}", len.unwrap_or(0));
+        if v6 {
+            if let (Some(a), Some(b)) = (h.first(), h.get(1)) {
+                let _ = write!(l, ",\"tos\":{}", (a << 4) | (b >> 4));
+            }
+            if let Some(t) = h.get(7) {
+                let _ = write!(l, ",\"ttl\":{t}");
+            }
+        } else {
+            if let Some(t) = h.get(1) {
+                let _ = write!(l, ",\"tos\":{t}");
+            }
+            if let Some(t) = h.get(8) {
+                let _ = write!(l, ",\"ttl\":{t}");
+            }
+            if let Some(id) = be16(h, 4) {
+                let _ = write!(l, ",\"ipid\":{id}");
+            }
+        }
+        match d.l4 {
+            L4::Tcp(t) => {
+                let f = |m: u8| t.flags & m != 0;
+                use crate::wire::tcp::{ACK, FIN, PSH, RST, SYN, URG};
+                let _ = write!(
+                    l,
+                    ",\"tcpseq\":{},\"tcpack\":{},\"tcpwin\":{},\"syn\":{},\"ack\":{},\"psh\":{},\"rst\":{},\"urg\":{},\"fin\":{},\"tcpres\":{},\"tcpurgp\":{}",
+                    t.seq,
+                    t.ack,
+                    t.win,
+                    f(SYN),
+                    f(ACK),
+                    f(PSH),
+                    f(RST),
+                    f(URG),
+                    f(FIN),
+                    d.l4_hdr.get(12).map_or(0, |b| b & 0x0f),
+                    be16(d.l4_hdr, 18).unwrap_or(0)
+                );
+            }
+            L4::Udp => {
+                let _ = write!(l, ",\"udplen\":{}", be16(d.l4_hdr, 4).unwrap_or(0));
+            }
+            _ => {}
+        }
+        let _ = write!(l, ",\"reason\":\"{reason}\"}}");
+        eve.finish().map(|_| true)
     }
 
     /// Sets the current packet's queued alerts aside (a flow ending in the middle of a
@@ -364,13 +461,15 @@ impl Detect {
     /// Forgets a flow's variables.
     pub fn flow_end(&mut self, flow_id: u64) {
         self.vars.remove(&flow_id);
+        self.dropped_flows.remove(&flow_id);
         self.requested.remove(&flow_id);
         self.deferred.remove(&flow_id);
     }
 
     /// Renders and clears `self.alerts` into the current packet's queue ([`Detect::flush`]
     /// writes it). `tuple` is the packet's (or, for transactions, the client → server)
-    /// tuple. Returns the number of alerts queued.
+    /// tuple. Returns the number of alerts queued. In IPS mode a drop/reject alert
+    /// (logged or not) drops the current packet, and for a flow-level match its flow.
     #[allow(clippy::too_many_arguments)] // reason: the EVE record's common fields, one each
     pub fn write(
         &mut self,
@@ -384,8 +483,32 @@ impl Detect {
         src: PktSrc,
         payload: &[u8],
     ) -> usize {
-        let n = self.alerts.len();
+        let mut n = 0;
         for a in self.alerts.drain(..) {
+            let blocking = matches!(a.action, kd::Action::Drop | kd::Action::Reject);
+            if blocking && self.ips {
+                if self.verdict.is_none() {
+                    let reason = if a.rate_filtered {
+                        "threshold detection_filter"
+                    } else {
+                        "rules"
+                    };
+                    self.verdict = Some((reason, flow_id));
+                }
+                if let (true, Some(id)) = (a.flow_action, flow_id) {
+                    self.dropped_flows.insert(id);
+                }
+            }
+            if a.silent {
+                continue;
+            }
+            n += 1;
+            // Suricata: a reject is always reported blocked, a drop only in IPS mode.
+            let action = if a.action == kd::Action::Reject || (blocking && self.ips) {
+                "blocked"
+            } else {
+                "allowed"
+            };
             let t = tuple.map(|t| {
                 if tx_tuple && !a.to_server {
                     t.reversed()
@@ -401,7 +524,7 @@ impl Detect {
             let s = &a.sig;
             let _ = write!(
                 l,
-                ",\"alert\":{{\"action\":\"allowed\",\"gid\":{},\"signature_id\":{},\"rev\":{},\"signature\":{},\"category\":{},\"severity\":{}",
+                ",\"alert\":{{\"action\":\"{action}\",\"gid\":{},\"signature_id\":{},\"rev\":{},\"signature\":{},\"category\":{},\"severity\":{}",
                 s.gid,
                 s.sid,
                 s.rev,
@@ -457,6 +580,18 @@ impl Detect {
         }
         n
     }
+}
+
+/// The packet's tuple as EVE records show it.
+pub fn packet_tuple(d: &Decoded<'_>) -> Option<Tuple> {
+    d.addrs.map(|a| Tuple {
+        addrs: a,
+        sp: d.sp,
+        dp: d.dp,
+        proto: d.proto,
+        ports: matches!(d.l4, L4::Tcp(_) | L4::Udp) || (d.l4 == L4::Other && d.proto == 132),
+        vlan: d.vlan,
+    })
 }
 
 /// Bytes of payload an alert record carries (Suricata's `payload-buffer-size: 4kb`).

@@ -169,6 +169,7 @@ impl Engine {
             detect: cfg.detect.clone().map(|e| {
                 let mut d = crate::detect::Detect::new(e);
                 d.max_per_packet = cfg.packet_alert_max;
+                d.ips = cfg.ips;
                 d
             }),
             files: crate::yara::FileInspector::from_config(cfg),
@@ -181,6 +182,11 @@ impl Engine {
     pub fn packet(&mut self, d: &Decoded<'_>, wire_len: usize, ts: i64, pcap_cnt: u64) {
         self.packet_inner(d, wire_len, ts, pcap_cnt);
         self.flush_alerts();
+        if let Some(dt) = self.detect.as_mut() {
+            if dt.write_drop(&mut self.eve, d, ts, pcap_cnt).is_err() {
+                self.stats.eve_errors += 1;
+            }
+        }
     }
 
     /// Writes the alerts queued for the packet just processed (or a flow-end pseudo
@@ -316,6 +322,12 @@ impl Engine {
         self.anomalies(d, Some(idx), ts, pcap_cnt);
         if !d.csum_ok {
             return;
+        }
+        // IPS mode: a dropped flow's packets go no further (Suricata's "flow drop").
+        if let (Some(dt), Some(f)) = (self.detect.as_mut(), self.flows.get(idx)) {
+            if dt.flow_dropped(f.id) {
+                return;
+            }
         }
         let Some(f) = self.flows.get_mut(idx) else {
             return;
@@ -595,6 +607,18 @@ impl Engine {
         let Some(f) = self.flows.get_mut(idx) else {
             return;
         };
+        if self
+            .detect
+            .as_ref()
+            .is_some_and(|dt| dt.is_flow_dropped(f.id))
+        {
+            // IPS: a dropped flow's end is dropped too (no app-layer flush, no inspection).
+            if let Some(s) = f.tcp.as_mut() {
+                s.release(&mut self.stream_stats);
+            }
+            self.end_flow(idx, reason, ts);
+            return;
+        }
         let (_, cport, _, sport) = f.endpoints();
         let app_cfg = &self.app_cfg;
         let out = &mut self.app_out;
@@ -647,6 +671,11 @@ impl Engine {
         if let (Some(dt), Some(q)) = (self.detect.as_mut(), pending) {
             dt.restore_queued(q);
         }
+        self.end_flow(idx, reason, ts);
+    }
+
+    /// Removes a finished flow and writes its record.
+    fn end_flow(&mut self, idx: usize, reason: EndReason, ts: i64) {
         if let Some(f) = self.flows.remove(idx) {
             if let Some(i) = f.app.eve_name().and_then(crate::stats::app_index) {
                 self.stats.app_flows[i] += 1;

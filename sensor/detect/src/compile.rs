@@ -598,6 +598,20 @@ pub(crate) struct Sig {
     order: (u8, u8, u32, usize),
 }
 
+impl Sig {
+    /// No condition beyond addresses, ports and protocol (Suricata's IP-only and
+    /// protocol-detection-only signature types, whose drop/pass apply to the flow).
+    pub(crate) fn is_ip_only(&self) -> bool {
+        matches!(self.kind, SigKind::Packet)
+            && self.bufs.is_empty()
+            && self.pkt_checks.is_empty()
+            && self.conds.is_empty()
+            && self.app_events.is_empty()
+            && self.flow.is_none()
+            && self.urilen.is_none()
+    }
+}
+
 /// 0 tcp, 1 udp, 2 icmp(v6), 3 other.
 pub(crate) fn proto_class(p: u8) -> usize {
     match p {

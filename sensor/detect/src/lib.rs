@@ -298,6 +298,18 @@ pub struct Alert {
     pub swapped: bool,
     /// The match was on reassembled stream data (EVE `stream: 1`), not a packet.
     pub stream: bool,
+    /// The action after threshold.config's `rate_filter` (else the rule's).
+    pub action: Action,
+    /// `action` comes from a `rate_filter` (Suricata's drop reason "threshold
+    /// detection_filter" instead of "rules").
+    pub rate_filtered: bool,
+    /// Not to be logged (threshold.config `suppress` or `noalert`) but its action still
+    /// applies: only drop/reject alerts are reported so.
+    pub silent: bool,
+    /// A drop/pass of this match applies to the whole flow, as in Suricata: transaction
+    /// and stream matches and rules without packet conditions (IP-only, protocol-only);
+    /// a packet rule's drop drops only its packet.
+    pub flow_action: bool,
 }
 
 /// The multi-pattern matcher of the prefilters (measured in BENCHMARKS.md, Detection).
@@ -581,7 +593,8 @@ impl Engine {
             }
             // Side effects of a match: flowbits/flowints, then thresholds, then output.
             inspect::apply_actions(sig, vars);
-            if sig.noalert {
+            let blocking = matches!(sig.meta.action, Action::Drop | Action::Reject);
+            if sig.noalert && !blocking {
                 continue;
             }
             let pk = if swapped {
@@ -589,19 +602,28 @@ impl Engine {
             } else {
                 p
             };
-            let Some(action) = state.allow(self, sig, i, pk) else {
+            let Some(v) = state.allow(self, sig, i, pk) else {
                 continue;
             };
-            if action == Action::Pass {
+            if v.action == Action::Pass {
                 vars.pass = p.flow.is_some();
                 return;
             }
+            let silent = v.suppressed || sig.noalert;
+            if silent && !matches!(v.action, Action::Drop | Action::Reject) {
+                continue;
+            }
+            let stream = matches!(pass, Pass::Stream(_));
             out.push(Alert {
                 sig: sig.meta.clone(),
                 tx_id: tx.map(|t| t.tx_id()),
                 to_server: dir_to_server,
                 swapped,
-                stream: matches!(pass, Pass::Stream(_)),
+                stream,
+                action: v.action,
+                rate_filtered: v.rate_filtered,
+                silent,
+                flow_action: tx.is_some() || stream || sig.is_ip_only(),
             });
         }
     }

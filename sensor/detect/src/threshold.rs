@@ -173,6 +173,16 @@ impl Suppressions {
     }
 }
 
+/// What follows a signature match once thresholds are applied.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Verdict {
+    pub action: Action,
+    /// `action` is a rate_filter's `new_action`.
+    pub rate_filtered: bool,
+    /// A threshold.config `suppress` matched: no alert, the action still applies.
+    pub suppressed: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Key {
     One(IpAddr),
@@ -226,18 +236,23 @@ fn key(track: Track, p: &PacketInfo<'_>) -> Key {
 }
 
 impl DetectState {
-    /// The action of an alert of `sig` on `p` after suppression, threshold,
-    /// detection_filter and rate_filter; `None` when no alert is raised.
+    /// The verdict on a match of `sig` on `p` after suppression, threshold,
+    /// detection_filter and rate_filter; `None` when neither an alert nor the rule's
+    /// action follows. A suppressed match keeps its action, unlogged (Suricata).
     pub(crate) fn allow(
         &mut self,
         e: &Engine,
         sig: &Sig,
         idx: u32,
         p: &PacketInfo<'_>,
-    ) -> Option<Action> {
+    ) -> Option<Verdict> {
         let (gid, sid) = (sig.meta.gid, sig.meta.sid);
         if e.suppress.suppressed(gid, sid, p) {
-            return None;
+            return Some(Verdict {
+                action: sig.meta.action,
+                rate_filtered: false,
+                suppressed: true,
+            });
         }
         if let Some(df) = &sig.detection_filter {
             if !self.count(idx, 0, df, p) {
@@ -254,10 +269,16 @@ impl DetectState {
                 return None;
             }
         }
-        match e.suppress.rate.get(&(gid, sid)) {
-            Some(r) => Some(self.rate(idx, r, p).unwrap_or(sig.meta.action)),
-            None => Some(sig.meta.action),
-        }
+        let rated = e
+            .suppress
+            .rate
+            .get(&(gid, sid))
+            .and_then(|r| self.rate(idx, r, p));
+        Some(Verdict {
+            action: rated.unwrap_or(sig.meta.action),
+            rate_filtered: rated.is_some(),
+            suppressed: false,
+        })
     }
 
     /// Counts a match against a rate_filter; the new action while it is in effect.
