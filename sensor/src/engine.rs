@@ -296,7 +296,8 @@ impl Engine {
                         {
                             f.tcp = Some(Box::new(s));
                             new_session = true;
-                            midstream_start = !syn;
+                            // A TCP Fast Open SYN's data is the stream's start too.
+                            midstream_start = !syn || (t.opts.tfo && !d.payload.is_empty());
                         }
                     }
                     if f.tcp.is_some() {

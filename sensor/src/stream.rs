@@ -167,6 +167,16 @@ pub struct TcpSession {
     /// The last segment's payload was accepted into the stream (delivered in order or
     /// queued out of order), so stream inspection covers it (Suricata's PKT_STREAM_ADD).
     pub last_added: bool,
+    /// The client's SYN carried the TCP Fast Open option: its data is part of the stream.
+    tfo: bool,
+    /// The side that refused the SYN with a RST, and the state before it (SYN_SENT). Like
+    /// Suricata (StreamTcpPacketStateClosed), that side's later packets are still
+    /// processed in that state (the RST may never have reached its peer, and a SYN/ACK
+    /// may follow it); the other side's are ignored. Suricata does the same after a RST
+    /// in later states, but what its app layer then sees (sv/zeek flows where it parses
+    /// neither the data after such a RST nor the unacknowledged rest) is not modelled
+    /// here, so those sessions stay closed.
+    reset: Option<(usize, TcpState)>,
 }
 
 /// Raw-stream inspection: bytes of already-inspected data kept before the next chunk (a
@@ -191,6 +201,8 @@ impl TcpSession {
             dirs: Default::default(),
             first_fin: 0,
             last_added: false,
+            tfo: false,
+            reset: None,
         };
         if t.flags & (SYN | ACK | RST) == SYN {
             s.state = TcpState::SynSent;
@@ -236,10 +248,12 @@ impl TcpSession {
         sink: &mut dyn FnMut(usize, Chunk<'_>),
     ) {
         let dir = dir & 1;
-        let other = dir ^ 1;
         self.last_added = false;
         if t.flags & RST != 0 {
             if self.state != TcpState::SynSent || dir == 1 {
+                if self.state == TcpState::SynSent {
+                    self.reset = Some((dir, self.state));
+                }
                 self.state = TcpState::Closed;
                 // Suricata moves the sender's acknowledged edge to its last byte and
                 // hands the sender's direction to the app layer (the other direction
@@ -248,21 +262,66 @@ impl TcpSession {
             }
             return;
         }
+        if self.state == TcpState::Closed {
+            match self.reset {
+                // The RST's sender goes on in the state before it; the session stays
+                // closed unless that moves it on (a SYN/ACK after a refusal).
+                Some((from, before)) if from == dir => {
+                    self.state = before;
+                    self.packet_in_state(dir, t, payload, cfg, stats, sink);
+                    if self.state == before {
+                        self.state = TcpState::Closed;
+                    }
+                }
+                _ => {}
+            }
+            return;
+        }
+        self.packet_in_state(dir, t, payload, cfg, stats, sink);
+    }
+
+    fn packet_in_state(
+        &mut self,
+        dir: usize,
+        t: &TcpInfo,
+        payload: &[u8],
+        cfg: &StreamConfig,
+        stats: &mut StreamStats,
+        sink: &mut dyn FnMut(usize, Chunk<'_>),
+    ) {
+        let other = dir ^ 1;
         match self.state {
             TcpState::None | TcpState::Closed => return,
             TcpState::SynSent => {
                 if dir == 1 && t.flags & (SYN | ACK) == SYN | ACK {
-                    self.state = TcpState::SynRecv;
-                    self.dirs[1].set_base(t.seq.wrapping_add(1));
-                } else if dir == 0 && t.flags & (SYN | ACK) == SYN && !self.dirs[0].delivered_any()
-                {
-                    // SYN retransmission, possibly with a new ISN.
-                    self.dirs[0].set_base(t.seq.wrapping_add(1));
+                    self.syn_ack(t, stats);
+                } else if dir == 0 && t.flags & (SYN | ACK) == SYN {
+                    if !self.dirs[0].delivered_any() {
+                        // SYN retransmission, possibly with a new ISN.
+                        self.dirs[0].set_base(t.seq.wrapping_add(1));
+                    }
+                    if t.opts.tfo {
+                        // TCP Fast Open: the SYN's data is the stream's first bytes.
+                        self.tfo = true;
+                        if !payload.is_empty() {
+                            self.data(0, t.seq.wrapping_add(1), payload, cfg, stats, sink);
+                        }
+                    }
                 }
                 return;
             }
             TcpState::SynRecv => {
+                let client_next = self.dirs[0].base.wrapping_add(self.dirs[0].next);
                 if dir == 0 && t.flags & (SYN | ACK) == ACK {
+                    self.state = TcpState::Established;
+                } else if dir == 1
+                    && t.flags & (SYN | ACK) == ACK
+                    && t.seq == self.dirs[1].base.wrapping_add(self.dirs[1].next)
+                    && t.ack == client_next
+                {
+                    // The server's first packet fits exactly after its SYN/ACK: the
+                    // handshake's last ACK was missed or comes later (Suricata accepts it
+                    // and its data in IDS mode).
                     self.state = TcpState::Established;
                 } else {
                     return;
@@ -296,6 +355,31 @@ impl TcpSession {
             }
         }
         self.transition(dir, t);
+    }
+
+    /// A SYN/ACK in SYN_SENT. Like Suricata it must acknowledge the SYN (ISN + 1), or, on a
+    /// TCP Fast Open session, the SYN and its data; a TFO SYN/ACK acknowledging the SYN only
+    /// drops the SYN's data (the client sends it again). Anything else is ignored.
+    fn syn_ack(&mut self, t: &TcpInfo, stats: &mut StreamStats) {
+        let c = &mut self.dirs[0];
+        let isn1 = c.base;
+        let next = c.base.wrapping_add(c.next);
+        if self.tfo || t.opts.tfo {
+            if t.ack == isn1 && next != isn1 {
+                stats.memuse -= c.ooo_bytes + c.wait.len();
+                let (base, depth) = (c.base, c.depth);
+                *c = Dir::default();
+                c.set_base(base);
+                c.depth = depth;
+            } else if t.ack != next {
+                return;
+            }
+            self.tfo = true;
+        } else if t.ack != isn1 {
+            return;
+        }
+        self.state = TcpState::SynRecv;
+        self.dirs[1].set_base(t.seq.wrapping_add(1));
     }
 
     fn transition(&mut self, dir: usize, t: &TcpInfo) {
@@ -704,41 +788,39 @@ mod tests {
     }
 
     impl Run {
-        fn new(cfg: StreamConfig) -> Self {
+        /// A session started by the client's SYN (ISN 1000), as the engine does it: the
+        /// SYN goes through `packet` too (its data counts with TCP Fast Open).
+        fn syn(cfg: StreamConfig, syn: &TcpInfo, data: &[u8]) -> Self {
             let mut st = StreamStats::default();
-            // Handshake: client ISN 1000, server ISN 5000.
-            let mut s = TcpSession::start(&seg(1000, 0, SYN), &cfg, &mut st).unwrap();
+            let s = TcpSession::start(syn, &cfg, &mut st).unwrap();
             let mut r = Run {
-                s: TcpSession {
-                    state: TcpState::None,
-                    dirs: Default::default(),
-                    first_fin: 0,
-                    last_added: false,
-                },
+                s,
                 cfg,
                 st,
                 got: Default::default(),
                 gaps: vec![],
             };
-            std::mem::swap(&mut r.s, &mut s);
+            r.seg(0, syn, data);
+            r
+        }
+        fn new(cfg: StreamConfig) -> Self {
+            // Handshake: client ISN 1000, server ISN 5000.
+            let mut r = Run::syn(cfg, &seg(1000, 0, SYN), b"");
             r.pkt(1, 5000, 1001, SYN | ACK, b"");
             r.pkt(0, 1001, 5001, ACK, b"");
             assert_eq!(r.s.state, TcpState::Established);
             r
         }
         fn pkt(&mut self, dir: usize, seq: u32, ack: u32, flags: u8, data: &[u8]) {
+            self.seg(dir, &seg(seq, ack, flags), data);
+        }
+        fn seg(&mut self, dir: usize, t: &TcpInfo, data: &[u8]) {
             let (got, gaps) = (&mut self.got, &mut self.gaps);
-            self.s.packet(
-                dir,
-                &seg(seq, ack, flags),
-                data,
-                &self.cfg,
-                &mut self.st,
-                &mut |d, c| match c {
+            self.s
+                .packet(dir, t, data, &self.cfg, &mut self.st, &mut |d, c| match c {
                     Chunk::Data(b) => got[d].extend_from_slice(b),
                     Chunk::Gap(n) => gaps.push((d, n)),
-                },
-            );
+                });
         }
     }
 
@@ -995,5 +1077,144 @@ mod tests {
         );
         s.packet(0, &seg(2, 10, ACK), b"ef", &cfg, &mut st, &mut sink);
         assert_eq!(got, b"abcdef");
+    }
+
+    #[test]
+    fn server_data_before_the_handshake_ack() {
+        // The server speaks first (SMTP banner) before the client's last handshake ACK
+        // is seen: its segment fits exactly after the SYN/ACK, so the session is
+        // established and the banner is stream data, not a gap.
+        let mut r = Run::syn(StreamConfig::default(), &seg(1000, 0, SYN), b"");
+        r.pkt(1, 5000, 1001, SYN | ACK, b"");
+        assert_eq!(r.s.state, TcpState::SynRecv);
+        r.pkt(1, 5001, 1001, PSH | ACK, b"220 mx ready\r\n");
+        assert_eq!(r.s.state, TcpState::Established);
+        r.pkt(0, 1001, 5015, ACK, b"");
+        r.pkt(0, 1001, 5015, PSH | ACK, b"EHLO x\r\n");
+        r.pkt(1, 5015, 1010, ACK, b"");
+        assert_eq!(r.got[1], b"220 mx ready\r\n");
+        assert_eq!(r.got[0], b"EHLO x\r\n");
+        assert!(r.gaps.is_empty());
+        // Adversarial: a server segment with the wrong ACK, one past the SYN/ACK's next
+        // sequence number, and a second SYN/ACK do not establish the session.
+        for (sq, ak, fl) in [
+            (5001, 1002, ACK),
+            (5001, 999, ACK),
+            (5002, 1001, ACK),
+            (5000, 1001, SYN | ACK),
+        ] {
+            let mut r = Run::syn(StreamConfig::default(), &seg(1000, 0, SYN), b"");
+            r.pkt(1, 5000, 1001, SYN | ACK, b"");
+            r.pkt(1, sq, ak, fl, b"evil");
+            assert_eq!(r.s.state, TcpState::SynRecv, "{sq} {ak} {fl}");
+            r.flush(false);
+            assert!(r.got[1].is_empty());
+        }
+    }
+
+    fn tfo_syn() -> TcpInfo {
+        TcpInfo {
+            opts: TcpOpts {
+                tfo: true,
+                ..TcpOpts::default()
+            },
+            ..seg(1000, 0, SYN)
+        }
+    }
+
+    #[test]
+    fn tcp_fast_open_syn_data() {
+        // The SYN carries the TFO option and the request; the SYN/ACK acknowledges it.
+        let mut r = Run::syn(StreamConfig::default(), &tfo_syn(), b"GET / HTTP/1.1\r\n");
+        r.pkt(1, 5000, 1017, SYN | ACK, b"");
+        assert_eq!(r.got[0], b"", "waits for the acknowledgement");
+        r.pkt(0, 1017, 5001, ACK, b"\r\n");
+        assert_eq!(r.s.state, TcpState::Established);
+        r.pkt(1, 5001, 1019, PSH | ACK, b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(r.got[0], b"GET / HTTP/1.1\r\n\r\n");
+        // A retransmitted TFO SYN does not add its data twice.
+        let mut r = Run::syn(StreamConfig::default(), &tfo_syn(), b"abc");
+        r.seg(0, &tfo_syn(), b"abc");
+        r.pkt(1, 5000, 1004, SYN | ACK, b"");
+        r.pkt(0, 1004, 5001, ACK, b"def");
+        r.pkt(1, 5001, 1007, ACK, b"");
+        assert_eq!(r.got[0], b"abcdef");
+        assert_eq!(r.st.retransmissions, 1);
+        // The server accepts the SYN but not its data (acknowledges ISN + 1): the data is
+        // dropped and the client's retransmission of it is the stream's start.
+        let mut r = Run::syn(StreamConfig::default(), &tfo_syn(), b"lost");
+        r.pkt(1, 5000, 1001, SYN | ACK, b"");
+        assert_eq!(r.s.state, TcpState::SynRecv);
+        assert_eq!(r.st.memuse, 0);
+        r.pkt(0, 1001, 5001, ACK, b"sent");
+        r.pkt(1, 5001, 1005, ACK, b"");
+        assert_eq!(r.got[0], b"sent");
+        // A SYN/ACK acknowledging something else is ignored.
+        let mut r = Run::syn(StreamConfig::default(), &tfo_syn(), b"abc");
+        r.pkt(1, 5000, 1002, SYN | ACK, b"");
+        assert_eq!(r.s.state, TcpState::SynSent);
+        r.flush(false);
+        assert_eq!(r.st.memuse, 0);
+    }
+
+    #[test]
+    fn syn_data_without_fast_open_is_not_stream_data() {
+        // Without the TFO option the SYN's data is ignored, and a SYN/ACK acknowledging it
+        // does not acknowledge the SYN (Suricata: SYNACK_WITH_WRONG_ACK), so the session
+        // never gets established.
+        let mut r = Run::syn(StreamConfig::default(), &seg(1000, 0, SYN), b"GET /");
+        r.pkt(1, 5000, 1006, SYN | ACK, b"");
+        assert_eq!(r.s.state, TcpState::SynSent);
+        r.pkt(0, 1006, 5001, ACK, b" HTTP/1.0\r\n\r\n");
+        r.pkt(1, 5001, 1021, ACK, b"");
+        r.flush(false);
+        assert!(r.got[0].is_empty());
+        // A SYN/ACK for the SYN alone is fine.
+        let mut r = Run::syn(StreamConfig::default(), &seg(1000, 0, SYN), b"GET /");
+        r.pkt(1, 5000, 1001, SYN | ACK, b"");
+        assert_eq!(r.s.state, TcpState::SynRecv);
+    }
+
+    #[test]
+    fn the_reset_sender_goes_on() {
+        // The server refuses the SYN, then answers it after all (RST/ACK, FIN/ACK, the
+        // client's RST, SYN/ACK): the server's packets are processed in the state before
+        // the RST, so the handshake completes and the request is stream data.
+        let mut r = Run::syn(StreamConfig::default(), &seg(1000, 0, SYN), b"");
+        r.pkt(1, 0, 1001, RST | ACK, b"");
+        assert_eq!(r.s.state, TcpState::Closed);
+        r.pkt(1, 0, 1001, FIN | ACK, b"");
+        assert_eq!(r.s.state, TcpState::Closed, "nothing moved it on");
+        r.pkt(0, 1001, 0, RST, b"");
+        r.pkt(0, 1000, 0, SYN, b"");
+        assert_eq!(r.s.state, TcpState::Closed, "the refused side is ignored");
+        r.pkt(1, 5000, 1001, SYN | ACK, b"");
+        assert_eq!(r.s.state, TcpState::SynRecv);
+        r.pkt(0, 1001, 5001, ACK, b"GET / HTTP/1.0\r\n\r\n");
+        r.pkt(1, 5001, 1019, ACK, b"");
+        assert_eq!(r.s.state, TcpState::Established);
+        assert_eq!(r.got[0], b"GET / HTTP/1.0\r\n\r\n");
+        // A RST after the SYN/ACK or in an established session ends it for both sides.
+        let mut r = Run::syn(StreamConfig::default(), &seg(1000, 0, SYN), b"");
+        r.pkt(1, 5000, 1001, SYN | ACK, b"");
+        r.pkt(0, 1001, 5001, RST, b"");
+        r.pkt(0, 1001, 5001, ACK, b"GET /");
+        assert_eq!(r.s.state, TcpState::Closed);
+        let mut r = Run::new(StreamConfig::default());
+        r.pkt(0, 1001, 5001, RST | ACK, b"");
+        r.pkt(1, 5001, 1001, PSH | ACK, b"late");
+        r.pkt(0, 1001, 5001, PSH | ACK, b"more");
+        assert_eq!(r.s.state, TcpState::Closed);
+        r.flush(false);
+        assert!(r.got[0].is_empty() && r.got[1].is_empty());
+        // So does a normal close.
+        let mut r = Run::new(StreamConfig::default());
+        r.pkt(0, 1001, 5001, FIN | ACK, b"");
+        r.pkt(1, 5001, 1002, FIN | ACK, b"");
+        r.pkt(0, 1002, 5002, ACK, b"");
+        assert_eq!(r.s.state, TcpState::Closed);
+        r.pkt(0, 1002, 5002, RST, b"");
+        r.pkt(0, 1002, 5002, PSH | ACK, b"x");
+        assert_eq!(r.s.state, TcpState::Closed);
     }
 }

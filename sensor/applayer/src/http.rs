@@ -270,11 +270,19 @@ pub(crate) fn parse_status_line(line: &[u8]) -> Option<(&[u8], Option<u16>, &[u8
     let rest = trim(&line[p_end..]);
     let c_end = rest.iter().position(is_ws).unwrap_or(rest.len());
     let code = &rest[..c_end];
-    // Like libhtp: the leading digits are the status ("2xx" is 2); none means invalid.
+    // Like Suricata's EVE (strtoul of libhtp's status token): the leading digits are the
+    // status ("2xx" is 2), a token without any is 0, no token at all is no status.
     let digits = code.iter().take_while(|c| c.is_ascii_digit()).count();
-    let status = std::str::from_utf8(&code[..digits.min(5)])
-        .ok()
-        .and_then(|s| s.parse().ok());
+    let status = if code.is_empty() {
+        None
+    } else {
+        Some(
+            std::str::from_utf8(&code[..digits.min(5)])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+        )
+    };
     Some((&line[..p_end], status, trim(&rest[c_end..])))
 }
 
@@ -2722,6 +2730,16 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
         );
         assert_eq!(
             parse_status_line(b"HTTP/1.1 OK"),
+            Some((&b"HTTP/1.1"[..], Some(0), &b""[..]))
+        );
+        // sv 127.0.0.1:57228: a control byte instead of the space after the protocol;
+        // Suricata logs status 0.
+        assert_eq!(
+            parse_status_line(b"HTTP/1.1\x10101 Switching Protocols"),
+            Some((&b"HTTP/1.1\x10101"[..], Some(0), &b"Protocols"[..]))
+        );
+        assert_eq!(
+            parse_status_line(b"HTTP/1.1 "),
             Some((&b"HTTP/1.1"[..], None, &b""[..]))
         );
     }

@@ -85,13 +85,15 @@ pub struct TcpOpts {
     pub wscale: Option<u8>,
     pub sack_permitted: bool,
     pub timestamp: Option<(u32, u32)>,
+    /// TCP Fast Open option (kind 34, RFC 7413): a SYN carrying it may carry data.
+    pub tfo: bool,
 }
 
 /// Parses TCP options, raising `tcp.opt_invalid_len` / `tcp.opt_duplicate`. Bounded by the
 /// option area (at most 40 bytes); never panics.
 pub fn parse_options(opts: &[u8], ev: &mut Events) -> TcpOpts {
     let mut o = TcpOpts::default();
-    let mut seen: u16 = 0;
+    let mut seen: u64 = 0;
     let mut i = 0;
     while i < opts.len() {
         let kind = opts[i];
@@ -113,18 +115,27 @@ pub fn parse_options(opts: &[u8], ev: &mut Events) -> TcpOpts {
             break;
         }
         let data = &opts[i + 2..i + len];
+        // RFC 6994 experimental options: ExID 0xF989 is TCP Fast Open's pre-RFC 7413 form
+        // (a cookie request, or an 8-byte cookie), which Suricata takes as TFO too.
+        if matches!(kind, 253 | 254) && (len == 4 || len == 12) && be16(data, 0) == 0xf989 {
+            o.tfo = true;
+        }
         let want = match kind {
             2 => Some(4),
             3 => Some(3),
             4 => Some(2),
             8 => Some(10),
+            // TFO: a cookie request (length 2) or a cookie, even length 4..=18 (Suricata's
+            // TCP_OPT_TFO bounds).
+            34 if len == 2 || (4..=18).contains(&len) && len % 2 == 0 => Some(len),
+            34 => Some(0),
             _ => None,
         };
         if let Some(w) = want {
             if len != w {
                 ev.push(DecodeEvent::TcpOptInvalidLen);
             } else {
-                let bit = 1u16 << kind;
+                let bit = 1u64 << kind;
                 if seen & bit != 0 {
                     ev.push(DecodeEvent::TcpOptDuplicate);
                 }
@@ -134,6 +145,7 @@ pub fn parse_options(opts: &[u8], ev: &mut Events) -> TcpOpts {
                     3 => o.wscale = data.first().map(|&s| s.min(14)),
                     4 => o.sack_permitted = true,
                     8 => o.timestamp = Some((be32(data, 0), be32(data, 4))),
+                    34 => o.tfo = true,
                     _ => {}
                 }
             }
@@ -207,5 +219,25 @@ mod tests {
         ev.clear();
         parse_options(&[3], &mut ev); // kind without length
         assert!(ev.contains(DecodeEvent::TcpOptInvalidLen));
+        ev.clear();
+        // TCP Fast Open: a cookie request, a 8-byte cookie, an odd length, a duplicate.
+        assert!(parse_options(&[34, 2], &mut ev).tfo);
+        assert!(parse_options(&[34, 10, 1, 2, 3, 4, 5, 6, 7, 8], &mut ev).tfo);
+        assert!(ev.is_empty());
+        assert!(!parse_options(&[34, 5, 1, 2, 3], &mut ev).tfo);
+        assert!(ev.contains(DecodeEvent::TcpOptInvalidLen));
+        ev.clear();
+        parse_options(&[34, 2, 34, 2], &mut ev);
+        assert!(ev.contains(DecodeEvent::TcpOptDuplicate));
+        ev.clear();
+        // The experimental form (kind 254, ExID 0xF989); another ExID is not TFO.
+        let exp = [
+            254, 12, 0xf9, 0x89, 0x26, 0x1f, 0xb0, 0x60, 0xce, 0xca, 0xb6, 0x90,
+        ];
+        assert!(parse_options(&exp, &mut ev).tfo);
+        assert!(parse_options(&[253, 4, 0xf9, 0x89], &mut ev).tfo);
+        assert!(!parse_options(&[254, 4, 0x12, 0x34], &mut ev).tfo);
+        assert!(!parse_options(&[254, 3, 0xf9], &mut ev).tfo);
+        assert!(ev.is_empty());
     }
 }
