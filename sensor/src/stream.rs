@@ -177,7 +177,12 @@ pub struct TcpSession {
     /// neither the data after such a RST nor the unacknowledged rest) is not modelled
     /// here, so those sessions stay closed.
     reset: Option<(usize, TcpState)>,
+    /// Server ISNs + 1 of SYN/ACKs resent with another ISN in SYN_RECV.
+    synacks: Vec<u32>,
 }
+
+/// SYN/ACKs with other ISNs remembered in SYN_RECV (Suricata's max-synack-queued).
+const MAX_SYNACK_QUEUED: usize = 5;
 
 /// Raw-stream inspection: bytes of already-inspected data kept before the next chunk (a
 /// pattern up to this long split across chunks is still found).
@@ -203,6 +208,7 @@ impl TcpSession {
             last_added: false,
             tfo: false,
             reset: None,
+            synacks: Vec::new(),
         };
         if t.flags & (SYN | ACK | RST) == SYN {
             s.state = TcpState::SynSent;
@@ -295,11 +301,12 @@ impl TcpSession {
             TcpState::SynSent => {
                 if dir == 1 && t.flags & (SYN | ACK) == SYN | ACK {
                     self.syn_ack(t, stats);
-                } else if dir == 0 && t.flags & (SYN | ACK) == SYN {
-                    if !self.dirs[0].delivered_any() {
-                        // SYN retransmission, possibly with a new ISN.
-                        self.dirs[0].set_base(t.seq.wrapping_add(1));
-                    }
+                } else if dir == 0
+                    && t.flags & (SYN | ACK) == SYN
+                    && t.seq.wrapping_add(1) == self.dirs[0].base
+                {
+                    // A SYN resent (a SYN with another ISN is ignored: Suricata keeps the
+                    // first SYN's, SYN_RESEND_DIFF_SEQ, so a SYN/ACK for it is ignored too).
                     if t.opts.tfo {
                         // TCP Fast Open: the SYN's data is the stream's first bytes.
                         self.tfo = true;
@@ -312,7 +319,38 @@ impl TcpSession {
             }
             TcpState::SynRecv => {
                 let client_next = self.dirs[0].base.wrapping_add(self.dirs[0].next);
-                if dir == 0 && t.flags & (SYN | ACK) == ACK {
+                let server_next = self.dirs[1].base.wrapping_add(self.dirs[1].next);
+                if dir == 1 && t.flags & (SYN | ACK) == SYN | ACK {
+                    // A SYN/ACK resent with another ISN: kept (up to Suricata's default
+                    // stream.max-synack-queued, 5) in case the client's ACK is for it.
+                    let isn1 = t.seq.wrapping_add(1);
+                    if t.ack == client_next
+                        && isn1 != self.dirs[1].base
+                        && self.synacks.len() < MAX_SYNACK_QUEUED
+                        && !self.synacks.contains(&isn1)
+                    {
+                        self.synacks.push(isn1);
+                    }
+                    return;
+                }
+                let queued = dir == 0
+                    && self.dirs[1].next == 0
+                    && t.ack != server_next
+                    && self.synacks.contains(&t.ack);
+                if queued {
+                    // The client acknowledges a queued SYN/ACK: the server's ISN is its.
+                    self.dirs[1].set_base(t.ack);
+                }
+                if dir == 0
+                    && t.flags & (SYN | ACK) == ACK
+                    && (t.ack == server_next || queued)
+                    && !seq_gt(client_next, t.seq)
+                {
+                    self.synacks = Vec::new();
+                    // The handshake's last ACK (or a later client segment when it was
+                    // lost): it must acknowledge the SYN/ACK. Suricata rejects one with the
+                    // right sequence number and another ACK as an evasion attempt
+                    // (3WHS_RIGHT_SEQ_WRONG_ACK_EVASION) and stays in SYN_RECV.
                     self.state = TcpState::Established;
                 } else if dir == 1
                     && t.flags & (SYN | ACK) == ACK
@@ -752,9 +790,6 @@ impl Dir {
         self.base_set = true;
         self.next = 0;
     }
-    fn delivered_any(&self) -> bool {
-        self.delivered > 0
-    }
     /// A gap: the inspected overlap before it must not join data after it in a match.
     fn raw_gap(&mut self) {
         let n = self.raw_keep.min(self.raw.len());
@@ -1077,6 +1112,45 @@ mod tests {
         );
         s.packet(0, &seg(2, 10, ACK), b"ef", &cfg, &mut st, &mut sink);
         assert_eq!(got, b"abcdef");
+    }
+
+    #[test]
+    fn handshake_checks_isn_and_acks() {
+        // A SYN flood on one tuple: SYNs with other ISNs do not replace the first one, so
+        // a SYN/ACK for a later SYN is ignored (sv 100.73.5.8:45511: Suricata stays in
+        // SYN_SENT).
+        let mut r = Run::syn(StreamConfig::default(), &seg(1000, 0, SYN), b"");
+        r.pkt(0, 777, 0, SYN, b"");
+        r.pkt(1, 5000, 778, SYN | ACK, b"");
+        assert_eq!(r.s.state, TcpState::SynSent);
+        r.pkt(1, 5000, 1001, SYN | ACK, b"");
+        assert_eq!(r.s.state, TcpState::SynRecv);
+        // The client's ACK must acknowledge the SYN/ACK (a wrong one is an evasion
+        // attempt for Suricata) and not be behind the client's next sequence number.
+        r.pkt(0, 1001, 4000, ACK, b"GET /");
+        r.pkt(0, 1000, 5001, ACK, b"");
+        assert_eq!(r.s.state, TcpState::SynRecv);
+        r.pkt(0, 1001, 5001, ACK, b"GET /");
+        assert_eq!(r.s.state, TcpState::Established);
+        r.pkt(1, 5001, 1006, ACK, b"");
+        assert_eq!(r.got[0], b"GET /");
+        // SYN/ACKs with two ISNs (sv 192.168.0.45:51615): the client's ACK picks one.
+        let mut r = Run::syn(StreamConfig::default(), &seg(1000, 0, SYN), b"");
+        r.pkt(1, 5000, 1001, SYN | ACK, b"");
+        r.pkt(1, 90000, 1001, SYN | ACK, b"");
+        r.pkt(1, 70000, 999, SYN | ACK, b"");
+        r.pkt(0, 1001, 70001, ACK, b"");
+        assert_eq!(r.s.state, TcpState::SynRecv, "not a SYN/ACK for this SYN");
+        r.pkt(0, 1001, 90001, ACK, b"x");
+        assert_eq!(r.s.state, TcpState::Established);
+        r.pkt(1, 90001, 1002, ACK, b"y");
+        r.pkt(0, 1002, 90002, ACK, b"");
+        assert_eq!((&r.got[0][..], &r.got[1][..]), (&b"x"[..], &b"y"[..]));
+        // A lost handshake ACK: the client's first data segment completes it.
+        let mut r = Run::syn(StreamConfig::default(), &seg(1000, 0, SYN), b"");
+        r.pkt(1, 5000, 1001, SYN | ACK, b"");
+        r.pkt(0, 1001, 5001, PSH | ACK, b"hi");
+        assert_eq!(r.s.state, TcpState::Established);
     }
 
     #[test]
