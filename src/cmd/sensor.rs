@@ -57,6 +57,10 @@ pub struct SensorArgs {
     /// threshold.config for the rules (also `--set threshold-file=FILE`).
     #[arg(long, value_name = "FILE")]
     threshold_file: Option<PathBuf>,
+    /// Suricata-style YAML whose `vars: {address-groups, port-groups}` (e.g. a
+    /// suricata.yaml) override Suricata's default rule variables.
+    #[arg(long, value_name = "FILE")]
+    vars: Option<PathBuf>,
     /// classification.config (default: beside the first rules file, else
     /// /etc/suricata/classification.config).
     #[arg(long, value_name = "FILE")]
@@ -123,6 +127,7 @@ pub fn run(a: SensorArgs) -> Result<ExitCode> {
             &a.rules,
             threshold_file.as_deref(),
             a.classification.as_deref(),
+            a.vars.as_deref(),
             a.prefilter,
         )?));
     }
@@ -290,6 +295,7 @@ fn load_rules(
     files: &[PathBuf],
     threshold: Option<&std::path::Path>,
     classification: Option<&std::path::Path>,
+    vars: Option<&std::path::Path>,
     prefilter: khien_detect::Prefilter,
 ) -> Result<khien_detect::Engine> {
     let mut rs = khien_rules::Ruleset::new(khien_rules::LoadOptions::default());
@@ -312,6 +318,16 @@ fn load_rules(
         prefilter,
         ..Default::default()
     };
+    if let Some(p) = vars {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let given =
+            khien_rules::Vars::from_yaml(&text).with_context(|| format!("{}", p.display()))?;
+        let mut v = khien_rules::Vars::suricata_defaults();
+        v.address.extend(given.address);
+        v.port.extend(given.port);
+        opts.vars = Some(v);
+    }
     if let Some(p) = class_path {
         let text =
             std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;

@@ -336,7 +336,7 @@ impl Bound for u128 {
     }
 }
 
-fn addr(a: &AddrSpec) -> AddrM {
+pub(crate) fn addr(a: &AddrSpec) -> AddrM {
     match a {
         AddrSpec::Any | AddrSpec::Var(_) => AddrM::any(),
         AddrSpec::Cidr(n, l) => AddrM::net(*n, *l),
@@ -531,6 +531,72 @@ pub(crate) enum FlowCond {
     IntCmp(u32, &'static str, Option<u64>),
 }
 
+/// Which host(s) a hostbit/xbit lives on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HostTrack {
+    Src,
+    Dst,
+    /// `hostbits:…,both`: a check accepts either host, a change applies to both.
+    Both,
+    /// xbits `track ip_pair`: the (unordered) address pair.
+    Pair,
+}
+
+/// A hostbit/xbit condition or change (`cmd` is never `NoAlert`); `expire` in seconds.
+#[derive(Clone, Debug)]
+pub(crate) struct HostBit {
+    pub cmd: FlowbitsCmd,
+    pub bit: u32,
+    pub track: HostTrack,
+    pub expire: u32,
+}
+
+/// `hostbits:<cmd>,<name>[,<src|dst|both>][,expire <secs>]` (Suricata's default expiry
+/// is 30 s, the default host `src`); `None` for `hostbits:noalert`.
+fn hostbits(v: &str, names: &mut Names) -> Result<Option<HostBit>, String> {
+    let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+    let cmd = match parts.first().copied() {
+        Some("set") => FlowbitsCmd::Set,
+        Some("unset") => FlowbitsCmd::Unset,
+        Some("toggle") => FlowbitsCmd::Toggle,
+        Some("isset") => FlowbitsCmd::IsSet,
+        Some("isnotset") => FlowbitsCmd::IsNotSet,
+        Some("noalert") if parts.len() == 1 => return Ok(None),
+        _ => return Err(format!("hostbits: `{v}`: unknown command")),
+    };
+    let name = match parts.get(1) {
+        Some(n) if !n.is_empty() && !n.contains(char::is_whitespace) => n.to_string(),
+        _ => return Err(format!("hostbits: `{v}`: a name is required")),
+    };
+    let mut track = HostTrack::Src;
+    let mut expire = 30;
+    for p in parts.iter().skip(2) {
+        match *p {
+            "src" => track = HostTrack::Src,
+            "dst" => track = HostTrack::Dst,
+            "both" => track = HostTrack::Both,
+            x => match x.split_once(char::is_whitespace) {
+                Some(("expire", n)) => {
+                    expire = n
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("hostbits: `{v}`: bad expire"))?
+                }
+                _ => return Err(format!("hostbits: `{v}`: unknown argument `{x}`")),
+            },
+        }
+    }
+    if parts.len() > 4 {
+        return Err(format!("hostbits: `{v}`: too many arguments"));
+    }
+    Ok(Some(HostBit {
+        cmd,
+        bit: names.bit(&name),
+        track,
+        expire,
+    }))
+}
+
 #[derive(Debug)]
 pub(crate) enum FlowAct {
     Set(u32),
@@ -586,6 +652,9 @@ pub(crate) struct Sig {
     pub bufs: Vec<BufProg>,
     pub conds: Vec<FlowCond>,
     pub acts: Vec<FlowAct>,
+    /// hostbits/xbits checks (evaluated after the rest matched) and changes.
+    pub host_conds: Vec<HostBit>,
+    pub host_acts: Vec<HostBit>,
     pub noalert: bool,
     pub threshold: Option<Threshold>,
     pub detection_filter: Option<Threshold>,
@@ -595,7 +664,8 @@ pub(crate) struct Sig {
     pub var_names: Vec<String>,
     /// Fast pattern: buffer program index and the (case-folded) bytes.
     pub fast: Option<(usize, Vec<u8>)>,
-    order: (u8, u8, u32, usize),
+    /// (action, flowbits role, hostbits/xbits role, priority, load order).
+    order: (u8, u8, u8, u32, usize),
 }
 
 impl Sig {
@@ -606,6 +676,8 @@ impl Sig {
             && self.bufs.is_empty()
             && self.pkt_checks.is_empty()
             && self.conds.is_empty()
+            && self.host_conds.is_empty()
+            && self.host_acts.is_empty()
             && self.app_events.is_empty()
             && self.flow.is_none()
             && self.urilen.is_none()
@@ -839,7 +911,7 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
         tcp_added_group,
         stream_group,
         tx_groups,
-        suppress: Suppressions::new(&opts.thresholds),
+        suppress: Suppressions::new(&opts.thresholds, vars),
     };
     (engine, report)
 }
@@ -908,6 +980,7 @@ fn compile_rule(
     // Suricata orders flowbits writers (set/unset/toggle) first, then rules that read and
     // write, then readers, then rules without flowbits.
     let (mut fb_read, mut fb_write) = (false, false);
+    let (mut host_conds, mut host_acts) = (Vec::new(), Vec::new());
     let push_op = |bufs: &mut Vec<BufProg>, b: &BufferRef, op: Op| -> Result<(), Reject> {
         if !crate::inspect::is_packet_buffer(b.name) && buffer_dirs(b.name).is_none() {
             return Err(Reject::Unsupported(format!("buffer {}", b.name)));
@@ -1114,8 +1187,12 @@ fn compile_rule(
                 }
                 pkt_checks.push(PktCheck::IpOpt(v))
             }
-            OptionKind::Generic(k @ ("tls.subject" | "tls.issuerdn"), Some(v)) => {
-                // Legacy form: a case-sensitive substring of the certificate field.
+            OptionKind::Generic(
+                k @ ("tls.subject" | "tls.issuerdn" | "tls.fingerprint"),
+                Some(v),
+            ) => {
+                // Legacy form: a case-sensitive substring of the certificate field (the
+                // fingerprint: case-insensitive, Suricata lower-cases it).
                 let (negated, v) = match v.trim().strip_prefix('!') {
                     Some(rest) => (true, rest.trim()),
                     None => (false, v.trim()),
@@ -1124,15 +1201,15 @@ fn compile_rule(
                     .strip_prefix('"')
                     .and_then(|x| x.strip_suffix('"'))
                     .unwrap_or(v);
-                let name = if *k == "tls.subject" {
-                    "tls.cert_subject"
-                } else {
-                    "tls.cert_issuer"
+                let name = match *k {
+                    "tls.subject" => "tls.cert_subject",
+                    "tls.issuerdn" => "tls.cert_issuer",
+                    _ => "tls.cert_fingerprint",
                 };
                 let c = Content {
                     pattern: v.as_bytes().to_vec(),
                     negated,
-                    nocase: false,
+                    nocase: name == "tls.cert_fingerprint",
                     rawbytes: false,
                     depth: None,
                     offset: None,
@@ -1151,6 +1228,15 @@ fn compile_rule(
             }
             OptionKind::Generic("requires", _) => {}
             OptionKind::Generic("prefilter", _) => {}
+            OptionKind::Generic("hostbits", v) => {
+                match hostbits(v.as_deref().unwrap_or(""), names).map_err(Reject::Error)? {
+                    None => noalert = true,
+                    Some(hb) if matches!(hb.cmd, FlowbitsCmd::IsSet | FlowbitsCmd::IsNotSet) => {
+                        host_conds.push(hb)
+                    }
+                    Some(hb) => host_acts.push(hb),
+                }
+            }
             OptionKind::Generic("stream_size", Some(v)) => {
                 let parts: Vec<&str> = v.split(',').map(str::trim).collect();
                 let side = match parts.first() {
@@ -1177,7 +1263,24 @@ fn compile_rule(
             }
             OptionKind::Generic(k, _) => return Err(Reject::Unsupported(k.to_string())),
             OptionKind::PayloadGeneric(_, k, _) => return Err(Reject::Unsupported(k.to_string())),
-            OptionKind::Xbits(_) => return Err(Reject::Unsupported("xbits".into())),
+            OptionKind::Xbits(x) => {
+                let track = match x.track {
+                    "ip_dst" => HostTrack::Dst,
+                    "ip_pair" => HostTrack::Pair,
+                    _ => HostTrack::Src,
+                };
+                let hb = HostBit {
+                    cmd: x.cmd,
+                    bit: names.bit(&x.name),
+                    track,
+                    expire: x.expire.unwrap_or(30),
+                };
+                match x.cmd {
+                    FlowbitsCmd::IsSet | FlowbitsCmd::IsNotSet => host_conds.push(hb),
+                    FlowbitsCmd::NoAlert => noalert = true,
+                    _ => host_acts.push(hb),
+                }
+            }
             OptionKind::Tag(_) => return Err(Reject::Unsupported("tag".into())),
             OptionKind::Base64Decode(..) => {
                 return Err(Reject::Unsupported("base64_decode".into()))
@@ -1296,6 +1399,13 @@ fn compile_rule(
         target,
         num: 0,
     };
+    // Suricata orders hostbits/xbits writers before readers too, after flowbits.
+    let host_role = match (!host_acts.is_empty(), !host_conds.is_empty()) {
+        (true, false) => 0,
+        (true, true) => 1,
+        (false, true) => 2,
+        (false, false) => 3,
+    };
     Ok(Sig {
         meta: Arc::new(meta),
         kind,
@@ -1314,6 +1424,8 @@ fn compile_rule(
         bufs,
         conds,
         acts,
+        host_conds,
+        host_acts,
         noalert,
         threshold,
         detection_filter,
@@ -1329,6 +1441,7 @@ fn compile_rule(
                 (false, true) => 2,
                 (false, false) => 3,
             },
+            host_role,
             priority,
             order,
         ),

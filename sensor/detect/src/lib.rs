@@ -578,6 +578,9 @@ impl Engine {
             let Some((dir_to_server, swapped)) = self.matches(sig, p, &mut rev, tx, vars) else {
                 continue;
             };
+            if !sig.host_conds.is_empty() && !state.host_conds(sig, p) {
+                continue;
+            }
             if matches!(pass, Pass::Packet)
                 && p.proto == 6
                 && tx.is_none()
@@ -593,6 +596,9 @@ impl Engine {
             }
             // Side effects of a match: flowbits/flowints, then thresholds, then output.
             inspect::apply_actions(sig, vars);
+            if !sig.host_acts.is_empty() {
+                state.host_acts(sig, p);
+            }
             let blocking = matches!(sig.meta.action, Action::Drop | Action::Reject);
             if sig.noalert && !blocking {
                 continue;

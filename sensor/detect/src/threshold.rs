@@ -4,9 +4,12 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use khien_rules::config::ThresholdEntry;
-use khien_rules::{Threshold, ThresholdType, Track};
+use khien_rules::{FlowbitsCmd, Threshold, ThresholdType, Track, Vars};
 
-use crate::compile::Sig;
+use crate::compile::{AddrM, HostTrack, Sig};
+
+/// Host bits kept before expired ones are swept.
+const HOSTS_MAX: usize = 65_536;
 use crate::{Action, Engine, PacketInfo};
 
 /// A `rate_filter` of threshold.config: past `count` matches in `seconds`, the rule's
@@ -51,42 +54,20 @@ pub(crate) struct Suppressions {
     rate: HashMap<(u32, u32), RateFilter>,
 }
 
-/// One suppress entry: `None` suppresses every alert, else (track, network, prefix).
-type SuppressBy = Option<(String, IpAddr, u8)>;
+/// One suppress entry: `None` suppresses every alert, else (track, addresses).
+type SuppressBy = Option<(String, AddrM)>;
 
-fn parse_net(s: &str) -> Option<(IpAddr, u8)> {
-    let (a, l) = match s.split_once('/') {
-        Some((a, l)) => (a, l.parse().ok()?),
-        None => {
-            let a: IpAddr = s.parse().ok()?;
-            return Some((a, if a.is_ipv4() { 32 } else { 128 }));
-        }
-    };
-    Some((a.parse().ok()?, l))
-}
-
-fn in_net(a: IpAddr, n: IpAddr, len: u8) -> bool {
-    match (a, n) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let len = u32::from(len.min(32));
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            u32::from(a) & m == u32::from(n) & m
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let len = u32::from(len.min(128));
-            let m = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - len)
-            };
-            u128::from(a) & m == u128::from(n) & m
-        }
-        _ => false,
-    }
+/// A suppress entry's `ip`: an address, network, list or `$VARIABLE` as in a rule header.
+fn parse_addrs(s: &str, vars: &Vars) -> Result<AddrM, String> {
+    let r = khien_rules::parse_rule(&format!("alert ip {s} any -> any any (sid:1;)"))
+        .map_err(|d| d.message)?;
+    vars.resolve_address(&r.src)
+        .map(|a| crate::compile::addr(&a))
+        .map_err(|(_, m)| m)
 }
 
 impl Suppressions {
-    pub(crate) fn new(entries: &[ThresholdEntry]) -> Self {
+    pub(crate) fn new(entries: &[ThresholdEntry], vars: &Vars) -> Self {
         let mut s = Suppressions::default();
         for e in entries {
             match e {
@@ -96,8 +77,19 @@ impl Suppressions {
                     track,
                     ip,
                 } => {
-                    let v = match (track, ip.as_deref().and_then(parse_net)) {
-                        (Some(t), Some((a, l))) => Some((t.clone(), a, l)),
+                    let v = match (track, ip.as_deref()) {
+                        (Some(t), Some(ip)) => match parse_addrs(ip, vars) {
+                            Ok(m) => Some((t.clone(), m)),
+                            Err(m) => {
+                                tracing::warn!(
+                                    gid,
+                                    sid,
+                                    ip,
+                                    "suppress with an invalid ip not applied: {m}"
+                                );
+                                continue;
+                            }
+                        },
                         _ => None,
                     };
                     s.suppress.entry((*gid, *sid)).or_default().push(v);
@@ -164,10 +156,10 @@ impl Suppressions {
         };
         list.iter().any(|e| match e {
             None => true,
-            Some((t, a, l)) => match t.as_str() {
-                "by_src" => in_net(p.src, *a, *l),
-                "by_dst" => in_net(p.dst, *a, *l),
-                _ => in_net(p.src, *a, *l) || in_net(p.dst, *a, *l),
+            Some((t, m)) => match t.as_str() {
+                "by_src" => m.matches(p.src),
+                "by_dst" => m.matches(p.dst),
+                _ => m.matches(p.src) || m.matches(p.dst),
             },
         })
     }
@@ -210,6 +202,28 @@ pub struct DetectState {
     /// stream chunk (if the packet makes one ready) is then not inspected by them again:
     /// Suricata inspects such a signature's packet only when its stream did not match.
     pub(crate) both_pkt: Vec<u32>,
+    /// hostbits/xbits: (bit, host or address pair) → expiry (µs). Per worker: hosts are
+    /// not shared between workers (Suricata's host table is global).
+    hosts: HashMap<(u32, HostKey), i64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum HostKey {
+    Host(IpAddr),
+    Pair(IpAddr, IpAddr),
+}
+
+/// Host keys a hostbit refers to on `p`.
+fn host_keys(t: HostTrack, p: &PacketInfo<'_>) -> ([HostKey; 2], usize) {
+    match t {
+        HostTrack::Src => ([HostKey::Host(p.src); 2], 1),
+        HostTrack::Dst => ([HostKey::Host(p.dst); 2], 1),
+        HostTrack::Both => ([HostKey::Host(p.src), HostKey::Host(p.dst)], 2),
+        HostTrack::Pair => {
+            let k = HostKey::Pair(p.src.min(p.dst), p.src.max(p.dst));
+            ([k; 2], 1)
+        }
+    }
 }
 
 fn key(track: Track, p: &PacketInfo<'_>) -> Key {
@@ -236,6 +250,48 @@ fn key(track: Track, p: &PacketInfo<'_>) -> Key {
 }
 
 impl DetectState {
+    fn host_isset(&self, bit: u32, k: HostKey, now: i64) -> bool {
+        self.hosts.get(&(bit, k)).is_some_and(|&exp| now < exp)
+    }
+
+    /// Whether the signature's hostbits/xbits checks hold on `p`.
+    pub(crate) fn host_conds(&self, sig: &Sig, p: &PacketInfo<'_>) -> bool {
+        sig.host_conds.iter().all(|c| {
+            let (keys, n) = host_keys(c.track, p);
+            let any = keys[..n]
+                .iter()
+                .any(|&k| self.host_isset(c.bit, k, p.ts_us));
+            match c.cmd {
+                FlowbitsCmd::IsNotSet => !any,
+                _ => any,
+            }
+        })
+    }
+
+    /// Applies the signature's hostbits/xbits changes for a match on `p`.
+    pub(crate) fn host_acts(&mut self, sig: &Sig, p: &PacketInfo<'_>) {
+        let now = p.ts_us;
+        for a in &sig.host_acts {
+            let (keys, n) = host_keys(a.track, p);
+            let exp = now.saturating_add(i64::from(a.expire) * 1_000_000);
+            for &k in &keys[..n] {
+                let set = match a.cmd {
+                    FlowbitsCmd::Set => true,
+                    FlowbitsCmd::Toggle => !self.host_isset(a.bit, k, now),
+                    _ => false,
+                };
+                if set {
+                    self.hosts.insert((a.bit, k), exp);
+                } else {
+                    self.hosts.remove(&(a.bit, k));
+                }
+            }
+        }
+        if self.hosts.len() > HOSTS_MAX {
+            self.hosts.retain(|_, &mut exp| now < exp);
+        }
+    }
+
     /// The verdict on a match of `sig` on `p` after suppression, threshold,
     /// detection_filter and rate_filter; `None` when neither an alert nor the rule's
     /// action follows. A suppressed match keeps its action, unlogged (Suricata).

@@ -397,7 +397,7 @@ fn unsupported_keywords_are_reported() {
     rs.add_file(
         "u.rules",
         "alert tcp any any -> any any (content:\"a\"; sid:1;)\n\
-         alert tcp any any -> any any (content:\"a\"; xbits:set,x,track ip_src; sid:2;)\n\
+         alert tcp any any -> any any (content:\"a\"; tag:session,10,packets; sid:2;)\n\
          alert smb any any -> any any (smb.share; content:\"a\"; sid:3;)\n\
          alert dcerpc any any -> any any (content:\"a\"; sid:4;)\n",
     );
@@ -410,11 +410,7 @@ fn unsupported_keywords_are_reported() {
         .collect();
     assert_eq!(
         u,
-        [
-            (2, "xbits"),
-            (3, "buffer smb.share"),
-            (4, "protocol dcerpc")
-        ]
+        [(2, "tag"), (3, "buffer smb.share"), (4, "protocol dcerpc")]
     );
     assert!(rep.unsupported[0]
         .to_string()
@@ -584,4 +580,122 @@ fn stream_size_compares_each_side() {
     assert_eq!(sids(&e, &p), [1, 2, 4]);
     p.stream_sizes = Some([5, 4]);
     assert_eq!(sids(&e, &p), [3]);
+}
+
+#[test]
+fn hostbits_and_xbits_live_on_hosts_across_flows() {
+    let e = engine(
+        "alert tcp any any -> any any (content:\"set\"; hostbits:set,seen,src,expire 10; sid:1;)\n\
+         alert tcp any any -> any any (content:\"chk\"; hostbits:isset,seen,src; sid:2;)\n\
+         alert tcp any any -> any any (content:\"chk\"; hostbits:isnotset,seen,dst; sid:3;)\n\
+         alert tcp any any -> any any (content:\"tog\"; hostbits:toggle,seen; sid:4;)\n\
+         alert tcp any any -> any any (content:\"pair\"; xbits:set,pr,track ip_pair; sid:5;)\n\
+         alert tcp any any -> any any (content:\"chk\"; xbits:isset,pr,track ip_pair; sid:6;)\n",
+    );
+    let mut st = DetectState::default();
+    let mut run = |payload: &[u8], rev: bool, ts: i64| {
+        let mut p = pkt(payload);
+        if rev {
+            p = p.reversed();
+        }
+        p.ts_us = ts;
+        let mut out = Vec::new();
+        // A fresh FlowVars each time: host bits do not live in the flow.
+        e.inspect_packet(&p, &mut FlowVars::default(), &mut st, &mut out);
+        out.iter().map(|a| a.sig.sid).collect::<Vec<_>>()
+    };
+    assert_eq!(run(b"chk", false, 0), [3]);
+    assert_eq!(run(b"set", false, 1), [1]);
+    assert_eq!(run(b"chk", false, 2), [2, 3]);
+    // The other host (the server as source) has no bit; the client is now the dst.
+    assert_eq!(run(b"chk", true, 3), Vec::<u32>::new());
+    // Expired after 10 s.
+    assert_eq!(run(b"chk", false, 11_000_001), [3]);
+    assert_eq!(run(b"tog", false, 11_000_002), [4]);
+    assert_eq!(run(b"chk", false, 11_000_003), [2, 3]);
+    assert_eq!(run(b"tog", false, 11_000_004), [4]);
+    assert_eq!(run(b"chk", false, 11_000_005), [3]);
+    // An address pair works in both directions.
+    assert_eq!(run(b"pair", false, 11_000_006), [5]);
+    assert_eq!(run(b"chk", true, 11_000_007), [3, 6]);
+}
+
+#[test]
+fn malformed_hostbits_are_rejected_with_the_sid() {
+    for bad in [
+        "hostbits:frob,x;",
+        "hostbits:set;",
+        "hostbits:set,x,sideways;",
+        "hostbits:set,x,src,expire soon;",
+        "hostbits:set,x,src,expire 5,dst,extra;",
+    ] {
+        let mut rs = khien_rules::Ruleset::new(Default::default());
+        rs.add_file(
+            "t.rules",
+            &format!("alert tcp any any -> any any ({bad} sid:7;)"),
+        );
+        let (e, rep) = Engine::compile(&rs, &CompileOptions::default());
+        assert!(e.is_empty(), "{bad} loaded");
+        assert!(
+            rep.errors
+                .iter()
+                .any(|(sid, m)| *sid == 7 && m.contains("hostbits")),
+            "{bad}: {:?}",
+            rep.errors
+        );
+    }
+}
+
+#[test]
+fn suppress_keeps_a_drop_and_rate_filter_marks_its_action() {
+    let mut rs = khien_rules::Ruleset::new(Default::default());
+    rs.add_file(
+        "t.rules",
+        "drop tcp any any -> any any (content:\"a\"; sid:1;)\n\
+         alert tcp any any -> any any (content:\"a\"; sid:2;)\n\
+         alert tcp any any -> any any (sid:3;)\n",
+    );
+    let cfg = khien_rules::config::threshold(
+        "suppress gen_id 1, sig_id 1, track by_src, ip 10.0.0.0/8\n\
+         suppress gen_id 1, sig_id 3\n\
+         rate_filter gen_id 1, sig_id 2, track by_src, count 1, seconds 60, new_action drop, timeout 10\n",
+    )
+    .unwrap();
+    let opts = CompileOptions {
+        thresholds: cfg.into_iter().map(|(_, e)| e).collect(),
+        ..Default::default()
+    };
+    let (e, _) = Engine::compile(&rs, &opts);
+    let mut st = DetectState::default();
+    let mut out = Vec::new();
+    for i in 0..2 {
+        let mut p = pkt(b"a");
+        p.ts_us = i;
+        e.inspect_packet(&p, &mut FlowVars::default(), &mut st, &mut out);
+    }
+    let v: Vec<_> = out
+        .iter()
+        .map(|a| {
+            (
+                a.sig.sid,
+                a.action,
+                a.silent,
+                a.rate_filtered,
+                a.flow_action,
+            )
+        })
+        .collect();
+    use khien_detect::Action::{Alert as A, Drop as D};
+    // sid 1 suppressed but still dropping; sid 3 (an alert) suppressed outright; sid 2
+    // alerts once, then its rate_filter turns it into a drop; no packet condition in
+    // sid 3 would make it flow-level, sid 1 and 2 are packet-level.
+    assert_eq!(
+        v,
+        [
+            (1, D, true, false, false),
+            (2, A, false, false, false),
+            (1, D, true, false, false),
+            (2, D, false, true, false),
+        ]
+    );
 }
