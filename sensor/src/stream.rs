@@ -4,8 +4,10 @@
 //! direction keeps the next expected sequence number; in-order bytes are handed to the
 //! caller straight from the packet (no copy), out-of-order segments are copied into a
 //! bounded per-direction map and released in order when the hole fills, or as a gap when
-//! the receiver acknowledges past the hole or the flow ends. Overlaps keep the data seen
-//! first. A reassembly depth bounds the bytes delivered per direction, a memcap bounds the
+//! the receiver acknowledges past the hole or the flow ends. Overlapping segments with
+//! different bytes follow Suricata's default overlap policy ("bsd"): a segment's bytes
+//! replace those of earlier segments that start after it, and never those of a segment
+//! starting before or at its own start (bytes already handed to the app layer stay). A reassembly depth bounds the bytes delivered per direction, a memcap bounds the
 //! out-of-order bytes held across all sessions.
 //!
 //! Like Suricata in IDS mode, in-order bytes reach the app layer only once the other side
@@ -107,6 +109,8 @@ pub struct StreamStats {
     pub midstream_pickups: u64,
     pub retransmissions: u64,
     pub overlaps: u64,
+    /// Overlapping bytes that differed and were replaced by the overlap policy.
+    pub overlaps_diff: u64,
     pub out_of_order: u64,
     pub gaps: u64,
     pub depth_reached: u64,
@@ -156,7 +160,14 @@ struct Dir {
     /// app layer (`StreamConfig::ack_delivery`), starting at relative offset `wait_rel`.
     wait: Vec<u8>,
     wait_rel: u32,
+    /// Extents (relative start, end) of the segments whose bytes are in `wait`, for the
+    /// overlap policy (a later segment may still change waiting bytes).
+    wait_segs: Vec<(u32, u32)>,
 }
+
+/// Segments remembered per direction for the overlap policy; past it, later segments
+/// only fill holes (the first copy wins).
+const MAX_WAIT_SEGS: usize = 1024;
 
 /// One TCP session.
 #[derive(Debug)]
@@ -473,24 +484,29 @@ impl TcpSession {
         let end = rel.wrapping_add(payload.len() as u32);
         if !seq_gt(end, d.next) {
             stats.retransmissions += 1;
+            Self::overlap_wait(d, rel, payload, stats);
             return;
         }
         if seq_gt(rel, d.next) {
-            // Out of order: keep a copy until the hole fills (first copy wins).
+            // Out of order: keep a copy until the hole fills (overlaps between queued
+            // segments resolve in `drain`: the one starting first wins).
             stats.out_of_order += 1;
             if d.ooo.len() >= cfg.max_segments || stats.memuse + payload.len() > cfg.memcap {
                 stats.memcap_drops += 1;
                 return;
             }
-            if let Some(old) = d.ooo.get(&rel) {
-                if old.len() >= payload.len() {
-                    stats.overlaps += 1;
-                    return;
-                }
+            if let Some(old) = d.ooo.get_mut(&rel) {
+                // Same start: the bytes seen first win, a longer copy adds its tail
+                // (Suricata's "bsd" overlap policy).
                 stats.overlaps += 1;
-                let n = old.len();
-                d.ooo_bytes -= n;
-                stats.memuse -= n;
+                let Some(tail) = payload.get(old.len()..).filter(|t| !t.is_empty()) else {
+                    return;
+                };
+                old.extend_from_slice(tail);
+                self.last_added = true;
+                d.ooo_bytes += tail.len();
+                stats.memuse += tail.len();
+                return;
             }
             d.ooo.insert(rel, payload.to_vec());
             self.last_added = true;
@@ -499,15 +515,70 @@ impl TcpSession {
             d.max_regions = d.max_regions.max(1 + d.ooo.len() as u32);
             return;
         }
-        // Overlaps the delivered data: skip what was already delivered.
+        // Overlaps the delivered data: skip what was already delivered (bytes still
+        // waiting for their acknowledgement follow the overlap policy).
         let skip = d.next.wrapping_sub(rel) as usize;
         if skip > 0 {
             stats.overlaps += 1;
+            Self::overlap_wait(d, rel, payload, stats);
         }
         let fresh = payload.get(skip..).unwrap_or(&[]);
         self.last_added = !fresh.is_empty();
         Self::deliver(d, dir, fresh, cfg, stats, sink);
+        Self::note_segment(d, rel, end);
         Self::drain(d, dir, cfg, stats, sink);
+    }
+
+    /// Suricata's default overlap policy ("bsd", host-os-policy default) for a segment
+    /// `[rel, rel + payload.len())` overlapping bytes that wait for their acknowledgement
+    /// (not yet seen by the app layer): a waiting byte takes the new segment's value
+    /// only if every earlier segment holding it started after the new one (a segment
+    /// starting before or at an old one's start replaces it; one starting inside it does
+    /// not). Delivered bytes never change.
+    fn overlap_wait(d: &mut Dir, rel: u32, payload: &[u8], stats: &mut StreamStats) {
+        if d.wait.is_empty() {
+            return;
+        }
+        let end = rel.wrapping_add(payload.len() as u32);
+        let w_end = d.wait_rel.wrapping_add(d.wait.len() as u32);
+        let lo = if seq_gt(d.wait_rel, rel) {
+            d.wait_rel
+        } else {
+            rel
+        };
+        let hi = if seq_gt(end, w_end) { w_end } else { end };
+        // Old segments starting at or before `rel` keep their bytes: they cover a prefix.
+        let mut from = lo;
+        for &(s, e) in &d.wait_segs {
+            if !seq_gt(s, rel) && seq_gt(e, from) {
+                from = e;
+            }
+        }
+        if !seq_gt(hi, from) {
+            return;
+        }
+        let (n_from, n_to) = (
+            from.wrapping_sub(rel) as usize,
+            hi.wrapping_sub(rel) as usize,
+        );
+        let (w_from, w_to) = (
+            from.wrapping_sub(d.wait_rel) as usize,
+            hi.wrapping_sub(d.wait_rel) as usize,
+        );
+        if let (Some(new), Some(old)) = (payload.get(n_from..n_to), d.wait.get_mut(w_from..w_to)) {
+            if new != old {
+                stats.overlaps_diff += 1;
+                old.copy_from_slice(new);
+            }
+        }
+        Self::note_segment(d, rel, end);
+    }
+
+    /// Remembers a segment's extent while some of the direction's bytes wait.
+    fn note_segment(d: &mut Dir, rel: u32, end: u32) {
+        if !d.wait.is_empty() && d.wait_segs.len() < MAX_WAIT_SEGS {
+            d.wait_segs.push((rel, end));
+        }
     }
 
     fn deliver(
@@ -579,7 +650,11 @@ impl TcpSession {
                 continue;
             }
             let skip = d.next.wrapping_sub(rel) as usize;
+            if skip > 0 {
+                Self::overlap_wait(d, rel, &seg, stats);
+            }
             Self::deliver(d, dir, seg.get(skip..).unwrap_or(&[]), cfg, stats, sink);
+            Self::note_segment(d, rel, end);
         }
     }
 
@@ -637,6 +712,7 @@ impl TcpSession {
                 }
                 stats.memuse -= d.wait.len();
                 d.wait.clear();
+                d.wait_segs.clear();
                 break;
             }
             Self::release_wait(d, dir, None, stats, sink);
@@ -680,8 +756,17 @@ impl TcpSession {
         d.wait.drain(..n);
         d.wait_rel = d.wait_rel.wrapping_add(n as u32);
         stats.memuse -= n;
-        if d.wait.is_empty() && d.wait.capacity() > 64 * 1024 {
-            d.wait = Vec::new();
+        if d.wait.is_empty() {
+            d.wait_segs.clear();
+            if d.wait.capacity() > 64 * 1024 {
+                d.wait = Vec::new();
+            }
+            if d.wait_segs.capacity() > MAX_WAIT_SEGS / 4 {
+                d.wait_segs = Vec::new();
+            }
+        } else {
+            let rel = d.wait_rel;
+            d.wait_segs.retain(|&(_, e)| seq_gt(e, rel));
         }
     }
 
@@ -780,6 +865,7 @@ impl TcpSession {
             d.ooo_bytes = 0;
             d.ooo.clear();
             d.wait = Vec::new();
+            d.wait_segs = Vec::new();
         }
     }
 }
@@ -1290,5 +1376,130 @@ mod tests {
         r.pkt(0, 1002, 5002, RST, b"");
         r.pkt(0, 1002, 5002, PSH | ACK, b"x");
         assert_eq!(r.s.state, TcpState::Closed);
+    }
+
+    /// The client's segments `(relative offset, bytes)` in arrival order, then the
+    /// server acknowledges everything: the bytes the app layer gets.
+    fn overlapped(cfg: StreamConfig, segs: &[(u32, &[u8])]) -> Vec<u8> {
+        let mut r = Run::new(cfg);
+        let mut end = 0;
+        for &(rel, b) in segs {
+            r.pkt(0, 1001 + rel, 5001, ACK, b);
+            end = end.max(rel + b.len() as u32);
+        }
+        r.pkt(1, 5001, 1001 + end, ACK, b"");
+        r.flush(false);
+        assert_eq!(r.st.memuse, 0);
+        std::mem::take(&mut r.got[0])
+    }
+
+    #[test]
+    fn overlap_policy_bsd_each_shape() {
+        let d = StreamConfig::default;
+        // Old segment "BBBBBBBB" at 4..12 after "aaaa" at 0..4; each new segment arrives
+        // while those bytes still wait for their acknowledgement.
+        let base: [(u32, &[u8]); 2] = [(0, b"aaaa"), (4, b"BBBBBBBB")];
+        let with = |new: (u32, &'static [u8])| {
+            let mut v = base.to_vec();
+            v.push(new);
+            overlapped(d(), &v)
+        };
+        // Same start, shorter: the old bytes stay.
+        assert_eq!(with((4, b"xxxx")), b"aaaaBBBBBBBB");
+        // Same start, longer: the old bytes stay, the new tail is added.
+        assert_eq!(with((4, b"xxxxxxxxxx")), b"aaaaBBBBBBBBxx");
+        // Starts before the old segment, ends inside it: the new bytes replace the old
+        // segment's (not those of "aaaa", which starts before the new one).
+        assert_eq!(with((2, b"xxxxxx")), b"aaaaxxxxBBBB");
+        // Starts before and covers it entirely, and beyond.
+        assert_eq!(with((3, b"xxxxxxxxxxxx")), b"aaaaxxxxxxxxxxx");
+        // Starts inside the old segment, ends inside it: the old bytes stay.
+        assert_eq!(with((6, b"xxxx")), b"aaaaBBBBBBBB");
+        // Starts inside, ends after: the old bytes stay, the new tail is added.
+        assert_eq!(with((10, b"xxxx")), b"aaaaBBBBBBBBxx");
+        // A retransmission of both with other bytes: "aaaa" starts with it and stays,
+        // the segment starting after it is replaced.
+        assert_eq!(with((0, b"xxxxxxxxxxxx")), b"aaaaxxxxxxxx");
+        // The same shapes between out-of-order segments (a hole at 0..2 filled last).
+        let ooo = |new: (u32, &'static [u8])| {
+            overlapped(d(), &[(4, b"BBBBBBBB"), new, (0, b"aa"), (2, b"aa")])
+        };
+        assert_eq!(ooo((4, b"xxxx")), b"aaaaBBBBBBBB");
+        assert_eq!(ooo((4, b"xxxxxxxxxx")), b"aaaaBBBBBBBBxx");
+        // ("aa" at 2..4 starts before the new segment: its byte at 3 wins.)
+        assert_eq!(ooo((3, b"xxxxxx")), b"aaaaxxxxxBBB");
+        assert_eq!(ooo((6, b"xxxx")), b"aaaaBBBBBBBB");
+        assert_eq!(ooo((10, b"xxxx")), b"aaaaBBBBBBBBxx");
+        // Bytes already handed to the app layer never change (acknowledged first, or
+        // immediate delivery).
+        let mut r = Run::new(d());
+        r.pkt(0, 1001, 5001, ACK, b"aaaa");
+        r.pkt(0, 1005, 5001, ACK, b"BBBB");
+        r.pkt(1, 5001, 1005, ACK, b"");
+        r.pkt(0, 1001, 5001, ACK, b"xxxxxxxx");
+        r.pkt(1, 5001, 1009, ACK, b"");
+        assert_eq!(
+            r.got[0], b"aaaaxxxx",
+            "only the unacknowledged half changed"
+        );
+        assert_eq!(
+            overlapped(immediate(), &[(0, b"aaaa"), (4, b"BBBB"), (2, b"xxxxxx")]),
+            b"aaaaBBBB"
+        );
+    }
+
+    #[test]
+    fn overlap_policy_adversarial() {
+        // Thousands of one-byte segments each overlapped by a two-byte one starting one
+        // before it: bounded bookkeeping, every byte delivered once, memory returned.
+        let mut r = Run::new(StreamConfig::default());
+        for i in 0..5000u32 {
+            r.pkt(0, 1001 + i, 5001, ACK, b"a");
+            if i > 0 {
+                r.pkt(0, 1000 + i, 5001, ACK, b"xy");
+            }
+        }
+        assert!(r.s.dirs[0].wait_segs.len() <= MAX_WAIT_SEGS);
+        r.pkt(1, 5001, 1001 + 5000, ACK, b"");
+        assert_eq!(r.got[0].len(), 5000);
+        assert_eq!(r.st.memuse, 0);
+        assert!(r.s.dirs[0].wait_segs.is_empty());
+        // Overlaps across the sequence number wrap.
+        let mut st = StreamStats::default();
+        let cfg = StreamConfig::default();
+        let mut s = TcpSession::start(&seg(u32::MAX - 4, 0, SYN), &cfg, &mut st).unwrap();
+        let mut got = Vec::new();
+        let mut sink = |_: usize, c: Chunk<'_>| {
+            if let Chunk::Data(b) = c {
+                got.extend_from_slice(b)
+            }
+        };
+        s.packet(
+            1,
+            &seg(9, u32::MAX - 3, SYN | ACK),
+            b"",
+            &cfg,
+            &mut st,
+            &mut sink,
+        );
+        s.packet(
+            0,
+            &seg(u32::MAX - 3, 10, ACK),
+            b"aaaa",
+            &cfg,
+            &mut st,
+            &mut sink,
+        );
+        s.packet(0, &seg(1, 10, ACK), b"BBBB", &cfg, &mut st, &mut sink);
+        s.packet(
+            0,
+            &seg(u32::MAX - 1, 10, ACK),
+            b"xxxxxx",
+            &cfg,
+            &mut st,
+            &mut sink,
+        );
+        s.packet(1, &seg(10, 5, ACK), b"", &cfg, &mut st, &mut sink);
+        assert_eq!(got, b"aaaaxxxxB");
     }
 }
