@@ -711,10 +711,22 @@ fn http_get<'a>(t: &'a HttpTx, name: &str, dir: Dir) -> Vec<Cow<'a, [u8]>> {
             hdrs,
             Some(if ts { "cookie" } else { "set-cookie" }),
         )),
-        "http.header.raw" if !hdrs.is_empty() => {
-            let mut b = headers_buf(hdrs, None);
-            b.extend_from_slice(b"\r\n");
-            owned(b)
+        "http.header.raw" => {
+            let raw = if ts {
+                &t.request_headers_raw
+            } else {
+                &t.response_headers_raw
+            };
+            if !raw.is_empty() {
+                one(raw)
+            } else if !hdrs.is_empty() {
+                // HTTP/2: no header block on the wire; rebuilt from the fields.
+                let mut b = headers_buf(hdrs, None);
+                b.extend_from_slice(b"\r\n");
+                owned(b)
+            } else {
+                Vec::new()
+            }
         }
         "http.header_names" if !hdrs.is_empty() => {
             let mut b = b"\r\n".to_vec();

@@ -21,6 +21,9 @@ pub enum HttpVersion {
     Other,
 }
 
+/// Bytes of each raw header block kept ([`HttpTx::request_headers_raw`]).
+pub const RAW_HEADERS_MAX: usize = 64 * 1024;
+
 /// One HTTP request/response pair.
 #[derive(Clone, Debug, Default)]
 pub struct HttpTx {
@@ -51,6 +54,11 @@ pub struct HttpTx {
     pub content_type: Option<Vec<u8>>,
     pub location: Option<Vec<u8>>,
     pub response_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The request and response header blocks exactly as received (lines with their
+    /// line ends, the closing blank line included; first `RAW_HEADERS_MAX` bytes):
+    /// Suricata's `http.header.raw`. Empty for HTTP/2.
+    pub request_headers_raw: Vec<u8>,
+    pub response_headers_raw: Vec<u8>,
     pub response_body: Vec<u8>,
     /// Response body length after transfer decoding, before content decoding (Suricata's
     /// `length`).
@@ -1133,6 +1141,7 @@ impl HttpParser {
                         p.v09 = false;
                     }
                     self.sides[d].state = State::Headers;
+                    self.raw_header(dir, line, true);
                     self.header_line(dir, line, out);
                 } else {
                     // An HTTP/0.9 request: complete; this line is what follows it.
@@ -1141,6 +1150,7 @@ impl HttpParser {
                 }
             }
             State::Headers => {
+                self.raw_header(dir, line, true);
                 if line.is_empty() {
                     self.headers_done(dir, out);
                 } else {
@@ -1335,6 +1345,34 @@ impl HttpParser {
         }
     }
 
+    /// Appends one header-block line as received to the transaction's raw headers
+    /// (`with_eol`: `line` lacks its line end, which is the side's `eol`).
+    fn raw_header(&mut self, dir: Direction, line: &[u8], with_eol: bool) {
+        let d = dir.idx();
+        if self.sides[d].state != State::Headers {
+            return;
+        }
+        let cur = self.sides[d].cur;
+        let eol = if with_eol {
+            std::mem::take(&mut self.sides[d].eol)
+        } else {
+            Vec::new()
+        };
+        if let Some(p) = self.pending(cur) {
+            let raw = match dir {
+                Direction::ToServer => &mut p.tx.request_headers_raw,
+                Direction::ToClient => &mut p.tx.response_headers_raw,
+            };
+            for part in [line, &eol] {
+                let room = RAW_HEADERS_MAX.saturating_sub(raw.len());
+                raw.extend_from_slice(part.get(..room).unwrap_or(part));
+            }
+        }
+        if with_eol {
+            self.sides[d].eol = eol;
+        }
+    }
+
     fn header_line(&mut self, dir: Direction, line: &[u8], out: &mut Vec<AppEvent>) {
         let d = dir.idx();
         let max = self.cfg.http_max_headers;
@@ -1458,6 +1496,7 @@ impl HttpParser {
             if std::mem::replace(&mut side.line_overflow, false) {
                 out.push(anomaly("RESPONSE_FIELD_TOO_LONG"));
             }
+            self.raw_header(Direction::ToClient, &line, false);
             let next = data.get(i).copied();
             let terminator = matches!(line.as_slice(), b"\r" | b"\n" | b"\r\n")
                 || (matches!(line.as_slice(), [b' ' | b'\t', b'\n'])
@@ -3313,5 +3352,42 @@ GET /b HTTP/1.1\r\nHost: h\r\n\r\n";
         );
         assert_eq!(txs(&ev).len(), 1);
         assert!(!anomalies(&ev).contains(&"UNABLE_TO_MATCH_RESPONSE_TO_REQUEST"));
+    }
+
+    #[test]
+    fn raw_header_blocks_keep_spacing_and_line_ends() {
+        let req: &[u8] = b"GET / HTTP/1.1\r\nHost:   a.example\nX-Odd :v\r\n\r\n";
+        let resp: &[u8] =
+            b"HTTP/1.1 200 OK\r\nServer:      x\r\n  folded\r\nContent-Length: 2\r\n\r\nhi";
+        let ev = run(
+            &AppConfig::default(),
+            &[(Direction::ToServer, req), (Direction::ToClient, resp)],
+        );
+        let t = txs(&ev);
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            t[0].request_headers_raw,
+            b"Host:   a.example\nX-Odd :v\r\n\r\n".to_vec()
+        );
+        assert_eq!(
+            t[0].response_headers_raw,
+            b"Server:      x\r\n  folded\r\nContent-Length: 2\r\n\r\n".to_vec()
+        );
+        // Split anywhere, the same bytes; a huge block is capped.
+        let mut chunks: Vec<(Direction, &[u8])> =
+            req.chunks(3).map(|c| (Direction::ToServer, c)).collect();
+        chunks.extend(resp.chunks(2).map(|c| (Direction::ToClient, c)));
+        let ev2 = run(&AppConfig::default(), &chunks);
+        let t2 = txs(&ev2);
+        assert_eq!(t2[0].request_headers_raw, t[0].request_headers_raw);
+        assert_eq!(t2[0].response_headers_raw, t[0].response_headers_raw);
+        let mut big = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..5000 {
+            big.extend_from_slice(format!("X-{i}: {}\r\n", "v".repeat(20)).as_bytes());
+        }
+        big.extend_from_slice(b"\r\n");
+        let ev3 = run(&AppConfig::default(), &[(Direction::ToServer, &big)]);
+        let t3 = txs(&ev3);
+        assert!(t3[0].request_headers_raw.len() <= RAW_HEADERS_MAX);
     }
 }
