@@ -14,6 +14,7 @@ mod file;
 mod ftp;
 mod http;
 mod http2;
+mod krb5;
 mod nfs;
 mod pgsql;
 mod probe;
@@ -54,6 +55,7 @@ pub use file::{FileRecord, FileState};
 pub use ftp::FtpTx;
 pub use http::{HttpTx, HttpVersion};
 pub use http2::HeaderEntry as Http2Header;
+pub use krb5::Krb5Tx;
 pub use probe::probe;
 pub use smtp::{SmtpAttachment, SmtpTx};
 pub use ssh::{SshEndpoint, SshTx};
@@ -80,6 +82,8 @@ pub enum AppProto {
     Smb,
     /// NFS (v2, v3, v4) over ONC RPC, TCP or UDP.
     Nfs,
+    /// Kerberos 5 on port 88, TCP or UDP (message framing only, no EVE record yet).
+    Krb5,
     /// Detection ran and found nothing (Suricata's `"failed"`).
     Failed,
 }
@@ -99,6 +103,7 @@ impl AppProto {
             AppProto::Pgsql => "pgsql",
             AppProto::Smb => "smb",
             AppProto::Nfs => "nfs",
+            AppProto::Krb5 => "krb5",
             AppProto::Failed => "failed",
         }
     }
@@ -223,6 +228,7 @@ pub fn new_parser(proto: AppProto, cfg: &AppConfig) -> Option<Box<dyn Parser>> {
         AppProto::Pgsql => Box::new(pgsql::PgsqlParser::new()),
         AppProto::Smb => Box::new(smb::SmbParser::new(cfg)),
         AppProto::Nfs => Box::new(nfs::NfsParser::new(cfg, Transport::Tcp)),
+        AppProto::Krb5 => Box::new(krb5::Krb5Parser::new(cfg, Transport::Tcp)),
         AppProto::FtpData | AppProto::Failed => return None,
     };
     Some(p)
@@ -236,6 +242,7 @@ pub fn new_parser_for(proto: AppProto, t: Transport, cfg: &AppConfig) -> Option<
     match proto {
         AppProto::Dns => Some(Box::new(dns::DnsParser::with_transport(cfg, t))),
         AppProto::Nfs => Some(Box::new(nfs::NfsParser::new(cfg, t))),
+        AppProto::Krb5 => Some(Box::new(krb5::Krb5Parser::new(cfg, t))),
         _ => new_parser(proto, cfg),
     }
 }
@@ -330,6 +337,8 @@ pub enum Transaction {
     Ssh(SshTx),
     Smtp(SmtpTx),
     Ftp(FtpTx),
+    /// One Kerberos message (no EVE record of its own yet).
+    Krb5(Krb5Tx),
 }
 
 impl Transaction {
@@ -343,6 +352,7 @@ impl Transaction {
             Transaction::Ssh(_) => AppProto::Ssh,
             Transaction::Smtp(_) => AppProto::Smtp,
             Transaction::Ftp(_) => AppProto::Ftp,
+            Transaction::Krb5(_) => AppProto::Krb5,
         }
     }
 
@@ -355,6 +365,7 @@ impl Transaction {
             Transaction::Ssh(t) => t.tx_id,
             Transaction::Smtp(t) => t.tx_id,
             Transaction::Ftp(t) => t.tx_id,
+            Transaction::Krb5(t) => t.tx_id,
         }
     }
 
@@ -381,6 +392,7 @@ impl Transaction {
             Transaction::Ssh(t) => vec![("ssh", "ssh", t.eve())],
             Transaction::Smtp(t) => vec![("smtp", "smtp", t.eve())],
             Transaction::Ftp(t) => vec![("ftp", "ftp", t.eve())],
+            Transaction::Krb5(_) => Vec::new(),
         }
     }
 

@@ -195,6 +195,9 @@ pub fn probe(t: Transport, dir: Direction, src_port: u16, dst_port: u16, data: &
         if on(&[crate::nfs::NFS_PORT]) {
             return crate::nfs::probe(t, dir, data);
         }
+        if on(&[crate::krb5::KRB5_PORT]) {
+            return crate::krb5::probe(t, data);
+        }
         return Probe::NoMatch;
     }
     let mut need = false;
@@ -221,6 +224,13 @@ pub fn probe(t: Transport, dir: Direction, src_port: u16, dst_port: u16, data: &
     }
     if on(DNS_PORTS) {
         match probe_dns(t, dir, data) {
+            Probe::Match(p) => return Probe::Match(p),
+            Probe::NeedMore => need = true,
+            Probe::NoMatch => {}
+        }
+    }
+    if on(&[crate::krb5::KRB5_PORT]) {
+        match crate::krb5::probe(t, data) {
             Probe::Match(p) => return Probe::Match(p),
             Probe::NeedMore => need = true,
             Probe::NoMatch => {}
