@@ -19,24 +19,28 @@ PID=$(cat "$D/data/collector.pid")
 TOKEN=$("$K" collector sensor add --data "$D/data" --tenant bench --name b1 | tail -1)
 CHPID=$(cat "$D/data/clickhouse/server.pid")
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+flt() { awk '{print $10}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
 SHIPCPU="$D/ship.cpu"
-C0=$(cpu "$PID"); H0=$(cpu "$CHPID"); T0=$(date +%s.%N)
+C0=$(cpu "$PID"); F0=$(flt "$PID"); H0=$(cpu "$CHPID"); T0=$(date +%s.%N)
 /usr/bin/time -f "%U %S" -o "$SHIPCPU" "$K" ship --once --in-flight "${IN_FLIGHT:-2}" --eve "$D/eve.json" \
   --to "https://$(cat "$D/data/collector.addr")" --token "$TOKEN" --ca "$D/data/tls/ca.pem" 2>"$D/ship.log"
 T1=$(date +%s.%N)
 while [ "$("$K" collector query --data "$D/data" "SELECT count() FROM events")" -lt "$N" ]; do sleep 0.2; done
-T2=$(date +%s.%N); C1=$(cpu "$PID"); H1=$(cpu "$CHPID")
+T2=$(date +%s.%N); C1=$(cpu "$PID"); F1=$(flt "$PID"); H1=$(cpu "$CHPID")
+RSS=$(awk '/VmHWM/ {print $2}' "/proc/$PID/status")
 python3 - "$N" "$T0" "$T1" "$T2" "$C0" "$C1" "$TICK" "$(stat -L -c %s "$D/eve.json")" \
-  "$H0" "$H1" "$(cat "$SHIPCPU")" <<'PY'
+  "$H0" "$H1" "$(cat "$SHIPCPU")" "$F0" "$F1" "$RSS" <<'PY'
 import sys
-n, t0, t1, t2, c0, c1, tick, size, h0, h1, shipcpu = sys.argv[1:]
+n, t0, t1, t2, c0, c1, tick, size, h0, h1, shipcpu, f0, f1, rss = sys.argv[1:]
 n = int(n); t0, t1, t2 = float(t0), float(t1), float(t2)
 cpu = (int(c1) - int(c0)) / int(tick)
 print(f"events: {n} ({int(size)/n:.0f} bytes/event)")
 print(f"acknowledged (ship -> spool): {t1-t0:.2f} s = {n/(t1-t0):,.0f} events/s")
 print(f"queryable (-> ClickHouse):    {t2-t0:.2f} s = {n/(t2-t0):,.0f} events/s")
 print(f"collector CPU: {cpu:.2f} s = {cpu*1e6/n:.2f} us/event")
+faults = int(f1) - int(f0)
+print(f"collector page faults: {faults} ({faults*4096/n:.0f} bytes/event), peak RSS {int(rss)//1024} MiB")
 ch = (int(h1) - int(h0)) / int(tick)
 print(f"ClickHouse CPU: {ch:.2f} s = {ch*1e6/n:.2f} us/event")
 ship = sum(float(x) for x in shipcpu.split())

@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
 use bytes::BytesMut;
 use clickhouse::{Client, Row};
 use tokio::sync::watch;
@@ -211,7 +210,6 @@ pub async fn run(
     let mut uncertain = true;
     let mut group: Vec<Entry> = Vec::new();
     let mut scratch = Vec::new();
-    let mut pool = BodyPool::default();
     loop {
         // Fill a group: up to `batch_rows` rows or `flush` after its first record.
         let mut rows = 0;
@@ -258,7 +256,7 @@ pub async fn run(
         // Store it, retrying transient failures forever.
         let mut backoff = Duration::from_millis(100);
         loop {
-            match store_group(&client, &group, uncertain, &cfg, &stats, &mut pool).await {
+            match store_group(&client, &group, uncertain, &cfg, &stats).await {
                 Ok(found_any) => {
                     uncertain = found_any;
                     break;
@@ -292,51 +290,23 @@ fn table_of(target: usize) -> &'static str {
         .map_or(crate::schema::INTEL_TABLE, |f| f.table())
 }
 
-/// One INSERT: its table (a family index or [`INTEL`]), its rows as (entry, event or match
-/// index), and its RowBinary body.
-struct Insert {
+/// One INSERT: its table (a family index or [`INTEL`]) and its rows in the table's sort
+/// order. The body is made from them while it is sent.
+struct Insert<'g> {
     target: usize,
-    rows: Vec<(usize, usize)>,
-    body: Vec<Bytes>,
+    rows: Vec<BodyRow<'g>>,
 }
 
-/// Buffers of INSERT bodies kept from one group to the next. Pieces of a whole group
-/// (~100 MB) freed at once release whole glibc heaps, which the next group would map and
-/// fault in again; kept, they are written over instead.
-#[derive(Default)]
-struct BodyPool {
-    free: Vec<BytesMut>,
-}
-
-impl BodyPool {
-    /// Most pieces kept (384 MiB): a whole group at the default `batch_rows` (500,000 rows
-    /// of ~670 bytes), so that a steady stream faults in no new body memory.
-    const MAX: usize = 96;
-
-    /// An empty buffer of at least `BODY_CHUNK` (or `need`) bytes.
-    fn take(&mut self, need: usize) -> BytesMut {
-        match self.free.pop() {
-            Some(mut b) if b.capacity() >= need => {
-                b.clear();
-                b
-            }
-            _ => BytesMut::with_capacity(BODY_CHUNK.max(need)),
-        }
-    }
-
-    /// Keeps the pieces of `body` nobody else holds any more.
-    fn give_back(&mut self, body: Vec<Bytes>) {
-        for piece in body {
-            if self.free.len() >= Self::MAX {
-                return;
-            }
-            if let Ok(b) = piece.try_into_mut() {
-                if b.capacity() >= BODY_CHUNK {
-                    self.free.push(b);
-                }
-            }
-        }
-    }
+/// A row of an INSERT body: the columns the writer prepends (event id, spool batch, and for
+/// intel rows the matched event's id) and ingest's encoded row; `at` is (entry, event or
+/// match index) in the group.
+#[derive(Clone, Copy)]
+struct BodyRow<'g> {
+    id: u64,
+    batch: u64,
+    source: u64,
+    at: (usize, usize),
+    row: &'g [u8],
 }
 
 /// Seconds per partition day.
@@ -382,6 +352,30 @@ fn partition(group: &[Entry]) -> Vec<Part<'_>> {
     parts
 }
 
+/// How many rows ahead of the copy `store_group` prefetches.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Asks the CPU to bring `row` into its caches (at most its first 1 KiB), without waiting.
+#[inline]
+#[allow(
+    unsafe_code,
+    reason = "_mm_prefetch is an intrinsic taking a raw pointer; a prefetch never faults and \
+              reads nothing into the program, whatever the address"
+)]
+fn prefetch(row: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in row.chunks(64).take(16) {
+        // SAFETY: prefetching has no architectural effect; the pointer is valid anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}
+
 /// Writes one group to every table: one INSERT per table and partition (tenant, day).
 /// Returns whether any of it was found already stored (only looked up when `uncertain`).
 /// `Err` is a transient failure.
@@ -391,7 +385,6 @@ async fn store_group(
     uncertain: bool,
     cfg: &WriterConfig,
     stats: &WriterStats,
-    pool: &mut BodyPool,
 ) -> std::result::Result<bool, String> {
     let parts = partition(group);
     // Row id, and for intel rows the id of the event matched.
@@ -429,90 +422,50 @@ async fn store_group(
         let mut kept = Vec::with_capacity(part.len());
         // (ts, event id, index in `kept`): the table's sort order within the part.
         let mut order: Vec<(u32, u64, u32)> = Vec::with_capacity(part.len());
-        for &r in part {
-            let (id, source) = id_of(target, r);
+        for &at in part {
+            let (id, source) = id_of(target, at);
             if !skip.is_empty() && skip.contains(&id) {
                 continue;
             }
-            let en = &group[r.0];
+            let en = &group[at.0];
             let (row, ts) = if target == INTEL {
-                let m = &en.rows.intel[r.1];
+                let m = &en.rows.intel[at.1];
                 (en.rows.intel_row(m), m.ts)
             } else {
-                let e = &en.rows.events[r.1];
+                let e = &en.rows.events[at.1];
                 (en.rows.row(e), e.ts)
             };
             order.push((ts, id, kept.len() as u32));
-            kept.push((id, source, r, row));
+            let batch = en.rec.batch;
+            kept.push(BodyRow {
+                id,
+                batch,
+                source,
+                at,
+                row,
+            });
         }
         if kept.is_empty() {
             continue;
         }
         // Rows in the table's sort order (tenant, ts, event_id): ClickHouse then writes the
-        // part as it comes instead of sorting and permuting every column of the block. The
-        // body goes in pieces of BODY_CHUNK bytes from the pool (one buffer of a whole part
-        // would be mapped and faulted in afresh every time).
+        // part as it comes instead of sorting and permuting every column of the block.
         order.sort_unstable();
-        let mut body = Vec::new();
-        let mut buf = BytesMut::new();
-        let mut rows = Vec::with_capacity(kept.len());
-        for &(_, _, k) in &order {
-            let (id, source, r, row) = kept[k as usize];
-            if buf.len() + row.len() + 24 > buf.capacity() {
-                if !buf.is_empty() {
-                    body.push(std::mem::take(&mut buf).freeze());
-                }
-                buf = pool.take(row.len() + 24);
-            }
-            buf.extend_from_slice(&id.to_le_bytes());
-            buf.extend_from_slice(&group[r.0].rec.batch.to_le_bytes());
-            if target == INTEL {
-                buf.extend_from_slice(&source.to_le_bytes());
-            }
-            buf.extend_from_slice(row);
-            rows.push(r);
-        }
-        body.push(buf.freeze());
-        inserts.push(Insert { target, rows, body });
+        let rows = order.iter().map(|&(_, _, k)| kept[k as usize]).collect();
+        inserts.push(Insert { target, rows });
     }
     // Every INSERT of the group at once: ClickHouse writes each part on its own thread.
-    let mut running = tokio::task::JoinSet::new();
-    for (n, Insert { target, body, .. }) in inserts.iter().enumerate() {
-        let table = table_of(*target);
-        let columns = Family::ALL
-            .get(*target)
-            .map_or(rows::INTEL_COLUMNS, |f| rows::columns(*f));
-        let sql = format!("INSERT INTO {table} ({columns}) FORMAT RowBinary");
-        let (client, body, timeout) = (client.clone(), body.clone(), cfg.request_timeout);
-        running.spawn(async move {
-            let work = async {
-                let mut ins = client.insert_formatted_with(sql);
-                for chunk in body {
-                    ins.send(chunk).await?;
-                }
-                ins.end().await
-            };
-            let result = match tokio::time::timeout(timeout, work).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(classify(&e)),
-                Err(_) => Err(Failure::Transient(format!("{table}: insert timed out"))),
-            };
-            (n, result)
-        });
-    }
-    let mut results: Vec<Option<std::result::Result<(), Failure>>> =
-        (0..inserts.len()).map(|_| None).collect();
-    while let Some(done) = running.join_next().await {
-        let (n, result) = done.map_err(|e| format!("insert task failed: {e}"))?;
-        results[n] = Some(result);
-    }
+    let sends = inserts
+        .iter()
+        .map(|ins| send(client, ins, cfg.request_timeout));
+    let results = futures_util::future::join_all(sends).await;
     // Account in order; any transient failure makes the caller retry the whole group
     // (uncertain: what was stored is found and skipped).
     let mut transient = None;
-    for (Insert { target, rows, .. }, result) in inserts.iter().zip(results) {
-        let result = result.unwrap_or_else(|| Err(Failure::Transient("insert lost".into())));
+    for (Insert { target, rows }, result) in inserts.iter().zip(results) {
         let table = table_of(*target);
-        let raws = rows.iter().map(|&(g, i)| {
+        let raws = rows.iter().map(|r| {
+            let (g, i) = r.at;
             let rows = &group[g].rows;
             let e = if *target == INTEL {
                 &rows.events[rows.intel[i].event as usize]
@@ -530,13 +483,59 @@ async fn store_group(
             transient.get_or_insert(reason);
         }
     }
-    for ins in inserts {
-        pool.give_back(ins.body);
-    }
     if let Some(reason) = transient {
         return Err(reason);
     }
     Ok(found_any)
+}
+
+/// Sends one INSERT, making its RowBinary body while it goes: pieces of `BODY_CHUNK` bytes
+/// written into a buffer that is reused once the HTTP client has sent the previous piece, so
+/// the copy writes into memory that is still in the cache (and the kernel copies it from
+/// there), and a group's bodies never all sit in memory at once.
+async fn send(
+    client: &Client,
+    ins: &Insert<'_>,
+    timeout: Duration,
+) -> std::result::Result<(), Failure> {
+    let table = table_of(ins.target);
+    let columns = Family::ALL
+        .get(ins.target)
+        .map_or(rows::INTEL_COLUMNS, |f| rows::columns(*f));
+    let intel = ins.target == INTEL;
+    let work = async {
+        let mut insert = client
+            .insert_formatted_with(format!("INSERT INTO {table} ({columns}) FORMAT RowBinary"));
+        let mut buf = BytesMut::new();
+        for (n, r) in ins.rows.iter().enumerate() {
+            // Rows are cold and, in this order, scattered: ask for one a few rows ahead.
+            if let Some(ahead) = ins.rows.get(n + PREFETCH_AHEAD) {
+                prefetch(ahead.row);
+            }
+            let need = r.row.len() + 24;
+            if buf.len() + need > buf.capacity() {
+                if !buf.is_empty() {
+                    insert.send(buf.split().freeze()).await?;
+                }
+                buf.reserve(BODY_CHUNK.max(need));
+            }
+            buf.extend_from_slice(&r.id.to_le_bytes());
+            buf.extend_from_slice(&r.batch.to_le_bytes());
+            if intel {
+                buf.extend_from_slice(&r.source.to_le_bytes());
+            }
+            buf.extend_from_slice(r.row);
+        }
+        if !buf.is_empty() {
+            insert.send(buf.split().freeze()).await?;
+        }
+        insert.end().await
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(classify(&e)),
+        Err(_) => Err(Failure::Transient(format!("{table}: insert timed out"))),
+    }
 }
 
 /// Accounts for one INSERT of the rows whose lines are `raws`: counted in `stored` on
@@ -679,25 +678,6 @@ mod tests {
         assert_eq!(e.ts, 1_704_139_445, "2024-01-01T20:04:05Z");
         let row = p.row(e);
         assert_eq!(row.first_chunk::<4>(), Some(&e.ts.to_le_bytes()));
-    }
-
-    #[test]
-    fn body_buffers_come_back() {
-        let mut pool = BodyPool::default();
-        let mut b = pool.take(10);
-        assert!(b.capacity() >= BODY_CHUNK);
-        b.extend_from_slice(b"row");
-        let piece = b.freeze();
-        let held = piece.clone();
-        pool.give_back(vec![piece]);
-        assert!(pool.free.is_empty(), "still held by the HTTP body");
-        pool.give_back(vec![held]);
-        assert_eq!(pool.free.len(), 1);
-        let again = pool.take(10);
-        assert!(again.is_empty() && again.capacity() >= BODY_CHUNK);
-        assert!(pool.free.is_empty());
-        let big = pool.take(BODY_CHUNK + 1);
-        assert!(big.capacity() > BODY_CHUNK, "a row bigger than a piece");
     }
 
     #[test]

@@ -205,7 +205,10 @@ pub enum DbCommand {
 /// Keeps freed multi-megabyte buffers (request bodies, parsed rows, INSERT bodies) in the
 /// heap instead of returning them to the kernel: with glibc's defaults each such buffer is a
 /// fresh `mmap` whose pages are faulted in and zeroed again, which cost the collector ~15% of
-/// its CPU per event (BENCHMARKS.md, collector).
+/// its CPU per event (BENCHMARKS.md, collector). The trim threshold only covers the main
+/// heap: a thread's arena deletes a whole 64 MiB heap as soon as it is empty unless the top
+/// pad is that large, and the writer frees on another thread what ingest's threads allocated,
+/// so heaps emptied and were re-created (and re-faulted) every few batches.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(
     unsafe_code,
@@ -216,12 +219,14 @@ fn keep_freed_memory() {
         fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
     }
     const M_TRIM_THRESHOLD: std::ffi::c_int = -1;
+    const M_TOP_PAD: std::ffi::c_int = -2;
     const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
     // SAFETY: mallopt only changes allocator parameters; called before any other thread
     // exists. Failure (0) leaves glibc's defaults, which are merely slower.
     unsafe {
         mallopt(M_MMAP_THRESHOLD, 1 << 30);
         mallopt(M_TRIM_THRESHOLD, std::ffi::c_int::MAX);
+        mallopt(M_TOP_PAD, 64 << 20);
     }
 }
 
