@@ -4,7 +4,8 @@
 use std::collections::VecDeque;
 
 use khien_applayer::{
-    self as al, AppConfig, AppEvent, AppProto, Direction, FtpDataSpec, Parser, Probe, Transport,
+    self as al, AppConfig, AppEvent, AppProto, Direction, FileState, FtpDataSpec, Parser, Probe,
+    Transport,
 };
 
 use crate::flow::FlowKey;
@@ -95,6 +96,8 @@ pub struct AppState {
     first: Option<usize>,
     /// The control flow that announced this one (FTP data): EVE `parent_id`.
     pub parent: Option<u64>,
+    /// The stream of this direction stopped at an unacknowledged hole at flow end.
+    cut: [bool; 2],
 }
 
 fn direction(dir: usize) -> Direction {
@@ -291,10 +294,32 @@ impl AppState {
         self.gapped = true;
     }
 
+    /// Flow end: direction `dir` stops at a hole nobody acknowledged; its data after the
+    /// hole is not delivered.
+    pub fn cut(&mut self, dir: usize) {
+        if let Some(c) = self.cut.get_mut(dir) {
+            *c = true;
+        }
+    }
+
     /// End of flow: flush the parser; settle detection.
     pub fn close(&mut self, ts: i64, out: &mut Vec<AppEvent>) {
         if let Some(p) = self.parser.as_mut() {
+            let from = out.len();
             p.close(ts, out);
+            // An HTTP file still open in a direction cut by a hole: Suricata's parser never
+            // saw that direction end, the file is truncated when the flow is freed, and
+            // logged without hashes.
+            if p.proto() == AppProto::Http {
+                for e in out.get_mut(from..).unwrap_or_default() {
+                    if let AppEvent::File(f) = e {
+                        let d = usize::from(f.direction == Direction::ToClient);
+                        if f.state == FileState::Truncated && self.cut[d] {
+                            f.flow_end = true;
+                        }
+                    }
+                }
+            }
         }
         self.parser = None;
         if self.proto.is_none()

@@ -170,6 +170,7 @@ impl Engine {
                 let mut d = crate::detect::Detect::new(e);
                 d.max_per_packet = cfg.packet_alert_max;
                 d.ips = cfg.ips;
+                d.verdict_field = cfg.eve.alert_verdict;
                 d
             }),
             files: crate::yara::FileInspector::from_config(cfg),
@@ -354,6 +355,7 @@ impl Engine {
                             app.data(Transport::Tcp, dir, cport, sport, b, ts, app_cfg, out)
                         }
                         Chunk::Gap(n) => app.gap(dir, n, out),
+                        Chunk::Cut => app.cut(dir),
                     };
                     s.packet(
                         dir,
@@ -631,6 +633,7 @@ impl Engine {
             let mut sink = |dir: usize, c: Chunk<'_>| match c {
                 Chunk::Data(b) => app.data(Transport::Tcp, dir, cport, sport, b, ts, app_cfg, out),
                 Chunk::Gap(n) => app.gap(dir, n, out),
+                Chunk::Cut => app.cut(dir),
             };
             s.flush(
                 &self.stream_cfg,

@@ -126,6 +126,9 @@ pub enum Chunk<'a> {
     Data(&'a [u8]),
     /// This many bytes were lost.
     Gap(u64),
+    /// Flow end: the direction stops at a hole the receiver never acknowledged past, so
+    /// what follows is not delivered (Suricata waits for the hole to fill).
+    Cut,
 }
 
 #[derive(Debug, Default)]
@@ -718,6 +721,16 @@ impl TcpSession {
             Self::release_wait(d, dir, None, stats, sink);
             while let Some((&first, _)) = d.ooo.first_key_value() {
                 if seq_gt(first, d.next) {
+                    if !d.acked.is_some_and(|a| seq_gt(a, d.next)) {
+                        // A hole the receiver never acknowledged past: Suricata waits
+                        // for it to fill, so what lies beyond never reaches the app layer.
+                        stats.memuse -= d.ooo_bytes;
+                        d.ooo_bytes = 0;
+                        d.ooo.clear();
+                        Self::release_wait(d, dir, None, stats, sink);
+                        sink(dir, Chunk::Cut);
+                        break;
+                    }
                     stats.gaps += 1;
                     d.raw_gap();
                     Self::release_wait(d, dir, None, stats, sink);
@@ -941,6 +954,7 @@ mod tests {
                 .packet(dir, t, data, &self.cfg, &mut self.st, &mut |d, c| match c {
                     Chunk::Data(b) => got[d].extend_from_slice(b),
                     Chunk::Gap(n) => gaps.push((d, n)),
+                    Chunk::Cut => gaps.push((d, u64::MAX)),
                 });
         }
     }
@@ -1011,6 +1025,7 @@ mod tests {
                 .flush(&self.cfg, &mut self.st, log_first, &mut |d, c| match c {
                     Chunk::Data(b) => got[d].extend_from_slice(b),
                     Chunk::Gap(n) => gaps.push((d, n)),
+                    Chunk::Cut => gaps.push((d, u64::MAX)),
                 });
             self.s.release(&mut self.st);
         }
@@ -1100,14 +1115,17 @@ mod tests {
         r.pkt(0, 1001, 5013, ACK, b"");
         assert_eq!(r.gaps, vec![(1, 6)]);
         assert_eq!(r.got[1], b"abcxyz");
-        r.pkt(0, 1005, 5013, ACK, b"late"); // client hole of 4 bytes, never filled
-        let (got, gaps) = (&mut r.got, &mut r.gaps);
-        r.s.flush(&r.cfg, &mut r.st, false, &mut |d, c| match c {
-            Chunk::Data(b) => got[d].extend_from_slice(b),
-            Chunk::Gap(n) => gaps.push((d, n)),
-        });
-        assert_eq!(r.gaps[1], (0, 4));
+        // A client hole of 4 bytes, never filled, but acknowledged past by the server
+        // after the segment behind it arrived: a gap at flow end.
+        r.pkt(0, 1005, 5013, ACK, b"late");
+        r.pkt(1, 5013, 1009, ACK, b"");
+        // A server hole nobody acknowledged: the direction stops there (Suricata waits
+        // for it to fill), what lies behind it is dropped.
+        r.pkt(1, 5020, 1009, ACK, b"never");
+        r.flush(false);
+        assert_eq!(r.gaps, vec![(1, 6), (0, 4), (1, u64::MAX)]);
         assert_eq!(r.got[0], b"late");
+        assert_eq!(r.got[1], b"abcxyz");
         assert_eq!(r.st.memuse, 0);
     }
 

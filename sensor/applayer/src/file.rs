@@ -54,6 +54,10 @@ pub struct FileRecord {
     pub state: FileState,
     /// Whether bytes were missing (a reassembly gap).
     pub gaps: bool,
+    /// Truncated at flow end in a direction whose stream stopped at a hole nobody
+    /// acknowledged (the parser never saw that direction end): Suricata then logs no
+    /// hash at all; other truncations keep the SHA-256. Set by the sensor.
+    pub flow_end: bool,
     /// The first `AppConfig::file_data_limit` bytes of the file.
     pub data: Vec<u8>,
     /// Whether `data` holds the whole file.
@@ -82,12 +86,17 @@ impl FileRecord {
         // Suricata 7 logs no hashes for an SMB file that did not end with its CLOSE.
         // Nor for an HTTP/2 file that did not end with a DATA frame's END_STREAM, nor for
         // an NFS file that did not end with EOF, a FILE_SYNC write, COMMIT or CLOSE.
-        if !(matches!(self.proto, AppProto::Smb | AppProto::Http2 | AppProto::Nfs)
-            && self.state == FileState::Truncated)
-        {
-            m.insert("md5".into(), self.md5.clone().into());
-            m.insert("sha1".into(), self.sha1.clone().into());
-            m.insert("sha256".into(), self.sha256.clone().into());
+        // Otherwise a TRUNCATED file has its SHA-256 only (Suricata finalizes MD5 and SHA-1
+        // on a normal close, the SHA-256 "nonetheless"), and none for `flow_end`.
+        let truncated = self.state == FileState::Truncated;
+        if !(matches!(self.proto, AppProto::Smb | AppProto::Http2 | AppProto::Nfs) && truncated) {
+            if !truncated {
+                m.insert("md5".into(), self.md5.clone().into());
+                m.insert("sha1".into(), self.sha1.clone().into());
+            }
+            if !(truncated && self.flow_end) {
+                m.insert("sha256".into(), self.sha256.clone().into());
+            }
         }
         m.insert("stored".into(), false.into());
         m.insert("size".into(), json!(self.size));
@@ -206,6 +215,7 @@ impl FileTracker {
             magic: magic(&self.head),
             state,
             gaps: self.gaps,
+            flow_end: false,
             data_complete: self.data.len() as u64 == self.size,
             data: self.data,
             section,
@@ -368,6 +378,18 @@ mod tests {
         );
         assert_eq!(r.state, FileState::Truncated);
         assert!(r.gaps);
+        // Suricata: a TRUNCATED file has its SHA-256 only, none when the flow ended with
+        // the file's direction stuck at a hole (`flow_end`); a CLOSED one has all three.
+        let (v, _) = r.eve();
+        assert!(v.get("sha256").is_some(), "{v}");
+        assert!(v.get("md5").is_none() && v.get("sha1").is_none(), "{v}");
+        let mut r = r;
+        r.flow_end = true;
+        let (v, _) = r.eve();
+        assert!(v.get("sha256").is_none() && v.get("md5").is_none(), "{v}");
+        r.state = FileState::Closed;
+        let (v, _) = r.eve();
+        assert!(v.get("sha256").is_some() && v.get("md5").is_some(), "{v}");
     }
 
     #[test]
