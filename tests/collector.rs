@@ -153,6 +153,79 @@ fn resent_batches_are_not_stored_twice() {
     assert_eq!(wait_for(&dir, sql, 100, Duration::from_secs(30)), 100);
 }
 
+/// `X-Khien-Ordered` (the shipper's second batch in flight): a batch waits until the stream
+/// has reached its first byte, then is stored; one whose predecessor never comes is refused
+/// with 409 after the wait (20 s) and stored when resent after it. Every line exactly once.
+#[test]
+fn ordered_batches_wait_for_their_turn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let c = Collector::start(&dir, "127.0.0.1:0");
+    let token = sensor_add(&dir, "hanoi", "edge-9");
+    let client = https_client(&c);
+    // Four consecutive pieces of one stream: a, b, d, then e.
+    let piece = |from: u64| {
+        let mut body = String::new();
+        for i in from..from + 50 {
+            khien_collector::synth::line(&mut body, i);
+            body.push('\n');
+        }
+        body
+    };
+    let (a, b, d, e) = (piece(0), piece(50), piece(100), piece(150));
+    let at = |n: usize| n.to_string();
+    let (off_b, off_d) = (at(a.len()), at(a.len() + b.len()));
+    let off_e = at(a.len() + b.len() + d.len());
+    let rt = rt();
+    let send = |body: &str, offset: &str| {
+        let h = [
+            ("x-khien-stream", "s9"),
+            ("x-khien-offset", offset),
+            ("x-khien-ordered", "1"),
+        ];
+        let h = h.map(|(k, v)| (k, v.to_owned()));
+        let (client, c, token) = (&client, &c, &token);
+        let body = body.to_owned();
+        async move {
+            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post(client, c, Some(token), &body, &h).await
+        }
+    };
+    // b is sent first and waits for a, sent a second later.
+    let start = std::time::Instant::now();
+    let ((status_b, reply_b), (status_a, reply_a)) = rt.block_on(async {
+        tokio::join!(send(&b, &off_b), async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            send(&a, "0").await
+        })
+    });
+    assert_eq!((status_a, status_b), (200, 200), "{reply_a} {reply_b}");
+    assert!(reply_b.contains("\"accepted\":50"), "{reply_b}");
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "b did not wait for a"
+    );
+    // e's predecessor d is missing: refused with 409 after the wait.
+    let start = std::time::Instant::now();
+    let (status_e, reply_e) = rt.block_on(send(&e, &off_e));
+    assert_eq!(status_e, 409, "{reply_e}");
+    assert!(
+        start.elapsed() >= Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    // d, then e again: both stored.
+    let (status_d, reply_d) = rt.block_on(send(&d, &off_d));
+    assert_eq!(status_d, 200, "{reply_d}");
+    let (status_e, reply_e) = rt.block_on(send(&e, &off_e));
+    assert_eq!(status_e, 200, "{reply_e}");
+    assert!(reply_e.contains("\"accepted\":50"), "{reply_e}");
+    let sql = "SELECT count() FROM events WHERE tenant = 'hanoi'";
+    assert_eq!(wait_for(&dir, sql, 200, Duration::from_secs(30)), 200);
+    let sql = "SELECT uniqExact(raw) FROM events WHERE tenant = 'hanoi'";
+    assert_eq!(query(&dir, sql).trim(), "200", "every line once");
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
