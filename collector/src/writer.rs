@@ -352,30 +352,6 @@ fn partition(group: &[Entry]) -> Vec<Part<'_>> {
     parts
 }
 
-/// How many rows ahead of the copy `store_group` prefetches.
-const PREFETCH_AHEAD: usize = 8;
-
-/// Asks the CPU to bring `row` into its caches (at most its first 1 KiB), without waiting.
-#[inline]
-#[allow(
-    unsafe_code,
-    reason = "_mm_prefetch is an intrinsic taking a raw pointer; a prefetch never faults and \
-              reads nothing into the program, whatever the address"
-)]
-fn prefetch(row: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in row.chunks(64).take(16) {
-        // SAFETY: prefetching has no architectural effect; the pointer is valid anyway.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                line.as_ptr().cast(),
-            );
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = row;
-}
-
 /// Writes one group to every table: one INSERT per table and partition (tenant, day).
 /// Returns whether any of it was found already stored (only looked up when `uncertain`).
 /// `Err` is a transient failure.
@@ -507,11 +483,7 @@ async fn send(
         let mut insert = client
             .insert_formatted_with(format!("INSERT INTO {table} ({columns}) FORMAT RowBinary"));
         let mut buf = BytesMut::new();
-        for (n, r) in ins.rows.iter().enumerate() {
-            // Rows are cold and, in this order, scattered: ask for one a few rows ahead.
-            if let Some(ahead) = ins.rows.get(n + PREFETCH_AHEAD) {
-                prefetch(ahead.row);
-            }
+        for r in &ins.rows {
             let need = r.row.len() + 24;
             if buf.len() + need > buf.capacity() {
                 if !buf.is_empty() {
