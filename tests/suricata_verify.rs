@@ -250,6 +250,9 @@ fn run_test(name: &str, dir: &Path, out: &Path) -> Result<Vec<(bool, Outcome)>, 
     }
     // Settings of the test's own suricata.yaml that change detection.
     let conf = std::fs::read_to_string(dir.join("suricata.yaml")).unwrap_or_default();
+    if conf.lines().any(|l| l.trim() == "verdict: yes") {
+        cmd.arg("--set").arg("eve.alert-verdict=true");
+    }
     if conf.lines().any(|l| l.trim_end() == "vars:") {
         cmd.arg("--vars").arg(dir.join("suricata.yaml"));
     }

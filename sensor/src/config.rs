@@ -227,6 +227,8 @@ pub const EVE_TYPES: &[&str] = &[
 pub struct EveSection {
     pub filename: String,
     pub types: Vec<String>,
+    /// Alert records carry Suricata's `verdict` object (its `alert: {verdict: yes}`).
+    pub alert_verdict: bool,
 }
 
 impl Default for EveSection {
@@ -234,6 +236,7 @@ impl Default for EveSection {
         EveSection {
             filename: "eve.json".into(),
             types: EVE_TYPES.iter().map(|s| s.to_string()).collect(),
+            alert_verdict: false,
         }
     }
 }

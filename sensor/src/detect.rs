@@ -35,6 +35,8 @@ pub struct Detect {
     deferred: HashMap<u64, Deferred>,
     /// IPS mode (Suricata's `--simulate-ips`): drop/reject verdicts are carried out.
     pub ips: bool,
+    /// Alert records carry the packet's `verdict` (config `eve.alert-verdict`).
+    pub verdict_field: bool,
     /// Flows dropped by a flow-level drop/reject match (IPS mode): their later packets
     /// are dropped before stream, app layer and detection.
     dropped_flows: HashSet<u64>,
@@ -154,6 +156,7 @@ impl Detect {
             requested: HashMap::new(),
             deferred: HashMap::new(),
             ips: false,
+            verdict_field: false,
             dropped_flows: HashSet::new(),
             verdict: None,
         }
@@ -270,8 +273,18 @@ impl Detect {
         let keep = self.queued.len().min(self.max_per_packet);
         self.overflow += (self.queued.len() - keep) as u64;
         let mut errors = 0;
+        // Suricata's verdict of the packet: drop (IPS), else alert (a pass verdict on
+        // the packet is not modelled).
+        let verdict = if self.ips && self.verdict.is_some() {
+            "drop"
+        } else {
+            "alert"
+        };
         for q in self.queued.drain(..).take(keep) {
             eve.line = q.line;
+            if self.verdict_field {
+                let _ = write!(eve.line, ",\"verdict\":{{\"action\":\"{verdict}\"}}");
+            }
             if eve.finish().is_err() {
                 errors += 1;
             }
