@@ -171,7 +171,6 @@ impl Engine {
                 d.max_per_packet = cfg.packet_alert_max;
                 d.ips = cfg.ips;
                 d.verdict_field = cfg.eve.alert_verdict;
-                d.verdict_field = cfg.eve.alert_verdict;
                 d
             }),
             files: crate::yara::FileInspector::from_config(cfg),
