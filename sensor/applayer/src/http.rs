@@ -854,8 +854,9 @@ struct Side {
     /// What follows the line being handled in the current chunk of data: its length and
     /// first byte (libhtp decides about a response line that is not HTTP from them).
     after_line: (usize, Option<u8>),
-    /// Multipart/form-data request: the boundary, and the body kept to split it at the end.
-    multipart: Option<(Vec<u8>, Vec<u8>)>,
+    /// Multipart/form-data request: the boundary, the body kept to split it at the end, and
+    /// whether the body went past the request body limit (the rest is not kept).
+    multipart: Option<(Vec<u8>, Vec<u8>, bool)>,
     /// The line end (CR and LF bytes) of the line being handled, as sent.
     eol: Vec<u8>,
     /// A response is complete but its file and transaction wait: until the chunk of data
@@ -1714,7 +1715,7 @@ impl HttpParser {
         side.multipart = None;
         if is_req {
             if let Some(b) = multipart_boundary {
-                side.multipart = Some((b, Vec::new()));
+                side.multipart = Some((b, Vec::new(), false));
             } else if method.eq_ignore_ascii_case(b"POST") || method.eq_ignore_ascii_case(b"PUT") {
                 side.file = path.map(|path| {
                     FileTracker::new(path, cfg.file_data_limit).with_limit(cfg.http_file_limit)
@@ -1753,7 +1754,14 @@ impl HttpParser {
             Direction::ToServer => self.cfg.http_request_body_depth,
             Direction::ToClient => self.cfg.http_response_body_depth,
         };
-        let mp_limit = self.cfg.max_buffer;
+        // Suricata's request-body-limit bounds the body its multipart parser sees.
+        let mp_limit = match self.cfg.http_file_limit {
+            0 => self.cfg.max_buffer,
+            n => self
+                .cfg
+                .max_buffer
+                .min(usize::try_from(n).unwrap_or(usize::MAX)),
+        };
         let side = &mut self.sides[d];
         let decoded = match side.decoder.as_mut() {
             None => std::borrow::Cow::Borrowed(data),
@@ -1773,9 +1781,10 @@ impl HttpParser {
         if let Some(f) = side.file.as_mut() {
             f.write(&decoded);
         }
-        if let Some((_, buf)) = side.multipart.as_mut() {
+        if let Some((_, buf, cut)) = side.multipart.as_mut() {
             let room = mp_limit.saturating_sub(buf.len()).min(decoded.len());
             buf.extend_from_slice(&decoded[..room]);
+            *cut |= room < decoded.len();
         }
         let Some(p) = self.pending(cur) else { return };
         let (body, len) = match dir {
@@ -1840,12 +1849,19 @@ impl HttpParser {
             p.files
                 .push(f.finish(AppProto::Http, tx_id, dir, FileState::Closed, None));
         }
-        if let Some((boundary, body)) = multipart {
-            for (name, content) in multipart_files(&body, &boundary, max_parts) {
+        if let Some((boundary, body, cut)) = multipart {
+            for (name, content, ended) in multipart_files(&body, &boundary, max_parts) {
                 let mut f = FileTracker::new(name, data_limit).with_limit(file_limit);
                 f.write(content);
+                // A part the body limit cut off (sv 1.8.31.101: Suricata's zip is the
+                // limit minus the bytes before the part's content, TRUNCATED).
+                let state = if cut && !ended {
+                    FileState::Truncated
+                } else {
+                    FileState::Closed
+                };
                 p.files
-                    .push(f.finish(AppProto::Http, tx_id, dir, FileState::Closed, None));
+                    .push(f.finish(AppProto::Http, tx_id, dir, state, None));
             }
         }
         match dir {
@@ -1856,12 +1872,13 @@ impl HttpParser {
     }
 }
 
-/// Files of a multipart/form-data body: (filename, content) of each part with a filename.
+/// Files of a multipart/form-data body: (filename, content, whether a delimiter ended it)
+/// of each part with a filename.
 fn multipart_files<'a>(
     body: &'a [u8],
     boundary: &[u8],
     max_parts: usize,
-) -> Vec<(Vec<u8>, &'a [u8])> {
+) -> Vec<(Vec<u8>, &'a [u8], bool)> {
     let mut delim = b"--".to_vec();
     delim.extend_from_slice(boundary);
     let mut files = Vec::new();
@@ -1898,7 +1915,7 @@ fn multipart_files<'a>(
             disposition_filename(&l[colon + 1..])
         });
         if let Some(f) = filename {
-            files.push((f, content));
+            files.push((f, content, next.is_some()));
         }
         match next {
             Some(n) => rest = &rest[n..],
@@ -2503,6 +2520,33 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
         assert_eq!(f[0].size, 11);
         assert_eq!(f[0].magic, Some("MS-DOS executable"));
         assert_eq!(f[0].direction, Direction::ToServer);
+    }
+
+    #[test]
+    fn multipart_upload_past_the_body_limit() {
+        // The request body limit (100 KiB) cuts the body the multipart parser sees: the
+        // part it cuts is TRUNCATED at the limit minus the bytes before its content.
+        let head =
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"big.zip\"\r\n\r\n";
+        let mut body = head.to_vec();
+        body.resize(head.len() + 150_000, b'z');
+        body.extend_from_slice(b"\r\n--XyZ--\r\n");
+        let mut req = format!("POST /up HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        req.extend_from_slice(&body);
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, &req),
+                (
+                    Direction::ToClient,
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                ),
+            ],
+        );
+        let f = files(&ev);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].size, 102_400 - head.len() as u64);
+        assert_eq!(f[0].state, FileState::Truncated);
     }
 
     #[test]
