@@ -339,6 +339,11 @@ pub struct FlowTable {
     index: FlowIndex,
     slab: Vec<Option<Flow>>,
     free: Vec<u32>,
+    /// Per slot, a time (µs) before which its flow cannot expire: its last packet when it
+    /// was last checked plus the shortest timeout its protocol has in any state or mode.
+    /// `next_expired` skips those slots without touching the (large) flow, so the
+    /// once-per-second expiry scan reads 8 bytes per slot for most flows.
+    not_before: Vec<i64>,
     /// Most flows the table holds.
     max_flows: usize,
     /// Bytes accounted per flow.
@@ -352,7 +357,7 @@ pub struct FlowTable {
 impl FlowTable {
     /// Bytes the table allocates to hold `n` flows.
     fn table_bytes(n: usize) -> usize {
-        n * (SLOT + std::mem::size_of::<u32>())
+        n * (SLOT + std::mem::size_of::<u32>() + std::mem::size_of::<i64>())
             + FlowIndex::buckets_for(n) * std::mem::size_of::<u64>()
             + 3 * MALLOC_OVERHEAD
     }
@@ -360,7 +365,7 @@ impl FlowTable {
     pub fn new(cfg: FlowConfig) -> Self {
         // The most flows whose table fits in the memcap, leaving room for one TCP session
         // per flow would be too pessimistic: sessions are accounted as they are made.
-        let mut n = (cfg.memcap / (SLOT + 4 + 11)).max(1);
+        let mut n = (cfg.memcap / (SLOT + 4 + 8 + 11)).max(1);
         while n > 1 && Self::table_bytes(n) + n > cfg.memcap {
             n -= (n / 256).max(1);
         }
@@ -370,6 +375,7 @@ impl FlowTable {
             index: FlowIndex::with_capacity(n),
             slab: Vec::with_capacity(n),
             free: Vec::with_capacity(n),
+            not_before: Vec::with_capacity(n),
             max_flows: n,
             flow_cost,
             cursor: 0,
@@ -390,7 +396,10 @@ impl FlowTable {
 
     /// Bytes the table allocated (slab, index and free list at full capacity).
     pub fn allocated_bytes(&self) -> usize {
-        self.slab.capacity() * SLOT + self.index.bytes() + self.free.capacity() * 4
+        self.slab.capacity() * SLOT
+            + self.index.bytes()
+            + self.free.capacity() * 4
+            + self.not_before.capacity() * 8
     }
 
     pub fn len(&self) -> usize {
@@ -458,6 +467,10 @@ impl FlowTable {
             }
         };
         self.index.insert(h, idx);
+        // A free slot was marked never to expire; its new flow is checked at the next scan.
+        if let Some(x) = self.not_before.get_mut(idx) {
+            *x = i64::MIN;
+        }
         idx
     }
 
@@ -503,12 +516,59 @@ impl FlowTable {
         now - f.last > self.timeout_of(f) * 1_000_000
     }
 
+    /// The shortest timeout (s) of the flow's protocol in any state, normal or emergency.
+    fn min_timeout_of(&self, f: &Flow) -> i64 {
+        let t = match f.key.proto {
+            6 => &self.cfg.tcp,
+            17 => &self.cfg.udp,
+            1 | 58 => &self.cfg.icmp,
+            _ => &self.cfg.default,
+        };
+        [
+            t.new,
+            t.established,
+            t.closed,
+            t.emergency_new,
+            t.emergency_established,
+            t.emergency_closed,
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(0)
+        .max(0)
+    }
+
     /// The first flow at index `from` or later that is idle past its timeout at `now`.
-    pub fn next_expired(&self, from: usize, now: i64) -> Option<usize> {
-        let rest = self.slab.get(from..)?;
-        rest.iter()
-            .position(|f| f.as_ref().is_some_and(|f| self.is_expired(f, now)))
-            .map(|p| from + p)
+    /// A flow found alive gets a new `not_before` bound (its last packet only moves
+    /// forward and no state has a shorter timeout, so the bound stays valid); a free slot
+    /// gets `i64::MAX` until `insert` resets it.
+    pub fn next_expired(&mut self, from: usize, now: i64) -> Option<usize> {
+        let len = self.slab.len();
+        if self.not_before.len() < len {
+            self.not_before.resize(len, i64::MIN);
+        }
+        for i in from..len {
+            if self.not_before.get(i).is_some_and(|&nb| nb >= now) {
+                continue;
+            }
+            let Some(f) = self.slab.get(i).and_then(Option::as_ref) else {
+                // Free: skipped until `insert` reuses the slot.
+                if let Some(x) = self.not_before.get_mut(i) {
+                    *x = i64::MAX;
+                }
+                continue;
+            };
+            if self.is_expired(f, now) {
+                return Some(i);
+            }
+            let nb = f
+                .last
+                .saturating_add(self.min_timeout_of(f).saturating_mul(1_000_000));
+            if let Some(x) = self.not_before.get_mut(i) {
+                *x = nb;
+            }
+        }
+        None
     }
 
     /// The first flow at index `from` or later.
@@ -601,7 +661,7 @@ mod tests {
         let (tcp, _) = FlowKey::new(&addrs(1, 2), 1, 2, 6, [0; 2]);
         let i = t.insert(flow(udp, 0, FlowState::New));
         let j = t.insert(flow(tcp, 0, FlowState::Closed));
-        let all = |t: &FlowTable, now| {
+        let all = |t: &mut FlowTable, now| {
             let mut v = vec![];
             let mut at = 0;
             while let Some(x) = t.next_expired(at, now) {
@@ -610,8 +670,9 @@ mod tests {
             }
             v
         };
-        assert_eq!(all(&t, 11_000_000), vec![j]); // closed TCP: 10 s
-        assert_eq!(all(&t, 31_000_000), vec![i, j]); // new UDP: 30 s
+        assert_eq!(all(&mut t, 1_000_000), Vec::<usize>::new());
+        assert_eq!(all(&mut t, 11_000_000), vec![j]); // closed TCP: 10 s
+        assert_eq!(all(&mut t, 31_000_000), vec![i, j]); // new UDP: 30 s
         assert_eq!(t.next_flow(0), Some(i));
         assert_eq!(t.next_flow(i + 1), Some(j));
         assert_eq!(t.next_flow(j + 1), None);
@@ -623,9 +684,42 @@ mod tests {
     }
 
     #[test]
+    fn expiry_scan_bounds_never_delay_a_timeout() {
+        // A flow checked while established (300 s) that then closes (10 s) or moves on
+        // still expires exactly on its timeout; a reused slot too.
+        let mut t = FlowTable::new(FlowConfig::default());
+        let (tcp, _) = FlowKey::new(&addrs(1, 2), 1, 2, 6, [0; 2]);
+        let i = t.insert(flow(tcp, 0, FlowState::Established));
+        for s in 1..=20 {
+            assert_eq!(t.next_expired(0, s * 1_000_000), None);
+        }
+        if let Some(f) = t.get_mut(i) {
+            f.last = 15_000_000;
+            f.state = FlowState::Closed;
+        }
+        assert_eq!(t.next_expired(0, 25_000_000), None);
+        assert_eq!(t.next_expired(0, 25_000_001), Some(i));
+        t.remove(i);
+        let (udp, _) = FlowKey::new(&addrs(3, 4), 1, 2, 17, [0; 2]);
+        let k = t.insert(flow(udp, 26_000_000, FlowState::New));
+        assert_eq!(k, i, "slot reused");
+        assert_eq!(t.next_expired(0, 56_000_000), None);
+        assert_eq!(t.next_expired(0, 56_000_001), Some(k));
+        // Emergency timeouts are shorter: the bounds account for them.
+        t.emergency = true;
+        let (u2, _) = FlowKey::new(&addrs(5, 6), 1, 2, 17, [0; 2]);
+        t.remove(k);
+        let m = t.insert(flow(u2, 60_000_000, FlowState::New));
+        let e = t.cfg.udp.emergency_new;
+        assert_eq!(t.next_expired(0, 60_000_000 + e * 1_000_000), None);
+        assert_eq!(t.next_expired(0, 60_000_001 + e * 1_000_000), Some(m));
+    }
+
+    #[test]
     fn emergency_mode_and_victims() {
+        // (Small enough to fill, large enough that whole flows reach 95% of it.)
         let mut t = FlowTable::new(FlowConfig {
-            memcap: 4096,
+            memcap: 16384,
             ..Default::default()
         });
         let cost = t.flow_cost();
@@ -636,7 +730,7 @@ mod tests {
             n += 1;
         }
         assert_eq!(usize::from(n), t.max_flows());
-        assert!(t.stats.memuse <= 4096 && t.allocated_bytes() <= 4096);
+        assert!(t.stats.memuse <= 16384 && t.allocated_bytes() <= 16384);
         t.update_emergency();
         assert!(t.emergency);
         let mut v = vec![];
