@@ -411,6 +411,7 @@ pub fn parse(line: &[u8]) -> Result<Eve<'_>, LineError> {
 }
 
 /// [`parse`], also returning the line as text without surrounding whitespace.
+#[inline]
 pub fn parse_line(line: &[u8]) -> Result<(&str, Eve<'_>), LineError> {
     if line.len() > MAX_LINE {
         return Err(LineError::TooLong(line.len()));
@@ -425,6 +426,7 @@ pub fn parse_line(line: &[u8]) -> Result<(&str, Eve<'_>), LineError> {
 }
 
 /// [`parse`] for a line already known to be UTF-8 (no second validation).
+#[inline]
 pub fn parse_str(line: &str) -> Result<Eve<'_>, LineError> {
     if line.len() > MAX_LINE {
         return Err(LineError::TooLong(line.len()));

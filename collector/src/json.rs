@@ -15,6 +15,7 @@ use std::borrow::Cow;
 pub const MAX_DEPTH: u32 = 128;
 
 /// Bytes that end a plain run inside a string: the quote, the backslash, control characters.
+#[cfg(not(target_arch = "x86_64"))]
 static STOP: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
@@ -26,6 +27,65 @@ static STOP: [bool; 256] = {
     t[b'\\' as usize] = true;
     t
 };
+
+/// The bytes of `b[base..base + 64]` that end a plain run inside a string, as bits (bit n
+/// for byte `base + n`); bytes past the end of `b` are not flagged.
+#[inline]
+fn stop_mask(b: &[u8], base: usize) -> u64 {
+    match b
+        .get(base..base + 64)
+        .and_then(|c| <&[u8; 64]>::try_from(c).ok())
+    {
+        Some(block) => stop_mask64(block),
+        None => {
+            let mut block = [b' '; 64];
+            let rest = b.get(base..).unwrap_or_default();
+            if let Some(head) = block.get_mut(..rest.len()) {
+                head.copy_from_slice(rest);
+            }
+            stop_mask64(&block)
+        }
+    }
+}
+
+/// [`stop_mask`] of one whole block: four 16-byte SSE2 compares (SSE2 is part of every
+/// x86_64 CPU).
+#[cfg(target_arch = "x86_64")]
+#[allow(
+    unsafe_code,
+    reason = "SSE2 intrinsics: unaligned 16-byte loads from the 64-byte block, and compares \
+              that std only marks safe inside #[target_feature] functions, which cannot be \
+              inlined into the scanner"
+)]
+fn stop_mask64(block: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    let mut mask = 0u64;
+    for (k, part) in block.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is in the x86_64 baseline; `part` has exactly the 16 bytes loaded.
+        let bits = unsafe {
+            let v = _mm_loadu_si128(part.as_ptr().cast());
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let slash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            // Unsigned `v <= 0x1F`: the minimum with 0x1F is `v` itself.
+            let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v);
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, slash), control))
+        };
+        mask |= u64::from(bits as u16) << (16 * k);
+    }
+    mask
+}
+
+/// [`stop_mask`] of one whole block, byte by byte (targets without SSE2).
+#[cfg(not(target_arch = "x86_64"))]
+fn stop_mask64(block: &[u8; 64]) -> u64 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0, |m, (n, &c)| m | (u64::from(STOP[usize::from(c)]) << n))
+}
 
 /// A JSON syntax or type error at a byte column (1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +121,10 @@ pub struct Scanner<'a> {
     s: &'a str,
     i: usize,
     depth: u32,
+    /// The 64-byte block (index) whose string stops are in `stops`; `usize::MAX` for none.
+    block: usize,
+    /// Bit n: byte `64 * block + n` is a quote, a backslash or a control character.
+    stops: u64,
 }
 
 impl<'a> Scanner<'a> {
@@ -70,6 +134,8 @@ impl<'a> Scanner<'a> {
             s,
             i: 0,
             depth: 0,
+            block: usize::MAX,
+            stops: 0,
         }
     }
 
@@ -179,7 +245,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Reads a string; borrowed unless it has escapes.
-    #[inline]
+    #[inline(always)]
     pub fn string(&mut self) -> Result<Cow<'a, str>> {
         // Compact JSON has the quote right here: one comparison instead of `peek`.
         if self.b.get(self.i) == Some(&b'"') {
@@ -262,47 +328,34 @@ impl<'a> Scanner<'a> {
     }
 
     /// Advances over plain string bytes to the next `"` or `\\`, refusing control
-    /// characters on the way; errors at the end of input. Eight bytes at a time (SWAR: a
-    /// word's bytes equal to `"` or `\\` or below 0x20 are flagged without branching per
-    /// byte), then the table decides at the first flagged byte.
+    /// characters on the way; errors at the end of input. The input is classified 64 bytes
+    /// at a time into a bit mask of the bytes that stop a string (`stop_mask`, SIMD), kept
+    /// for the block the cursor is in: most strings of a line end in a block already
+    /// classified, found with one shift and one count of trailing zeros.
     #[inline]
     fn run(&mut self) -> Result<()> {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGH: u64 = 0x8080_8080_8080_8080;
-        while let Some(word) = self
-            .b
-            .get(self.i..self.i + 8)
-            .and_then(|w| <[u8; 8]>::try_from(w).ok())
-        {
-            let x = u64::from_le_bytes(word);
-            let quote = x ^ (ONES * u64::from(b'"'));
-            let slash = x ^ (ONES * u64::from(b'\\'));
-            // `(v - ONES) & !v & HIGH` flags zero bytes; the lowest flag is always exact
-            // (borrows only disturb higher bytes), which is all `trailing_zeros` reads.
-            let hits = ((quote.wrapping_sub(ONES) & !quote)
-                | (slash.wrapping_sub(ONES) & !slash)
-                | (x.wrapping_sub(ONES * 0x20) & !x))
-                & HIGH;
-            if hits != 0 {
-                self.i += (hits.trailing_zeros() / 8) as usize;
+        loop {
+            let block = self.i / 64;
+            if block != self.block {
+                if self.i >= self.b.len() {
+                    self.i = self.b.len();
+                    return Err(self.err("unterminated string"));
+                }
+                self.stops = stop_mask(self.b, block * 64);
+                self.block = block;
+            }
+            let ahead = self.stops >> (self.i % 64);
+            if ahead != 0 {
+                self.i += ahead.trailing_zeros() as usize;
                 // The flagged byte is exactly a quote, a backslash or a control character.
                 return match self.b.get(self.i) {
                     Some(&c) if c < 0x20 => Err(self.err("control character in string")),
-                    _ => Ok(()),
+                    Some(_) => Ok(()),
+                    None => Err(self.err("unterminated string")),
                 };
             }
-            self.i += 8;
+            self.i = (block + 1) * 64;
         }
-        while let Some(&c) = self.b.get(self.i) {
-            if STOP[usize::from(c)] {
-                if c < 0x20 {
-                    return Err(self.err("control character in string"));
-                }
-                return Ok(());
-            }
-            self.i += 1;
-        }
-        Err(self.err("unterminated string"))
     }
 
     fn hex4(&mut self) -> Result<u32> {
@@ -517,27 +570,53 @@ mod tests {
 
     #[test]
     fn stop_bytes_found_at_every_position() {
-        // The word-at-a-time search must stop exactly at the first `"`, `\\` or control
-        // byte wherever it sits, with any bytes (UTF-8 too) before and after it.
-        for len in 0..40 {
-            for filler in ["a", "é", "~"] {
-                let plain: String = filler.repeat(len);
-                let s = format!("\"{plain}\" x");
-                let mut sc = Scanner::new(&s);
-                assert_eq!(sc.string().unwrap(), plain);
-                let s = format!("\"{plain}\\n{plain}\"");
-                assert_eq!(
-                    Scanner::new(&s).string().unwrap(),
-                    format!("{plain}\n{plain}")
-                );
-                let s = format!("\"{plain}\u{1}{plain}\"");
-                let e = Scanner::new(&s).string().unwrap_err();
-                assert_eq!(e.what, "control character in string");
-                assert_eq!(e.column, 2 + plain.len());
-                let s = format!("\"{plain}");
-                assert!(Scanner::new(&s).string().is_err());
+        // The block-at-a-time search must stop exactly at the first `"`, `\\` or control
+        // byte wherever it sits (either side of the 64-byte block edges, in the last partial
+        // block), with any bytes (UTF-8 too) before and after it.
+        for lead in [0, 1, 31, 63] {
+            let pad = " ".repeat(lead);
+            for len in 0..140 {
+                for filler in ["a", "é", "~"] {
+                    let plain: String = filler.repeat(len);
+                    let s = format!("{pad}\"{plain}\" x");
+                    let mut sc = Scanner::new(&s);
+                    assert_eq!(sc.string().unwrap(), plain);
+                    let s = format!("{pad}\"{plain}\\n{plain}\"");
+                    assert_eq!(
+                        Scanner::new(&s).string().unwrap(),
+                        format!("{plain}\n{plain}")
+                    );
+                    let s = format!("{pad}\"{plain}\u{1}{plain}\"");
+                    let e = Scanner::new(&s).string().unwrap_err();
+                    assert_eq!(e.what, "control character in string");
+                    assert_eq!(e.column, lead + 2 + plain.len());
+                    let s = format!("{pad}\"{plain}");
+                    let e = Scanner::new(&s).string().unwrap_err();
+                    assert_eq!(e.what, "unterminated string");
+                }
             }
         }
+    }
+
+    #[test]
+    fn many_strings_across_blocks() {
+        // One scanner over strings of every length: the stop mask it keeps for a block must
+        // serve the next strings in that block and be replaced at the next one.
+        let words: Vec<String> = (0..200).map(|n| "x".repeat(n % 70)).collect();
+        let text = serde_json::to_string(&words).unwrap();
+        let mut sc = Scanner::new(&text);
+        let mut got = Vec::new();
+        assert_eq!(sc.peek(), Some(b'['));
+        sc.i += 1;
+        loop {
+            got.push(sc.string().unwrap().into_owned());
+            match sc.peek() {
+                Some(b',') => sc.i += 1,
+                _ => break,
+            }
+        }
+        assert_eq!(got, words);
+        assert!(Scanner::new(&text).skip().is_ok());
     }
 
     #[test]
