@@ -164,30 +164,39 @@ impl Entry {
                 rows
             }
         };
-        let ids = rows
-            .events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| event_id(&rec.sensor, &rec.stream, e.offset, rec.batch, i))
-            .collect();
+        let base = id_base(&rec.sensor, &rec.stream, rec.batch);
+        let ids = if rec.stream.is_empty() {
+            (0..rows.events.len() as u64)
+                .map(|i| base.wrapping_add(i))
+                .collect()
+        } else {
+            rows.events
+                .iter()
+                .map(|e| base.wrapping_add(e.offset))
+                .collect()
+        };
         Ok(Entry { rec, rows, ids })
     }
 }
 
-/// Event id: stable across resends and restarts, from (sensor, stream, offset), or for
-/// stream-less requests from (sensor, batch, line index).
-pub fn event_id(sensor: &str, stream: &str, offset: u64, batch: u64, index: usize) -> u64 {
+/// Event id: stable across resends and restarts. A hash of (sensor, stream) plus the line's
+/// stream offset, or for stream-less requests a hash of (sensor, spool batch) plus the line's
+/// index among the batch's kept events. Ids thus follow arrival order within a stream, so
+/// the writer, which sends rows in `(ts, event_id)` order, reads a stream's rows of one
+/// second in memory order (with a plain hash per event it read them at random); and the
+/// events of one stream (or batch) never share an id.
+///
+/// This is that hash: an entry's ids are `id_base(..) + offset` (or `+ index`).
+fn id_base(sensor: &str, stream: &str, batch: u64) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(sensor.as_bytes());
     h.update(&[0]);
     if stream.is_empty() {
         h.update(b"\x01batch");
         h.update(&batch.to_le_bytes());
-        h.update(&(index as u64).to_le_bytes());
     } else {
         h.update(stream.as_bytes());
         h.update(&[0]);
-        h.update(&offset.to_le_bytes());
     }
     h.digest()
 }
@@ -654,14 +663,13 @@ mod tests {
 
     #[test]
     fn event_ids() {
-        let a = event_id("s", "f", 10, 1, 0);
-        assert_eq!(
-            a,
-            event_id("s", "f", 10, 99, 5),
-            "stream ids ignore batch and index"
-        );
-        assert_ne!(a, event_id("s", "f", 11, 1, 0));
-        assert_ne!(a, event_id("t", "f", 10, 1, 0));
-        assert_ne!(event_id("s", "", 0, 1, 0), event_id("s", "", 0, 1, 1));
+        // A stream's ids are one hash plus each line's offset; other streams, sensors and
+        // stream-less batches start elsewhere.
+        let b = id_base("s", "f", 1);
+        assert_eq!(b, id_base("s", "f", 99), "stream ids ignore the batch");
+        assert_ne!(b, id_base("t", "f", 1));
+        assert_ne!(b, id_base("s", "g", 1));
+        assert_ne!(b, id_base("s", "", 1));
+        assert_ne!(id_base("s", "", 1), id_base("s", "", 2));
     }
 }
