@@ -508,14 +508,7 @@ impl Engine {
         if dt.alerts.is_empty() {
             return;
         }
-        let tuple = d.addrs.map(|a| Tuple {
-            addrs: a,
-            sp: d.sp,
-            dp: d.dp,
-            proto: d.proto,
-            ports: matches!(d.l4, L4::Tcp(_) | L4::Udp) || (d.l4 == L4::Other && d.proto == 132),
-            vlan: d.vlan,
-        });
+        let tuple = crate::detect::packet_tuple(d);
         let app = info.and_then(|i| i.app_proto);
         dt.write(
             &mut self.eve,

@@ -18,6 +18,16 @@ fn engine(rules: &str) -> Engine {
     e
 }
 
+/// `rs` compiled with a threshold.config text.
+fn with_thresholds(rs: &khien_rules::Ruleset, config: &str) -> Engine {
+    let cfg = khien_rules::config::threshold(config).unwrap();
+    let opts = CompileOptions {
+        thresholds: cfg.into_iter().map(|(_, e)| e).collect(),
+        ..Default::default()
+    };
+    Engine::compile(rs, &opts).0
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -276,15 +286,10 @@ fn suppress_from_threshold_config() {
         "t.rules",
         "alert tcp any any -> any any (content:\"a\"; sid:1;)\nalert tcp any any -> any any (content:\"a\"; sid:2;)\n",
     );
-    let cfg = khien_rules::config::threshold(
+    let e = with_thresholds(
+        &rs,
         "suppress gen_id 1, sig_id 1\nsuppress gen_id 1, sig_id 2, track by_src, ip 10.9.0.0/16\n",
-    )
-    .unwrap();
-    let opts = CompileOptions {
-        thresholds: cfg.into_iter().map(|(_, e)| e).collect(),
-        ..Default::default()
-    };
-    let (e, _) = Engine::compile(&rs, &opts);
+    );
     assert_eq!(sids(&e, &pkt(b"a")), [2]);
 }
 
@@ -487,15 +492,10 @@ fn rate_filter_changes_the_action() {
         "t.rules",
         "alert tcp any any -> any any (content:\"a\"; sid:1;)\n",
     );
-    let cfg = khien_rules::config::threshold(
+    let e = with_thresholds(
+        &rs,
         "rate_filter gen_id 1, sig_id 1, track by_rule, count 2, seconds 60, new_action pass, timeout 10\n",
-    )
-    .unwrap();
-    let opts = CompileOptions {
-        thresholds: cfg.into_iter().map(|(_, e)| e).collect(),
-        ..Default::default()
-    };
-    let (e, _) = Engine::compile(&rs, &opts);
+    );
     let mut st = DetectState::default();
     let mut vars = FlowVars::default();
     let mut out = Vec::new();
@@ -655,17 +655,12 @@ fn suppress_keeps_a_drop_and_rate_filter_marks_its_action() {
          alert tcp any any -> any any (content:\"a\"; sid:2;)\n\
          alert tcp any any -> any any (sid:3;)\n",
     );
-    let cfg = khien_rules::config::threshold(
+    let e = with_thresholds(
+        &rs,
         "suppress gen_id 1, sig_id 1, track by_src, ip 10.0.0.0/8\n\
          suppress gen_id 1, sig_id 3\n\
          rate_filter gen_id 1, sig_id 2, track by_src, count 1, seconds 60, new_action drop, timeout 10\n",
-    )
-    .unwrap();
-    let opts = CompileOptions {
-        thresholds: cfg.into_iter().map(|(_, e)| e).collect(),
-        ..Default::default()
-    };
-    let (e, _) = Engine::compile(&rs, &opts);
+    );
     let mut st = DetectState::default();
     let mut out = Vec::new();
     for i in 0..2 {
