@@ -32,7 +32,7 @@ fn parse_version(v: &Yaml) -> Option<(u64, u64, u64)> {
 }
 
 /// A field of an EVE record by dotted path (`alert.signature_id`, `__len` suffix gives
-/// the length of an array/object/string; a numeric step indexes an array).
+/// the length of an array/object/string; a numeric step or `name[N]` indexes an array).
 fn field<'a>(rec: &'a Json, path: &str) -> Option<std::borrow::Cow<'a, Json>> {
     let mut cur = rec;
     let parts: Vec<&str> = path.split('.').collect();
@@ -46,11 +46,19 @@ fn field<'a>(rec: &'a Json, path: &str) -> Option<std::borrow::Cow<'a, Json>> {
             };
             return Some(std::borrow::Cow::Owned(Json::from(n)));
         }
+        // `name[N]`: element N of the array `name` (suricata-verify's syntax).
+        let (key, index) = match p.strip_suffix(']').and_then(|q| q.rsplit_once('[')) {
+            Some((k, i)) => (k, Some(i.parse::<usize>().ok()?)),
+            None => (*p, None),
+        };
         cur = match cur {
-            Json::Object(o) => o.get(*p)?,
-            Json::Array(a) => a.get(p.parse::<usize>().ok()?)?,
+            Json::Object(o) => o.get(key)?,
+            Json::Array(a) => a.get(key.parse::<usize>().ok()?)?,
             _ => return None,
         };
+        if let Some(i) = index {
+            cur = cur.as_array()?.get(i)?;
+        }
     }
     Some(std::borrow::Cow::Borrowed(cur))
 }
@@ -362,8 +370,8 @@ fn suricata_verify_ok_tests() {
     assert!(all_pass >= FLOOR_ALL_TESTS, "tests passing: {all_pass}");
 }
 
-const FLOOR_ALERT_TESTS: usize = 100;
-const FLOOR_ALL_TESTS: usize = 101;
+const FLOOR_ALERT_TESTS: usize = 105;
+const FLOOR_ALL_TESTS: usize = 106;
 
 /// `tls.certs` inspects each certificate's DER (here the self-signed "CN=SELKS" of
 /// suricata-verify's tls-cert-issuer pcap): the commonName OID followed by the DER string

@@ -11,7 +11,7 @@ use khien_sensor::eve::EveWriter;
 use khien_sensor::{Sensor, SensorConfig};
 use libfuzzer_sys::fuzz_target;
 
-const LINKS: [LinkType; 7] = [
+const LINKS: [LinkType; 8] = [
     LinkType::Ethernet,
     LinkType::Raw,
     LinkType::Null,
@@ -19,6 +19,7 @@ const LINKS: [LinkType; 7] = [
     LinkType::LinuxSll2,
     LinkType::Ipv4,
     LinkType::Ipv6,
+    LinkType::Ppp,
 ];
 
 fuzz_target!(|data: &[u8]| {

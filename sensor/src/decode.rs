@@ -23,6 +23,8 @@ pub enum LinkType {
     LinuxSll2,
     Ipv4,
     Ipv6,
+    /// DLT_PPP: PPP, optionally with HDLC address/control bytes `ff 03`.
+    Ppp,
 }
 
 impl LinkType {
@@ -36,8 +38,24 @@ impl LinkType {
             276 => LinkType::LinuxSll2,
             228 => LinkType::Ipv4,
             229 => LinkType::Ipv6,
+            9 => LinkType::Ppp,
             _ => return None,
         })
+    }
+
+    /// The link type as Suricata reports it in EVE `packet_info.linktype` (libpcap's DLT:
+    /// a raw-IP capture is DLT_RAW, 12).
+    pub fn dlt(self) -> u16 {
+        match self {
+            LinkType::Ethernet => 1,
+            LinkType::Raw => 12,
+            LinkType::Null => 0,
+            LinkType::LinuxSll => 113,
+            LinkType::LinuxSll2 => 276,
+            LinkType::Ipv4 => 228,
+            LinkType::Ipv6 => 229,
+            LinkType::Ppp => 9,
+        }
     }
 }
 
@@ -73,6 +91,17 @@ pub fn shard_hash(link: LinkType, pkt: &[u8]) -> u64 {
             EtherType::Unknown(0)
         }
         LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => EtherType::Unknown(0),
+        LinkType::Ppp => match ppp_header(pkt) {
+            Some((0x0021, p)) => {
+                b = p;
+                EtherType::Ipv4
+            }
+            Some((0x0057, p)) => {
+                b = p;
+                EtherType::Ipv6
+            }
+            _ => return 0,
+        },
     };
     for _ in 0..MAX_VLAN_LAYERS {
         if et != EtherType::Vlan {
@@ -178,6 +207,11 @@ pub struct Decoded<'a> {
     pub ip_hdr: &'a [u8],
     /// The transport header (`tcp.hdr` with options, `udp.hdr`, ICMP's first 8 bytes).
     pub l4_hdr: &'a [u8],
+    /// The whole packet as Suricata logs it (EVE alert `packet`): the captured frame, or
+    /// for a defragmented datagram its rebuilt packet (link header, then the datagram).
+    pub frame: &'a [u8],
+    /// Its link type (EVE `packet_info.linktype`, [`LinkType::dlt`]).
+    pub linktype: u16,
 }
 
 impl Decoded<'_> {
@@ -196,6 +230,8 @@ impl Decoded<'_> {
             icmp_embedded: None,
             ip_hdr: &[],
             l4_hdr: &[],
+            frame: &[],
+            linktype: 0,
         }
     }
 }
@@ -234,6 +270,17 @@ pub struct Decoder {
     /// Reassembled datagram waiting for `decode_reassembled` (valid when `pending`).
     pending: bool,
     pending_vlan: [u16; 2],
+    /// Start address of the frame being decoded, and its link type.
+    frame: (usize, u16),
+    /// Link header (bytes before the outer IP header) of the fragment that completed the
+    /// pending datagram: the rebuilt packet starts with it. (Suricata takes the first
+    /// fragment's; a capture's link headers rarely differ between fragments.)
+    pending_link: Vec<u8>,
+    /// Its length, found while decoding that fragment.
+    pending_link_off: Option<usize>,
+    /// The rebuilt packet of the last reassembled datagram (`pending_link` + datagram with
+    /// its IPv4 header checksum recomputed).
+    rebuilt: Vec<u8>,
     /// Tunnel nesting of the packet being decoded.
     depth: u8,
     /// Address, length and kind of a VXLAN/Geneve/Teredo inner packet inside the last one.
@@ -265,6 +312,10 @@ impl Decoder {
             defrag: Defrag::new(defrag),
             pending: false,
             pending_vlan: [0; 2],
+            frame: (0, 0),
+            pending_link: Vec::new(),
+            pending_link_off: None,
+            rebuilt: Vec::new(),
             depth: 0,
             inner: None,
             vlan_layers: 0,
@@ -292,12 +343,37 @@ impl Decoder {
         self.decode_frame(LinkType::Raw, pkt, ts)
     }
 
+    /// PPP (link type 9, GRE-carried PPP).
+    fn ppp<'a>(&mut self, b: &'a [u8], d: &mut Decoded<'a>, ts: i64) {
+        match ppp_header(b) {
+            Some((0x0021, rest)) => self.ipv4(rest, d, ts),
+            Some((0x0057, rest)) => self.ipv6(rest, d, ts),
+            Some(_) => d.events.push(DecodeEvent::PppUnsupProto),
+            None => d.events.push(DecodeEvent::PppPktTooSmall),
+        }
+    }
+
+    /// A fragment was added: when it completed a datagram, remembers its link header
+    /// (the bytes of the captured frame before `ip`, its outer IP header; none inside a
+    /// tunnel) for the rebuilt packet.
+    fn complete(&mut self, done: bool, ip: &[u8]) {
+        self.pending = done;
+        if !done {
+            return;
+        }
+        let off = (ip.as_ptr() as usize).wrapping_sub(self.frame.0);
+        self.pending_link_off = (self.depth == 0).then_some(off);
+    }
+
     fn decode_frame<'a>(&mut self, link: LinkType, pkt: &'a [u8], ts: i64) -> Decoded<'a> {
         self.pending = false;
         self.depth = 0;
         self.inner = None;
         self.vlan_layers = 0;
+        self.frame = (pkt.as_ptr() as usize, link.dlt());
         let mut d = Decoded::empty();
+        d.frame = pkt;
+        d.linktype = link.dlt();
         match link {
             LinkType::Ethernet => match EthernetFrame::new_checked(pkt) {
                 Some(eth) => {
@@ -332,9 +408,14 @@ impl Decoder {
             },
             LinkType::Ipv4 => self.ipv4(pkt, &mut d, ts),
             LinkType::Ipv6 => self.ipv6(pkt, &mut d, ts),
+            LinkType::Ppp => self.ppp(pkt, &mut d, ts),
         }
         if self.pending {
             self.pending_vlan = d.vlan;
+            self.pending_link.clear();
+            if let Some(l) = self.pending_link_off.take().and_then(|o| pkt.get(..o)) {
+                self.pending_link.extend_from_slice(l);
+            }
         }
         self.count(&d);
         d
@@ -363,15 +444,7 @@ impl Decoder {
         }
         buf.clear();
         buf.extend_from_slice(out);
-        if buf.first().map(|b| b >> 4) == Some(4) {
-            let hl = buf.first().map_or(0, |b| usize::from(b & 0x0f) * 4);
-            if let Some(h) = buf.get_mut(..hl) {
-                h[10] = 0;
-                h[11] = 0;
-                let c = checksum_fold(checksum_add(0, h));
-                h[10..12].copy_from_slice(&c.to_be_bytes());
-            }
-        }
+        ipv4_fix_checksum(buf);
         self.pending = false;
         true
     }
@@ -380,8 +453,17 @@ impl Decoder {
     /// `has_reassembled`). Its transport layer is decoded like any packet's.
     pub fn decode_reassembled(&mut self) -> Decoded<'_> {
         self.pending = false;
+        self.rebuilt.clear();
+        self.rebuilt.extend_from_slice(&self.pending_link);
+        let link_len = self.rebuilt.len();
+        self.rebuilt.extend_from_slice(self.defrag.output());
+        if let Some(h) = self.rebuilt.get_mut(link_len..) {
+            ipv4_fix_checksum(h);
+        }
         let mut d = Decoded::empty();
         d.vlan = self.pending_vlan;
+        d.frame = &self.rebuilt;
+        d.linktype = self.frame.1;
         let checksum = self.checksum;
         let buf = self.defrag.output();
         let mut ev = Events::default();
@@ -537,23 +619,7 @@ impl Decoder {
             // (no sequence number: `decoder.erspan.typeI.enabled` is off) and type III
             // (0x22eb, which Suricata 7 does not know) are not decoded.
             (0, 0x88be) if flags & 0x1000 != 0 => self.erspan2(inner, d, ts),
-            (1, 0x880b) => {
-                // PPP, optionally with address/control bytes ff 03.
-                let ppp = match inner {
-                    [0xff, 0x03, rest @ ..] => rest,
-                    other => other,
-                };
-                let (p, rest) = match ppp {
-                    [a, rest @ ..] if a & 1 == 1 => (u16::from(*a), rest),
-                    [a, b2, rest @ ..] => (u16::from_be_bytes([*a, *b2]), rest),
-                    _ => return d.events.push(DecodeEvent::PppPktTooSmall),
-                };
-                match p {
-                    0x0021 => self.ipv4(rest, d, ts),
-                    0x0057 => self.ipv6(rest, d, ts),
-                    _ => d.events.push(DecodeEvent::PppUnsupProto),
-                }
-            }
+            (1, 0x880b) => self.ppp(inner, d, ts),
             _ => {}
         }
     }
@@ -652,7 +718,7 @@ impl Decoder {
             if r.too_large {
                 d.events.push(DecodeEvent::Ipv4FragPktTooLarge);
             }
-            self.pending = r.complete;
+            self.complete(r.complete, b);
             return;
         }
         if ip.protocol() == 58 {
@@ -703,7 +769,7 @@ impl Decoder {
             if r.too_large {
                 d.events.push(DecodeEvent::Ipv6FragPktTooLarge);
             }
-            self.pending = r.complete;
+            self.complete(r.complete, b);
             return;
         }
         if !w.ok {
@@ -765,6 +831,11 @@ impl Decoder {
         let start = addr.checked_sub(pkt.as_ptr() as usize)?;
         let inner = pkt.get(start..start.checked_add(len)?)?;
         let mut d = Decoded::empty();
+        d.frame = inner;
+        d.linktype = match kind {
+            Inner::Ethernet => LinkType::Ethernet.dlt(),
+            Inner::Ipv6(_) => LinkType::Raw.dlt(),
+        };
         self.vlan_layers = 0;
         match kind {
             Inner::Ethernet => {
@@ -783,6 +854,35 @@ impl Decoder {
         self.depth = 0;
         self.count(&d);
         Some(d)
+    }
+}
+
+/// PPP's protocol field and what follows it: optional HDLC address/control `ff 03`, then
+/// the protocol, compressed to one byte when odd (RFC 1661 §6.5).
+fn ppp_header(b: &[u8]) -> Option<(u16, &[u8])> {
+    let b = match b {
+        [0xff, 0x03, rest @ ..] => rest,
+        other => other,
+    };
+    match b {
+        [a, rest @ ..] if a & 1 == 1 => Some((u16::from(*a), rest)),
+        [a, b2, rest @ ..] => Some((u16::from_be_bytes([*a, *b2]), rest)),
+        _ => None,
+    }
+}
+
+/// Recomputes the header checksum of an IPv4 packet (after defragmentation rewrote its
+/// length and fragment fields); anything else is left alone.
+fn ipv4_fix_checksum(buf: &mut [u8]) {
+    if buf.first().map(|b| b >> 4) != Some(4) {
+        return;
+    }
+    let hl = buf.first().map_or(0, |b| usize::from(b & 0x0f) * 4);
+    if let Some(h) = buf.get_mut(..hl).filter(|h| h.len() >= 20) {
+        h[10] = 0;
+        h[11] = 0;
+        let c = checksum_fold(checksum_add(0, h));
+        h[10..12].copy_from_slice(&c.to_be_bytes());
     }
 }
 
@@ -1182,6 +1282,54 @@ mod tests {
         let g1b = frag(8, true, &udp[8..16]);
         let d = dec.decode(LinkType::Raw, &g1b, 3);
         assert!(d.events.contains(DecodeEvent::Ipv4FragOverlap));
+    }
+
+    #[test]
+    fn ppp_link_type_and_rebuilt_frame() {
+        let ip = eth_ipv4_tcp(b"GET")[14..].to_vec();
+        for hdr in [&[0x21][..], &[0x00, 0x21], &[0xff, 0x03, 0x00, 0x21]] {
+            let mut p = hdr.to_vec();
+            p.extend_from_slice(&ip);
+            let mut dec = decoder();
+            let d = dec.decode(LinkType::Ppp, &p, 0);
+            assert!(d.events.is_empty(), "{hdr:?}: {:?}", d.events);
+            assert_eq!((d.dp, d.payload, d.linktype), (80, &b"GET"[..], 9));
+            assert_eq!(d.frame, &p[..]);
+            assert_ne!(shard_hash(LinkType::Ppp, &p), 0);
+        }
+        let mut dec = decoder();
+        let d = dec.decode(LinkType::Ppp, &[0xff, 0x03], 0);
+        assert!(d.events.contains(DecodeEvent::PppPktTooSmall));
+        let d = dec.decode(LinkType::Ppp, &[0xc0, 0x21, 1, 2, 3], 0); // LCP
+        assert!(d.events.contains(DecodeEvent::PppUnsupProto));
+        assert_eq!(shard_hash(LinkType::Ppp, &[0xc0, 0x21, 1]), 0);
+        // Two fragments of a UDP datagram behind a compressed PPP header: the rebuilt
+        // packet is that header and the whole datagram, length, fragment field and header
+        // checksum rewritten (Suricata's reassembled packet).
+        let mut udp = vec![0x03, 0xe8, 0x00, 0x35, 0x00, 24, 0, 0];
+        udp.extend_from_slice(b"0123456789abcdef");
+        let frag = |off: u16, mf: bool, data: &[u8]| {
+            let mut p = vec![0x21, 0x45, 0];
+            p.extend_from_slice(&((20 + data.len()) as u16).to_be_bytes());
+            let fo = (off / 8) | if mf { 0x2000 } else { 0 };
+            p.extend_from_slice(&[0, 7]);
+            p.extend_from_slice(&fo.to_be_bytes());
+            p.extend_from_slice(&[64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+            p.extend_from_slice(data);
+            p
+        };
+        let mut dec = Decoder::new(ChecksumMode::None, DefragConfig::default());
+        dec.decode(LinkType::Ppp, &frag(0, true, &udp[..16]), 0);
+        dec.decode(LinkType::Ppp, &frag(16, false, &udp[16..]), 1);
+        assert!(dec.has_reassembled());
+        let r = dec.decode_reassembled();
+        assert_eq!((r.dp, r.linktype), (53, 9));
+        assert_eq!(r.frame.len(), 1 + 20 + 24);
+        assert_eq!(r.frame[0], 0x21);
+        assert_eq!(&r.frame[3..5], &44u16.to_be_bytes());
+        assert_eq!(&r.frame[7..9], &[0, 0]);
+        assert_eq!(checksum_fold(checksum_add(0, &r.frame[1..21])), 0);
+        assert_eq!(&r.frame[21..], &udp[..]);
     }
 
     fn unhex(s: &str) -> Vec<u8> {

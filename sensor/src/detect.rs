@@ -49,6 +49,59 @@ struct Deferred {
     fwd: Tuple,
     app_proto: String,
     alerts: Vec<kd::Alert>,
+    /// The app-layer sections of their transactions.
+    sections: Sections,
+}
+
+/// Rendered app-layer sections of transactions (`,"http":{…}`) by tx id.
+pub type Sections = Vec<(u64, Vec<u8>)>;
+
+/// What an alert record carries besides the alert ([`Detect::write`]).
+#[derive(Clone, Copy)]
+pub struct AlertCtx<'a> {
+    pub ts: i64,
+    pub flow_id: Option<u64>,
+    pub pcap_cnt: Option<u64>,
+    /// The packet's (or, for transactions, the client → server) tuple.
+    pub tuple: Option<&'a Tuple>,
+    /// `tuple` is the client → server tuple: reversed for to-client alerts.
+    pub tx_tuple: bool,
+    pub app_proto: Option<&'a str>,
+    pub src: PktSrc,
+    /// The inspected payload (packet or stream chunk) for `payload`.
+    pub payload: &'a [u8],
+    /// The packet and its link type (`packet`, `packet_info`), none for pseudo packets.
+    pub packet: Option<(&'a [u8], u16)>,
+    /// The flow's counters (`flow` section).
+    pub flow: Option<AlertFlow>,
+    /// Rendered app-layer sections (`,"http":{…}`) of transactions by tx id.
+    pub sections: &'a [(u64, Vec<u8>)],
+}
+
+/// The `flow` section of an alert: the flow's counters so far and its client → server
+/// tuple.
+#[derive(Clone, Copy)]
+pub struct AlertFlow {
+    pub pkts: [u64; 2],
+    pub bytes: [u64; 2],
+    pub start: i64,
+    pub fwd: Tuple,
+}
+
+/// Renders a transaction's app-layer section as alert records carry it (`,"http":{…}`);
+/// empty for protocols whose alert section Suricata writes differently (DNS) or not.
+pub fn tx_section(tx: &Transaction) -> Vec<u8> {
+    let mut out = Vec::new();
+    if matches!(tx, Transaction::Dns(_)) {
+        return out;
+    }
+    for (_, key, value) in tx.eve() {
+        let _ = write!(out, ",\"{key}\":{value}");
+    }
+    for (key, value) in tx.eve_extra() {
+        let _ = write!(out, ",\"{key}\":{value}");
+    }
+    out
 }
 
 /// Which side of a transaction an inspection covers.
@@ -414,17 +467,22 @@ impl Detect {
                 fwd: *fwd,
                 app_proto: flow.app_proto.unwrap_or("unknown").to_string(),
                 alerts: Vec::new(),
+                sections: Vec::new(),
             });
             d.alerts.extend(self.alerts.drain(before..));
+            if !d.sections.iter().any(|(t, _)| *t == tx.tx_id()) {
+                d.sections.push((tx.tx_id(), tx_section(tx)));
+            }
         }
     }
 
     /// Moves the flow's waiting request-time alerts into `self.alerts` and returns the
-    /// flow's client → server tuple and app protocol for [`Detect::write`].
-    pub fn take_deferred(&mut self, flow_id: u64) -> Option<(Tuple, String)> {
+    /// flow's client → server tuple, app protocol and the transactions' sections for
+    /// [`Detect::write`].
+    pub fn take_deferred(&mut self, flow_id: u64) -> Option<(Tuple, String, Sections)> {
         let d = self.deferred.remove(&flow_id)?;
         self.alerts.extend(d.alerts);
-        Some((d.fwd, d.app_proto))
+        Some((d.fwd, d.app_proto, d.sections))
     }
 
     #[allow(clippy::too_many_arguments)] // reason: the transaction and its context, one each
@@ -479,23 +537,72 @@ impl Detect {
         self.deferred.remove(&flow_id);
     }
 
+    /// The flow's variables as Suricata's EVE shows them: `,"metadata":{"flowbits":[…],
+    /// "flowints":{…}}` and `,"traffic":{"id":[…],"label":[…]}` (flowbits named
+    /// `traffic/id/X` and `traffic/label/X`), appended to `out`; nothing when none is set.
+    pub fn write_vars(&self, flow_id: u64, out: &mut Vec<u8>) {
+        let Some(v) = self.vars.get(&flow_id) else {
+            return;
+        };
+        let (bit_names, int_names) = (self.engine.flowbit_names(), self.engine.flowint_names());
+        let mut bits = Vec::new();
+        let (mut ids, mut labels) = (Vec::new(), Vec::new());
+        for name in v.bits().iter().filter_map(|&b| bit_names.get(b as usize)) {
+            if let Some(id) = name.strip_prefix("traffic/id/") {
+                ids.push(serde_json::Value::from(id));
+            } else if let Some(l) = name.strip_prefix("traffic/label/") {
+                labels.push(serde_json::Value::from(l));
+            } else {
+                bits.push(serde_json::Value::from(name.as_str()));
+            }
+        }
+        let mut ints = serde_json::Map::new();
+        for (i, val) in v.ints() {
+            if let Some(n) = int_names.get(*i as usize) {
+                ints.insert(n.clone(), (*val).into());
+            }
+        }
+        let mut meta = serde_json::Map::new();
+        if !bits.is_empty() {
+            meta.insert("flowbits".into(), bits.into());
+        }
+        if !ints.is_empty() {
+            meta.insert("flowints".into(), ints.into());
+        }
+        if !meta.is_empty() {
+            let _ = write!(out, ",\"metadata\":{}", serde_json::Value::Object(meta));
+        }
+        let mut traffic = serde_json::Map::new();
+        if !ids.is_empty() {
+            traffic.insert("id".into(), ids.into());
+        }
+        if !labels.is_empty() {
+            traffic.insert("label".into(), labels.into());
+        }
+        if !traffic.is_empty() {
+            let _ = write!(out, ",\"traffic\":{}", serde_json::Value::Object(traffic));
+        }
+    }
+
     /// Renders and clears `self.alerts` into the current packet's queue ([`Detect::flush`]
-    /// writes it). `tuple` is the packet's (or, for transactions, the client → server)
-    /// tuple. Returns the number of alerts queued. In IPS mode a drop/reject alert
+    /// writes it). Returns the number of alerts queued. In IPS mode a drop/reject alert
     /// (logged or not) drops the current packet, and for a flow-level match its flow.
-    #[allow(clippy::too_many_arguments)] // reason: the EVE record's common fields, one each
-    pub fn write(
-        &mut self,
-        eve: &mut EveWriter,
-        ts: i64,
-        flow_id: Option<u64>,
-        pcap_cnt: Option<u64>,
-        tuple: Option<&Tuple>,
-        tx_tuple: bool,
-        app_proto: Option<&str>,
-        src: PktSrc,
-        payload: &[u8],
-    ) -> usize {
+    pub fn write(&mut self, eve: &mut EveWriter, c: &AlertCtx<'_>) -> usize {
+        let AlertCtx {
+            ts,
+            flow_id,
+            pcap_cnt,
+            tuple,
+            tx_tuple,
+            app_proto,
+            src,
+            payload,
+            ..
+        } = *c;
+        let mut vars = Vec::new();
+        if let (Some(id), false) = (flow_id, self.alerts.is_empty()) {
+            self.write_vars(id, &mut vars);
+        }
         let mut n = 0;
         for a in self.alerts.drain(..) {
             let blocking = matches!(a.action, kd::Action::Drop | kd::Action::Reject);
@@ -554,6 +661,14 @@ impl Detect {
                 let _ = write!(l, ",\"metadata\":{}", serde_json::Value::Object(m));
             }
             l.push(b'}');
+            // The transaction's app-layer section (Suricata logs it for transaction
+            // alerts).
+            if let Some(sec) = a
+                .tx_id
+                .and_then(|id| c.sections.iter().find(|(t, _)| *t == id))
+            {
+                l.extend_from_slice(&sec.1);
+            }
             if let Some(ap) = app_proto {
                 let _ = write!(l, ",\"app_proto\":\"{ap}\"");
             }
@@ -563,6 +678,24 @@ impl Detect {
                 "to_client"
             };
             let _ = write!(l, ",\"direction\":\"{dir}\"");
+            if let Some(f) = &c.flow {
+                let _ = write!(
+                    l,
+                    ",\"flow\":{{\"pkts_toserver\":{},\"pkts_toclient\":{},\"bytes_toserver\":{},\"bytes_toclient\":{},\"start\":\"",
+                    f.pkts[0], f.pkts[1], f.bytes[0], f.bytes[1]
+                );
+                crate::eve::write_ts(l, f.start);
+                l.extend_from_slice(b"\",\"src_ip\":\"");
+                crate::eve::write_ip(l, f.fwd.addrs.v6, &f.fwd.addrs.src);
+                l.extend_from_slice(b"\",\"dest_ip\":\"");
+                crate::eve::write_ip(l, f.fwd.addrs.v6, &f.fwd.addrs.dst);
+                l.push(b'"');
+                if f.fwd.has_ports() {
+                    let _ = write!(l, ",\"src_port\":{},\"dest_port\":{}", f.fwd.sp, f.fwd.dp);
+                }
+                l.push(b'}');
+            }
+            l.extend_from_slice(&vars);
             if a.tx_id.is_none() {
                 // Like Suricata's `payload`/`payload-printable` (4 KiB payload buffer).
                 let p = payload.get(..PAYLOAD_MAX).unwrap_or(payload);
@@ -584,6 +717,11 @@ impl Detect {
                     serde_json::Value::from(printable),
                     u8::from(a.stream)
                 );
+            }
+            if let Some((frame, linktype)) = c.packet.filter(|(f, _)| !f.is_empty()) {
+                l.extend_from_slice(b",\"packet\":\"");
+                base64(frame, l);
+                let _ = write!(l, "\",\"packet_info\":{{\"linktype\":{linktype}}}");
             }
             self.queued.push(Queued {
                 num: s.num,

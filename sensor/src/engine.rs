@@ -8,6 +8,7 @@ use khien_applayer::{AppConfig, AppEvent, Direction, Transport};
 use crate::app::AppState;
 use crate::config::SensorConfig;
 use crate::decode::{Addrs, Decoded, L4};
+use crate::detect::{AlertCtx, AlertFlow};
 use crate::eve::{write_ts, EveWriter, PktSrc, Tuple};
 use crate::flow::{
     flow_id, EndReason, Flow, FlowConfig, FlowKey, FlowState, FlowTable, Timeouts, TCP_COST,
@@ -449,14 +450,19 @@ impl Engine {
             };
             dt.write(
                 &mut self.eve,
-                ts,
-                Some(f.id),
-                pcap_cnt,
-                Some(&tuple),
-                false,
-                info.app_proto,
-                src,
-                chunk,
+                &AlertCtx {
+                    ts,
+                    flow_id: Some(f.id),
+                    pcap_cnt,
+                    tuple: Some(&tuple),
+                    tx_tuple: false,
+                    app_proto: info.app_proto,
+                    src,
+                    payload: chunk,
+                    packet: d.map(|d| (d.frame, d.linktype)),
+                    flow: Some(Self::alert_flow(f)),
+                    sections: &[],
+                },
             );
             if let Some(f) = self.flows.get_mut(idx) {
                 f.alerted = true;
@@ -482,20 +488,27 @@ impl Engine {
             return;
         };
         let f = idx.and_then(|i| self.flows.get(i));
+        let mut deferred_alerted = false;
         // Request-time transaction alerts of the flow land on its next to-server packet.
         if let Some(f) = f.filter(|f| f.dir(src_lo) == 0) {
-            if let Some((fwd, app)) = dt.take_deferred(f.id) {
-                dt.write(
+            if let Some((fwd, app, sections)) = dt.take_deferred(f.id) {
+                let n = dt.write(
                     &mut self.eve,
-                    ts,
-                    Some(f.id),
-                    Some(pcap_cnt),
-                    Some(&fwd),
-                    true,
-                    Some(&app),
-                    PktSrc::Wire,
-                    &[],
+                    &AlertCtx {
+                        ts,
+                        flow_id: Some(f.id),
+                        pcap_cnt: Some(pcap_cnt),
+                        tuple: Some(&fwd),
+                        tx_tuple: true,
+                        app_proto: Some(&app),
+                        src: PktSrc::Wire,
+                        payload: &[],
+                        packet: Some((d.frame, d.linktype)),
+                        flow: Some(Self::alert_flow(f)),
+                        sections: &sections,
+                    },
                 );
+                deferred_alerted = n > 0;
             }
         }
         let info = f.map(|f| khien_detect::FlowInfo {
@@ -506,20 +519,30 @@ impl Engine {
         let sizes = f.and_then(|f| f.tcp.as_ref()).map(|s| s.seq_sizes());
         dt.packet(d, f.map(|f| f.id), info, ts, stream_added, sizes);
         if dt.alerts.is_empty() {
+            if deferred_alerted {
+                if let Some(f) = idx.and_then(|i| self.flows.get_mut(i)) {
+                    f.alerted = true;
+                }
+            }
             return;
         }
         let tuple = crate::detect::packet_tuple(d);
         let app = info.and_then(|i| i.app_proto);
         dt.write(
             &mut self.eve,
-            ts,
-            f.map(|f| f.id),
-            Some(pcap_cnt),
-            tuple.as_ref(),
-            false,
-            app,
-            PktSrc::Wire,
-            d.payload,
+            &AlertCtx {
+                ts,
+                flow_id: f.map(|f| f.id),
+                pcap_cnt: Some(pcap_cnt),
+                tuple: tuple.as_ref(),
+                tx_tuple: false,
+                app_proto: app,
+                src: PktSrc::Wire,
+                payload: d.payload,
+                packet: Some((d.frame, d.linktype)),
+                flow: f.map(Self::alert_flow),
+                sections: &[],
+            },
         );
         if let Some(f) = idx.and_then(|i| self.flows.get_mut(i)) {
             f.alerted = true;
@@ -643,18 +666,28 @@ impl Engine {
             self.write_app(idx, None, PktSrc::FlowTimeout, ts);
         }
         if let (Some(dt), Some(f)) = (self.detect.as_mut(), self.flows.get(idx)) {
-            if let Some((fwd, app)) = dt.take_deferred(f.id) {
-                dt.write(
+            if let Some((fwd, app, sections)) = dt.take_deferred(f.id) {
+                let n = dt.write(
                     &mut self.eve,
-                    ts,
-                    Some(f.id),
-                    None,
-                    Some(&fwd),
-                    true,
-                    Some(&app),
-                    PktSrc::FlowTimeout,
-                    &[],
+                    &AlertCtx {
+                        ts,
+                        flow_id: Some(f.id),
+                        pcap_cnt: None,
+                        tuple: Some(&fwd),
+                        tx_tuple: true,
+                        app_proto: Some(&app),
+                        src: PktSrc::FlowTimeout,
+                        payload: &[],
+                        packet: None,
+                        flow: Some(Self::alert_flow(f)),
+                        sections: &sections,
+                    },
                 );
+                if n > 0 {
+                    if let Some(f) = self.flows.get_mut(idx) {
+                        f.alerted = true;
+                    }
+                }
             }
         }
         self.flush_alerts();
@@ -677,12 +710,26 @@ impl Engine {
             if let Some(i) = f.app.eve_name().and_then(crate::stats::app_index) {
                 self.stats.app_flows[i] += 1;
             }
+            let mut vars = Vec::new();
             if let Some(dt) = self.detect.as_mut() {
+                if self.types.flow {
+                    dt.write_vars(f.id, &mut vars);
+                }
                 dt.flow_end(f.id);
             }
             if self.types.flow {
-                self.write_flow(&f, reason, ts);
+                self.write_flow(&f, reason, ts, &vars);
             }
+        }
+    }
+
+    /// The `flow` section of an alert on flow `f`.
+    fn alert_flow(f: &Flow) -> AlertFlow {
+        AlertFlow {
+            pkts: f.pkts,
+            bytes: f.bytes,
+            start: f.start,
+            fwd: Self::flow_tuple(f),
         }
     }
 
@@ -702,7 +749,8 @@ impl Engine {
         }
     }
 
-    fn write_flow(&mut self, f: &Flow, reason: EndReason, ts: i64) {
+    /// `vars`: the flow's rendered detection variables ([`crate::detect::Detect::write_vars`]).
+    fn write_flow(&mut self, f: &Flow, reason: EndReason, ts: i64, vars: &[u8]) {
         let t = Self::flow_tuple(f);
         let e = &mut self.eve;
         e.begin(ts, Some(f.id), None, "flow", Some(&t), None);
@@ -767,6 +815,7 @@ impl Engine {
             }
             l.push(b'}');
         }
+        l.extend_from_slice(vars);
         if e.finish().is_err() {
             self.stats.eve_errors += 1;
         }
@@ -835,16 +884,26 @@ impl Engine {
                                 app_proto: Some(app_name),
                             };
                             dt.tx(&fwd, f.id, info, &tx, ts);
+                            let sections = if dt.alerts.is_empty() {
+                                Vec::new()
+                            } else {
+                                vec![(tx.tx_id(), crate::detect::tx_section(&tx))]
+                            };
                             let n = dt.write(
                                 e,
-                                ts,
-                                Some(f.id),
-                                pcap_cnt,
-                                Some(&fwd),
-                                true,
-                                Some(app_name),
-                                src,
-                                &[],
+                                &AlertCtx {
+                                    ts,
+                                    flow_id: Some(f.id),
+                                    pcap_cnt,
+                                    tuple: Some(&fwd),
+                                    tx_tuple: true,
+                                    app_proto: Some(app_name),
+                                    src,
+                                    payload: &[],
+                                    packet: None,
+                                    flow: Some(Self::alert_flow(f)),
+                                    sections: &sections,
+                                },
                             );
                             alerted |= n > 0;
                         }

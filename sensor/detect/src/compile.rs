@@ -907,6 +907,15 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
         id: crate::next_engine_id(),
         sigs,
         flowbit_names: names.bit_names,
+        flowint_names: {
+            let mut v = vec![String::new(); names.ints.len()];
+            for (n, &i) in &names.ints {
+                if let Some(slot) = v.get_mut(i as usize) {
+                    slot.clone_from(n);
+                }
+            }
+            v
+        },
         packet_groups,
         tcp_added_group,
         stream_group,

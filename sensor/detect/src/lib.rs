@@ -234,6 +234,16 @@ impl FlowVars {
             None => self.ints.push((i, v)),
         }
     }
+    /// The flowbits set, in the order they were set (ids into
+    /// [`Engine::flowbit_names`]).
+    pub fn bits(&self) -> &[u32] {
+        &self.bits
+    }
+    /// The flowints, in the order they were first set (ids into
+    /// [`Engine::flowint_names`]).
+    pub fn ints(&self) -> &[(u32, u64)] {
+        &self.ints
+    }
     /// Whether nothing is stored (the sensor may drop an empty one).
     pub fn is_empty(&self) -> bool {
         self.bits.is_empty() && self.ints.is_empty() && !self.pass
@@ -354,6 +364,7 @@ pub struct Engine {
     id: u64,
     sigs: Vec<Sig>,
     flowbit_names: Vec<String>,
+    flowint_names: Vec<String>,
     /// Packet signatures by IP protocol class (see `compile::proto_class`), each group
     /// with its prefilter.
     packet_groups: [inspect::Group; 4],
@@ -426,6 +437,11 @@ impl Engine {
     /// Names of the flowbits the ruleset uses (index = internal id).
     pub fn flowbit_names(&self) -> &[String] {
         &self.flowbit_names
+    }
+
+    /// Names of the flowints the ruleset uses (index = internal id).
+    pub fn flowint_names(&self) -> &[String] {
+        &self.flowint_names
     }
 
     /// Runs the packet signatures on one packet; appends alerts in priority order.
