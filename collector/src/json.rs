@@ -377,28 +377,43 @@ impl<'a> Scanner<'a> {
     pub fn u64(&mut self) -> Result<u64> {
         self.ws();
         let start = self.i;
-        let mut v: u64 = 0;
-        while let Some(&c) = self.b.get(self.i) {
-            if !c.is_ascii_digit() {
+        let text = self.b.get(start..).unwrap_or_default();
+        let mut v = 0u64;
+        let mut digits = 0;
+        for &c in text {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
                 break;
             }
-            v = v
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(u64::from(c - b'0')))
-                .ok_or_else(|| self.err("integer out of range"))?;
-            self.i += 1;
+            // Cannot overflow within 19 digits; longer numbers are checked below.
+            v = v.wrapping_mul(10).wrapping_add(u64::from(d));
+            digits += 1;
         }
-        let digits = self.i - start;
+        self.i = start + digits;
         if digits == 0 {
             return Err(self.err("expected an unsigned integer"));
         }
-        if digits > 1 && self.b.get(start) == Some(&b'0') {
+        if digits > 1 && text.first() == Some(&b'0') {
             return Err(self.err("leading zero in number"));
+        }
+        if digits > 19 {
+            v = self.wide(text.get(..digits).unwrap_or_default())?;
         }
         if let Some(b'.' | b'e' | b'E') = self.b.get(self.i) {
             return Err(self.err("expected an integer, found a fraction"));
         }
         Ok(v)
+    }
+
+    /// The value of a run of more than 19 digits, if it fits a u64.
+    #[cold]
+    fn wide(&self, digits: &[u8]) -> Result<u64> {
+        digits
+            .iter()
+            .try_fold(0u64, |v, &c| {
+                v.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+            })
+            .ok_or_else(|| self.err("integer out of range"))
     }
 
     /// Reads `true` or `false`.
@@ -626,6 +641,16 @@ mod tests {
         assert!(Scanner::new("1.5").u64().is_err());
         assert!(Scanner::new("-1").u64().is_err());
         assert!(Scanner::new("007").u64().is_err());
+        assert_eq!(
+            Scanner::new("9999999999999999999").u64(),
+            Ok(9_999_999_999_999_999_999)
+        );
+        assert_eq!(Scanner::new("0").u64(), Ok(0));
+        assert!(Scanner::new("99999999999999999999").u64().is_err());
+        assert!(Scanner::new("").u64().is_err());
+        let mut sc = Scanner::new("1234,");
+        assert_eq!(sc.u64(), Ok(1234));
+        assert_eq!(sc.peek(), Some(b','));
     }
 
     #[test]

@@ -256,8 +256,9 @@ pub fn parse_lines(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let (raw, e) = match eve::parse_line(line) {
-            Ok(x) => x,
+        let mut e = eve::Eve::default();
+        let raw = match eve::parse_line_into(line, &mut e) {
+            Ok(raw) => raw,
             Err(err) => {
                 report.rejected += 1;
                 if report.errors.len() < max_errors {
