@@ -202,8 +202,9 @@ pub struct Decoded<'a> {
     /// For an ICMPv4 destination-unreachable: the embedded packet's tuple, which selects
     /// the flow of the original packet.
     pub icmp_embedded: Option<icmp::Embedded4>,
-    /// The (innermost) IP header: IPv4 with its options, or IPv6's fixed 40 bytes (the
-    /// detection engine's `ipv4.hdr`/`ipv6.hdr`, ttl, tos, id, ipopts).
+    /// The (innermost) IP header: IPv4 with its options, or IPv6's fixed 40 bytes and its
+    /// extension headers (the detection engine's `ipv4.hdr`/`ipv6.hdr`, ttl, tos, id,
+    /// ipopts).
     pub ip_hdr: &'a [u8],
     /// The transport header (`tcp.hdr` with options, `udp.hdr`, ICMP's first 8 bytes).
     pub l4_hdr: &'a [u8],
@@ -745,6 +746,11 @@ impl Decoder {
         let payload = &b[ipv6::IPV6_HEADER_LEN..ipv6::IPV6_HEADER_LEN + ip.payload_len()];
         let w = ipv6::walk_ext(ip.next_header(), payload, &mut d.events);
         d.proto = w.proto;
+        // `ipv6.hdr` is the fixed header and the extension headers (Suricata's
+        // IPV6_HEADER_LEN + exthdrs length).
+        d.ip_hdr = b
+            .get(..ipv6::IPV6_HEADER_LEN + w.l4_off)
+            .unwrap_or(d.ip_hdr);
         if let Some(f) = w.frag {
             d.fragment = true;
             let data = payload.get(f.hdr_off + 8..).unwrap_or(&[]);

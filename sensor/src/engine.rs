@@ -255,9 +255,13 @@ impl Engine {
             Some(i) => i,
             None => {
                 self.make_room(ts);
+                // Suricata picks a session up midstream on a SYN/ACK by reversing the
+                // flow: the SYN/ACK's receiver is the client.
+                let synack =
+                    matches!(d.l4, L4::Tcp(t) if t.flags & (SYN | ACK | RST | FIN) == SYN | ACK);
                 let f = Flow {
                     key,
-                    client_is_lo: src_lo,
+                    client_is_lo: src_lo != (synack && self.stream_cfg.midstream),
                     id: flow_id(&key, ts),
                     start: ts,
                     last: ts,
@@ -293,9 +297,13 @@ impl Engine {
                     let syn = t.flags & SYN != 0 && t.flags & ACK == 0 && dir == 0;
                     let midstream = self.stream_cfg.midstream && f.pkts[0] + f.pkts[1] == 1;
                     if f.tcp.is_none() && (syn || midstream) {
-                        if let Some(s) =
+                        if let Some(mut s) =
                             TcpSession::start(&t, &self.stream_cfg, &mut self.stream_stats)
                         {
+                            if dir == 1 {
+                                // A SYN/ACK pickup: its sender is the server.
+                                s.reverse();
+                            }
                             f.tcp = Some(Box::new(s));
                             new_session = true;
                             // A TCP Fast Open SYN's data is the stream's start too.

@@ -239,6 +239,12 @@ impl TcpSession {
         Some(s)
     }
 
+    /// A session [`TcpSession::start`]ed midstream on a packet of the server (a SYN/ACK,
+    /// whose flow Suricata reverses): the side set up belongs to direction 1.
+    pub fn reverse(&mut self) {
+        self.dirs.swap(0, 1);
+    }
+
     /// A SYN with a new ISN on a finished session starts a new one (Suricata's session
     /// reuse); the same ISN is a replay or retransmission of the old handshake.
     pub fn is_reuse(&self, t: &TcpInfo) -> bool {
