@@ -442,12 +442,6 @@ pub fn parse_line_into<'a>(line: &'a [u8], eve: &mut Eve<'a>) -> Result<&'a str,
 /// [`parse`] for a line already known to be UTF-8 (no second validation).
 #[inline]
 pub fn parse_str(line: &str) -> Result<Eve<'_>, LineError> {
-    let mut eve = Eve::default();
-    parse_into(line, &mut eve).map(|()| eve)
-}
-
-#[inline]
-fn parse_into<'a>(line: &'a str, eve: &mut Eve<'a>) -> Result<(), LineError> {
     if line.len() > MAX_LINE {
         return Err(LineError::TooLong(line.len()));
     }
@@ -455,6 +449,13 @@ fn parse_into<'a>(line: &'a str, eve: &mut Eve<'a>) -> Result<(), LineError> {
     if line.is_empty() {
         return Err(LineError::Empty);
     }
+    let mut eve = Eve::default();
+    parse_into(line, &mut eve).map(|()| eve)
+}
+
+/// Parses a trimmed, non-empty line of at most [`MAX_LINE`] bytes into `eve`.
+#[inline]
+fn parse_into<'a>(line: &'a str, eve: &mut Eve<'a>) -> Result<(), LineError> {
     let mut sc = Scanner::new(line);
     sc.object(|sc, key| eve.field(sc, key))
         .and_then(|()| sc.end())
