@@ -242,6 +242,12 @@ fn run_test(name: &str, dir: &Path, out: &Path) -> Result<Vec<(bool, Outcome)>, 
                         cmd.arg("--threshold-file").arg(&v[key.len() + 1..]);
                     } else if key == "stream.midstream" || key == "packet-alert-max" {
                         cmd.arg("--set").arg(v);
+                    } else if let Some(limit) = key
+                        .strip_prefix("app-layer.protocols.http.libhtp.default-config.")
+                        .filter(|l| matches!(*l, "request-body-limit" | "response-body-limit"))
+                    {
+                        cmd.arg("--set")
+                            .arg(format!("http.{limit}={}", &v[key.len() + 1..]));
                     }
                 }
                 i += 2;
@@ -263,6 +269,22 @@ fn run_test(name: &str, dir: &Path, out: &Path) -> Result<Vec<(bool, Outcome)>, 
     }
     if conf.lines().any(|l| l.trim_end() == "vars:") {
         cmd.arg("--vars").arg(dir.join("suricata.yaml"));
+    }
+    // `action-order:` followed by `  - alert` lines.
+    let mut order: Option<Vec<&str>> = None;
+    for line in conf.lines() {
+        match (&mut order, line.trim().strip_prefix("- ")) {
+            (Some(o), Some(a)) => o.push(a.trim()),
+            (Some(_), None) if !line.trim().is_empty() && !line.trim().starts_with('#') => break,
+            _ => {}
+        }
+        if line.trim_end() == "action-order:" {
+            order = Some(Vec::new());
+        }
+    }
+    if let Some(o) = order.filter(|o| !o.is_empty()) {
+        cmd.arg("--set")
+            .arg(format!("action-order=[{}]", o.join(",")));
     }
     for line in conf.lines() {
         if let Some(v) = line.strip_prefix("packet-alert-max:") {
@@ -370,8 +392,8 @@ fn suricata_verify_ok_tests() {
     assert!(all_pass >= FLOOR_ALL_TESTS, "tests passing: {all_pass}");
 }
 
-const FLOOR_ALERT_TESTS: usize = 108;
-const FLOOR_ALL_TESTS: usize = 109;
+const FLOOR_ALERT_TESTS: usize = 110;
+const FLOOR_ALL_TESTS: usize = 111;
 
 /// `tls.certs` inspects each certificate's DER (here the self-signed "CN=SELKS" of
 /// suricata-verify's tls-cert-issuer pcap): the commonName OID followed by the DER string

@@ -27,6 +27,7 @@
 //!   yara-max-bytes: 4mb     # bytes of each file kept and scanned (its first bytes)
 //!   yara-timeout: 5         # seconds one scan may take
 //!   store-dir: /var/lib/khien/files   # optional: files stored once by sha256
+//! http: { request-body-limit: 100kb, response-body-limit: 100kb }   # body kept for inspection
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -105,12 +106,16 @@ pub struct SensorConfig {
     pub stats: StatsSection,
     pub metrics: MetricsSection,
     pub files: FilesSection,
+    pub http: HttpSection,
     /// Alerts kept per packet (Suricata's `packet-alert-max`, default 15): the rest,
     /// lowest in signature order, are dropped and counted.
     pub packet_alert_max: usize,
     /// IPS mode (Suricata's `--simulate-ips`): drop/reject verdicts drop the packet (and
     /// the flow, for flow-level matches), alerts say `blocked`, `drop` records are written.
     pub ips: bool,
+    /// Suricata's `action-order`: signatures of these actions are evaluated first, in this
+    /// order (`pass`, `drop`, `reject`, `alert`; empty: pass, drop, reject, alert).
+    pub action_order: Vec<String>,
     /// Compiled YARA rules (from `files.yara-rules`), shared read-only by every worker;
     /// not a YAML setting.
     #[serde(skip)]
@@ -132,8 +137,10 @@ impl Default for SensorConfig {
             stats: StatsSection::default(),
             metrics: MetricsSection::default(),
             files: FilesSection::default(),
+            http: HttpSection::default(),
             packet_alert_max: crate::detect::PACKET_ALERT_MAX,
             ips: false,
+            action_order: Vec::new(),
             yara: None,
             detect: None,
         }
@@ -251,6 +258,25 @@ pub struct StatsSection {
 impl Default for StatsSection {
     fn default() -> Self {
         StatsSection { interval: 8 }
+    }
+}
+
+/// HTTP body bytes kept per transaction for inspection (`http.request_body`,
+/// `file.data`): Suricata's libhtp `request-body-limit` / `response-body-limit`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct HttpSection {
+    pub request_body_limit: ByteSize,
+    pub response_body_limit: ByteSize,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        let d = khien_applayer::AppConfig::default();
+        HttpSection {
+            request_body_limit: ByteSize(d.http_request_body_depth as u64),
+            response_body_limit: ByteSize(d.http_response_body_depth as u64),
+        }
     }
 }
 
@@ -372,6 +398,16 @@ impl SensorConfig {
         if self.files.yara_timeout == 0 {
             return bad("files.yara-timeout: must be at least 1 second".into());
         }
+        for (i, a) in self.action_order.iter().enumerate() {
+            if !matches!(a.as_str(), "pass" | "drop" | "reject" | "alert") {
+                return bad(format!(
+                    "action-order: `{a}` is not pass, drop, reject or alert"
+                ));
+            }
+            if self.action_order[..i].contains(a) {
+                return bad(format!("action-order: `{a}` listed twice"));
+            }
+        }
         Ok(())
     }
 
@@ -436,6 +472,14 @@ mod tests {
         let e = SensorConfig::load(None, &["flow.memcap=lots".into()]).unwrap_err();
         assert!(e.to_string().contains("invalid size"), "{e}");
         assert!(SensorConfig::load(None, &["checksum=some".into()]).is_err());
+        let c =
+            SensorConfig::load(None, &["action-order=[alert, pass, drop, reject]".into()]).unwrap();
+        assert_eq!(c.action_order, ["alert", "pass", "drop", "reject"]);
+        let e = SensorConfig::load(None, &["action-order=[alert, allow]".into()]).unwrap_err();
+        assert!(e.to_string().contains("allow"), "{e}");
+        assert!(SensorConfig::load(None, &["action-order=[pass, pass]".into()]).is_err());
+        let c = SensorConfig::load(None, &["http.response-body-limit=1mb".into()]).unwrap();
+        assert_eq!(c.http.response_body_limit, ByteSize(1 << 20));
     }
 
     #[test]

@@ -318,6 +318,7 @@ impl Detect {
     /// transactions newest first), at most `max_per_packet` of them; the rest count as
     /// overflow. Returns (records written, write errors).
     pub fn flush(&mut self, eve: &mut EveWriter) -> (usize, usize) {
+        let passed = self.state.take_passed();
         if self.queued.is_empty() {
             return (0, 0);
         }
@@ -326,10 +327,13 @@ impl Detect {
         let keep = self.queued.len().min(self.max_per_packet);
         self.overflow += (self.queued.len() - keep) as u64;
         let mut errors = 0;
-        // Suricata's verdict of the packet: drop (IPS), else alert (a pass verdict on
-        // the packet is not modelled).
+        // Suricata's verdict of the packet: drop (IPS), pass (a pass signature matched
+        // it; with the default action-order it is inspected first, so only alerts of an
+        // `action-order` listing alert before pass see it), else alert.
         let verdict = if self.ips && self.verdict.is_some() {
             "drop"
+        } else if passed {
+            "pass"
         } else {
             "alert"
         };
@@ -527,6 +531,18 @@ impl Detect {
         let vars = self.vars.entry(flow_id).or_default();
         self.engine
             .inspect_tx(&p, &view, vars, &mut self.state, &mut self.alerts);
+    }
+
+    /// The flow's action for its EVE flow record (`flow.action`): `drop` for a flow
+    /// dropped in IPS mode, `pass` for one a pass signature matched.
+    pub fn flow_action(&self, flow_id: u64) -> Option<&'static str> {
+        if self.dropped_flows.contains(&flow_id) {
+            Some("drop")
+        } else if self.vars.get(&flow_id).is_some_and(|v| v.pass) {
+            Some("pass")
+        } else {
+            None
+        }
     }
 
     /// Forgets a flow's variables.

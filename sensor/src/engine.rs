@@ -157,6 +157,10 @@ impl Engine {
             stream_stats: StreamStats::default(),
             app_cfg: AppConfig {
                 file_data_limit: cfg.files.keep_bytes(),
+                http_request_body_depth: usize::try_from(cfg.http.request_body_limit.0)
+                    .unwrap_or(usize::MAX),
+                http_response_body_depth: usize::try_from(cfg.http.response_body_limit.0)
+                    .unwrap_or(usize::MAX),
                 ..AppConfig::default()
             },
             types: EveTypes::from_config(cfg),
@@ -719,14 +723,16 @@ impl Engine {
                 self.stats.app_flows[i] += 1;
             }
             let mut vars = Vec::new();
+            let mut action = None;
             if let Some(dt) = self.detect.as_mut() {
                 if self.types.flow {
                     dt.write_vars(f.id, &mut vars);
+                    action = dt.flow_action(f.id);
                 }
                 dt.flow_end(f.id);
             }
             if self.types.flow {
-                self.write_flow(&f, reason, ts, &vars);
+                self.write_flow(&f, reason, ts, action, &vars);
             }
         }
     }
@@ -758,7 +764,15 @@ impl Engine {
     }
 
     /// `vars`: the flow's rendered detection variables ([`crate::detect::Detect::write_vars`]).
-    fn write_flow(&mut self, f: &Flow, reason: EndReason, ts: i64, vars: &[u8]) {
+    /// `action`: the flow's drop/pass action (`flow.action`).
+    fn write_flow(
+        &mut self,
+        f: &Flow,
+        reason: EndReason,
+        ts: i64,
+        action: Option<&str>,
+        vars: &[u8],
+    ) {
         let t = Self::flow_tuple(f);
         let e = &mut self.eve;
         e.begin(ts, Some(f.id), None, "flow", Some(&t), None);
@@ -786,11 +800,15 @@ impl Engine {
         let age = (f.last.div_euclid(1_000_000) - f.start.div_euclid(1_000_000)).max(0);
         let _ = write!(
             l,
-            "\",\"age\":{age},\"state\":\"{}\",\"reason\":\"{}\",\"alerted\":{}}}",
+            "\",\"age\":{age},\"state\":\"{}\",\"reason\":\"{}\",\"alerted\":{}",
             f.state.as_str(),
             reason.as_str(),
             f.alerted
         );
+        if let Some(a) = action {
+            let _ = write!(l, ",\"action\":\"{a}\"");
+        }
+        l.push(b'}');
         if f.key.proto == 6 {
             let all = f.tcp_flags[0] | f.tcp_flags[1];
             let _ = write!(

@@ -129,6 +129,7 @@ pub fn run(a: SensorArgs) -> Result<ExitCode> {
             a.classification.as_deref(),
             a.vars.as_deref(),
             a.prefilter,
+            &cfg.action_order,
         )?));
     }
     if a.yara_rules.is_some() {
@@ -297,6 +298,7 @@ fn load_rules(
     classification: Option<&std::path::Path>,
     vars: Option<&std::path::Path>,
     prefilter: khien_detect::Prefilter,
+    action_order: &[String],
 ) -> Result<khien_detect::Engine> {
     let mut rs = khien_rules::Ruleset::new(khien_rules::LoadOptions::default());
     for f in files {
@@ -316,6 +318,17 @@ fn load_rules(
     });
     let mut opts = khien_detect::CompileOptions {
         prefilter,
+        // Names checked by SensorConfig's validation.
+        action_order: action_order
+            .iter()
+            .filter_map(|a| match a.as_str() {
+                "pass" => Some(khien_detect::Action::Pass),
+                "drop" => Some(khien_detect::Action::Drop),
+                "reject" => Some(khien_detect::Action::Reject),
+                "alert" => Some(khien_detect::Action::Alert),
+                _ => None,
+            })
+            .collect(),
         ..Default::default()
     };
     if let Some(p) = vars {

@@ -27,6 +27,9 @@ pub struct CompileOptions {
     pub thresholds: Vec<ThresholdEntry>,
     /// The multi-pattern matcher of the prefilters.
     pub prefilter: crate::Prefilter,
+    /// Suricata's `action-order`: which actions' signatures are evaluated first (empty:
+    /// pass, drop, reject, alert). Actions not listed follow in that default order.
+    pub action_order: Vec<Action>,
 }
 
 /// A rule the engine did not load, and why.
@@ -1361,11 +1364,15 @@ fn compile_rule(
         khien_rules::Action::Drop => Action::Drop,
         _ => Action::Reject,
     };
-    let action_rank = match action {
+    let default_rank = match action {
         Action::Pass => 0,
         Action::Drop => 1,
         Action::Reject => 2,
         Action::Alert => 3,
+    };
+    let action_rank = match opts.action_order.iter().position(|&a| a == action) {
+        Some(i) => i as u8,
+        None => opts.action_order.len() as u8 + default_rank,
     };
     let fast = choose_fast(&bufs);
     let payload = bufs

@@ -629,6 +629,7 @@ impl Engine {
             };
             if v.action == Action::Pass {
                 vars.pass = p.flow.is_some();
+                state.passed = true;
                 return;
             }
             let silent = v.suppressed || sig.noalert;

@@ -205,6 +205,9 @@ pub struct DetectState {
     /// hostbits/xbits: (bit, host or address pair) → expiry (µs). Per worker: hosts are
     /// not shared between workers (Suricata's host table is global).
     hosts: HashMap<(u32, HostKey), i64>,
+    /// A `pass` signature matched since the last [`DetectState::take_passed`] (the
+    /// packet's verdict is pass).
+    pub(crate) passed: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -250,6 +253,12 @@ fn key(track: Track, p: &PacketInfo<'_>) -> Key {
 }
 
 impl DetectState {
+    /// Whether a `pass` signature matched since the last call (Suricata's pass verdict of
+    /// the packet being processed); clears it.
+    pub fn take_passed(&mut self) -> bool {
+        std::mem::take(&mut self.passed)
+    }
+
     fn host_isset(&self, bit: u32, k: HostKey, now: i64) -> bool {
         self.hosts.get(&(bit, k)).is_some_and(|&exp| now < exp)
     }

@@ -254,6 +254,35 @@ fn flowbits_across_packets_and_pass() {
     e.inspect_packet(&pkt(b"x"), &mut vars, &mut st, &mut out);
     assert!(out.is_empty(), "pass suppresses the packet and the flow");
     assert!(vars.pass);
+    assert!(st.take_passed(), "the packet's verdict is pass");
+    assert!(!st.take_passed(), "cleared");
+}
+
+#[test]
+fn action_order_alert_before_pass() {
+    // Suricata's `action-order: [alert, pass, drop, reject]`: the alert is evaluated
+    // before the pass signature, so both happen and the packet's verdict is pass.
+    let mut rs = khien_rules::Ruleset::new(Default::default());
+    rs.add_file(
+        "t.rules",
+        "pass tcp any any -> any any (content:\"ok\"; sid:2;)\n\
+         alert tcp any any -> any any (content:\"x\"; sid:1;)\n",
+    );
+    let opts = CompileOptions {
+        action_order: vec![khien_detect::Action::Alert, khien_detect::Action::Pass],
+        ..Default::default()
+    };
+    let e = Engine::compile(&rs, &opts).0;
+    let (mut vars, mut st, mut out) = (FlowVars::default(), DetectState::default(), Vec::new());
+    e.inspect_packet(&pkt(b"x ok"), &mut vars, &mut st, &mut out);
+    let got: Vec<u32> = out.iter().map(|a| a.sig.sid).collect();
+    assert_eq!(got, [1]);
+    assert!(vars.pass && st.take_passed());
+    // Default order: pass first, no alert.
+    let e = Engine::compile(&rs, &CompileOptions::default()).0;
+    let (mut vars, mut out) = (FlowVars::default(), Vec::new());
+    e.inspect_packet(&pkt(b"x ok"), &mut vars, &mut st, &mut out);
+    assert!(out.is_empty() && vars.pass);
 }
 
 #[test]
