@@ -29,10 +29,13 @@ T1=$(date +%s.%N)
 while [ "$("$K" collector query --data "$D/data" "SELECT count() FROM events")" -lt "$N" ]; do sleep 0.2; done
 T2=$(date +%s.%N); C1=$(cpu "$PID"); F1=$(flt "$PID"); H1=$(cpu "$CHPID")
 RSS=$(awk '/VmHWM/ {print $2}' "/proc/$PID/status")
+# Spool records the writer had to parse again (rows over the collector's memory budget).
+REPARSED=$(curl -s --cacert "$D/data/tls/ca.pem" "https://$(cat "$D/data/collector.addr")/metrics" |
+  awk '/^khien_collector_reparsed_batches_total/ {print $2}')
 python3 - "$N" "$T0" "$T1" "$T2" "$C0" "$C1" "$TICK" "$(stat -L -c %s "$D/eve.json")" \
-  "$H0" "$H1" "$(cat "$SHIPCPU")" "$F0" "$F1" "$RSS" <<'PY'
+  "$H0" "$H1" "$(cat "$SHIPCPU")" "$F0" "$F1" "$RSS" "${REPARSED:-?}" <<'PY'
 import sys
-n, t0, t1, t2, c0, c1, tick, size, h0, h1, shipcpu, f0, f1, rss = sys.argv[1:]
+n, t0, t1, t2, c0, c1, tick, size, h0, h1, shipcpu, f0, f1, rss, reparsed = sys.argv[1:]
 n = int(n); t0, t1, t2 = float(t0), float(t1), float(t2)
 cpu = (int(c1) - int(c0)) / int(tick)
 print(f"events: {n} ({int(size)/n:.0f} bytes/event)")
@@ -40,7 +43,7 @@ print(f"acknowledged (ship -> spool): {t1-t0:.2f} s = {n/(t1-t0):,.0f} events/s"
 print(f"queryable (-> ClickHouse):    {t2-t0:.2f} s = {n/(t2-t0):,.0f} events/s")
 print(f"collector CPU: {cpu:.2f} s = {cpu*1e6/n:.2f} us/event")
 faults = int(f1) - int(f0)
-print(f"collector page faults: {faults} ({faults*4096/n:.0f} bytes/event), peak RSS {int(rss)//1024} MiB")
+print(f"collector page faults: {faults} ({faults*4096/n:.0f} bytes/event), peak RSS {int(rss)//1024} MiB, {reparsed} spool records parsed again")
 ch = (int(h1) - int(h0)) / int(tick)
 print(f"ClickHouse CPU: {ch:.2f} s = {ch*1e6/n:.2f} us/event")
 ship = sum(float(x) for x in shipcpu.split())

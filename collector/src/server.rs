@@ -424,7 +424,8 @@ async fn metrics(State(st): State<Arc<AppState>>) -> String {
          khien_collector_spool_bytes {}\nkhien_collector_rows_written_total {}\n\
          khien_collector_inserts_total {}\nkhien_collector_insert_retries_total {}\n\
          khien_collector_rows_set_aside_total {}\nkhien_collector_stored_batch {}\n\
-         khien_collector_ordered_waits_total {}\nkhien_collector_out_of_order_total {}\n",
+         khien_collector_ordered_waits_total {}\nkhien_collector_out_of_order_total {}\n\
+         khien_collector_reparsed_batches_total {}\n",
         s.requests.load(Relaxed),
         s.accepted.load(Relaxed),
         s.duplicates.load(Relaxed),
@@ -439,6 +440,7 @@ async fn metrics(State(st): State<Arc<AppState>>) -> String {
         w.stored_batch.load(Relaxed),
         s.ordered_waits.load(Relaxed),
         s.out_of_order.load(Relaxed),
+        w.reparsed.load(Relaxed),
     )
 }
 

@@ -74,6 +74,9 @@ pub struct WriterStats {
     pub retries: std::sync::atomic::AtomicU64,
     pub rejected_rows: std::sync::atomic::AtomicU64,
     pub stored_batch: std::sync::atomic::AtomicU64,
+    /// Spool records whose rows were not in memory (over `PENDING_BYTES`, or after a
+    /// restart) and were parsed again from the stored body.
+    pub reparsed: std::sync::atomic::AtomicU64,
 }
 
 /// How a failed ClickHouse request is handled.
@@ -131,11 +134,15 @@ impl Entry {
         rec: Record,
         spool: &Spool,
         cfg: &WriterConfig,
+        stats: &WriterStats,
         scratch: &mut Vec<u8>,
     ) -> Result<Entry> {
         let rows = match spool.take_parsed(rec.batch) {
             Some(rows) => rows,
             None => {
+                stats
+                    .reparsed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 parsed::decode_body(rec.encoding, rec.body(), REPARSE_LIMIT, scratch)
                     .map_err(|e| Error::Spool(format!("batch {}: {e}", rec.batch)))?;
                 let origin = Origin {
@@ -232,7 +239,7 @@ pub async fn run(
                     continue;
                 }
                 Some(rec) => {
-                    let entry = Entry::load(rec, &spool, &cfg, &mut scratch)?;
+                    let entry = Entry::load(rec, &spool, &cfg, &stats, &mut scratch)?;
                     rows += entry.ids.len();
                     first.get_or_insert_with(Instant::now);
                     group.push(entry);
