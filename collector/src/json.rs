@@ -256,11 +256,28 @@ impl<'a> Scanner<'a> {
         let start = self.i;
         self.run()?;
         if self.b.get(self.i) == Some(&b'"') {
-            let s = self.s.get(start..self.i).unwrap_or_default();
+            let s = self.between_quotes(start);
             self.i += 1;
             return Ok(Cow::Borrowed(s));
         }
         self.escaped(start)
+    }
+
+    /// The input from `start` (just after an opening quote) to the cursor (at the closing
+    /// quote, in bounds): both ends are next to an ASCII byte, so both are char boundaries.
+    #[inline(always)]
+    #[allow(
+        unsafe_code,
+        reason = "str::get re-checks both char boundaries of every string; the scanner's \
+                  invariant (both ends next to a quote) already guarantees them"
+    )]
+    fn between_quotes(&self, start: usize) -> &'a str {
+        debug_assert!(start <= self.i && self.b.get(self.i) == Some(&b'"'));
+        debug_assert!(start > 0 && self.b.get(start - 1) == Some(&b'"'));
+        // SAFETY: `start - 1` and `self.i` hold ASCII quotes inside the input (checked by the
+        // caller, asserted above in debug builds), so `start..self.i` is in bounds and both
+        // ends are char boundaries of the UTF-8 input.
+        unsafe { self.s.get_unchecked(start..self.i) }
     }
 
     /// The rest of a string from `start` that has an escape at the cursor: unescaped into
