@@ -98,6 +98,13 @@ pub struct AppState {
     pub parent: Option<u64>,
     /// The stream of this direction stopped at an unacknowledged hole at flow end.
     cut: [bool; 2],
+    /// The TCP session was picked up midstream: detection may reverse the flow.
+    pub midstream: bool,
+    /// Detection found a server's protocol in the to-server data of a midstream session
+    /// (an HTTP response first): like Suricata (app-layer.c `reverse_flow`), the flow is
+    /// reversed; the data went to the parser as to-client data. The engine swaps the
+    /// flow's sides and clears this.
+    pub reversed: bool,
 }
 
 fn direction(dir: usize) -> Direction {
@@ -202,12 +209,66 @@ impl AppState {
             }
             Probe::NeedMore => {}
             Probe::NoMatch => {
+                if self.try_reverse(
+                    t,
+                    dir,
+                    (client_port, server_port),
+                    buffered,
+                    data,
+                    ts,
+                    cfg,
+                    out,
+                ) {
+                    return;
+                }
                 if t == Transport::Tcp && !buffered {
                     self.probe_buf[dir].extend_from_slice(&data[..data.len().min(PROBE_LIMIT)]);
                 }
                 self.give_up(dir);
             }
         }
+    }
+
+    /// The first to-server data of a midstream session matched no protocol: if it is what
+    /// a server sends first (an HTTP response), the flow is reversed (`reversed`) and the
+    /// data is fed again as to-client data. True when it was.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the arguments of `data`, passed on"
+    )]
+    fn try_reverse(
+        &mut self,
+        t: Transport,
+        dir: usize,
+        (client_port, server_port): (u16, u16),
+        buffered: bool,
+        data: &[u8],
+        ts: i64,
+        cfg: &AppConfig,
+        out: &mut Vec<AppEvent>,
+    ) -> bool {
+        if dir != 0 || t != Transport::Tcp || !self.midstream || self.reversed || self.seen[1] > 0 {
+            return false;
+        }
+        let full = if buffered {
+            std::mem::take(&mut self.probe_buf[0])
+        } else {
+            data.to_vec()
+        };
+        // The sender is the server: its port is the source port.
+        let server_first = al::probe(t, Direction::ToClient, client_port, server_port, &full);
+        if !matches!(server_first, Probe::Match(_)) {
+            if buffered {
+                self.probe_buf[0] = full;
+            }
+            return false;
+        }
+        self.reversed = true;
+        self.seen = [0; 2];
+        self.first = None;
+        self.nomatch = [false; 2];
+        self.data(t, 1, server_port, client_port, &full, ts, cfg, out);
+        true
     }
 
     /// This flow is the data connection `spec` announced by control flow `parent`: it is
@@ -351,6 +412,60 @@ impl AppState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn midstream_response_first_reverses_the_flow() {
+        let cfg = AppConfig::default();
+        let resp = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+        // Picked up midstream: the response's sender is the server.
+        let mut a = AppState {
+            midstream: true,
+            ..AppState::default()
+        };
+        let mut out = Vec::new();
+        a.data(Transport::Tcp, 0, 8080, 51297, resp, 0, &cfg, &mut out);
+        assert!(a.reversed);
+        assert_eq!(a.proto, Some(AppProto::Http));
+        assert_eq!(a.seen, [0, resp.len() as u64]);
+        let tx = out.iter().find_map(|e| match e {
+            AppEvent::Tx(al::Transaction::Http(t)) => Some(t),
+            _ => None,
+        });
+        assert_eq!(
+            tx.and_then(|t| t.status),
+            Some(200),
+            "parsed as the response"
+        );
+        // Not midstream (or a request): no reversal, detection fails in that direction.
+        let mut a = AppState::default();
+        a.data(
+            Transport::Tcp,
+            0,
+            8080,
+            51297,
+            resp,
+            0,
+            &cfg,
+            &mut Vec::new(),
+        );
+        assert!(!a.reversed && a.proto.is_none());
+        let mut a = AppState {
+            midstream: true,
+            ..AppState::default()
+        };
+        a.data(
+            Transport::Tcp,
+            0,
+            40000,
+            80,
+            b"GET / HTTP/1.0\r\n\r\n",
+            0,
+            &cfg,
+            &mut Vec::new(),
+        );
+        assert!(!a.reversed);
+        assert_eq!(a.proto, Some(AppProto::Http));
+    }
 
     #[test]
     fn detects_http_split_over_segments_and_parses() {

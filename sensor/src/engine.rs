@@ -312,6 +312,7 @@ impl Engine {
                             new_session = true;
                             // A TCP Fast Open SYN's data is the stream's start too.
                             midstream_start = !syn || (t.opts.tfo && !d.payload.is_empty());
+                            f.app.midstream = !syn;
                         }
                     }
                     if f.tcp.is_some() {
@@ -352,6 +353,7 @@ impl Engine {
         let app_cfg = &self.app_cfg;
         let out = &mut self.app_out;
         let mut stream_added = false;
+        let mut reversed = false;
         if matches!(d.l4, L4::Tcp(_)) && f.app.proto.is_none() && !self.expect.is_empty() {
             if let Some((spec, parent)) = self.expect.take(&f.key, sport, ts) {
                 f.app.expected(&spec, parent, app_cfg);
@@ -379,6 +381,10 @@ impl Engine {
                         &mut sink,
                     );
                     stream_added = s.last_added;
+                    if app.reversed {
+                        s.reverse();
+                        reversed = true;
+                    }
                     if let Some(depth) = app.stream_depth() {
                         s.set_depth(depth);
                     }
@@ -402,6 +408,15 @@ impl Engine {
                 );
             }
             _ => {}
+        }
+        if reversed {
+            // App-layer detection reversed the flow (a midstream session whose first data
+            // came from the server): its sides swap (Suricata's FlowSwap).
+            f.app.reversed = false;
+            f.client_is_lo = !f.client_is_lo;
+            f.pkts.swap(0, 1);
+            f.bytes.swap(0, 1);
+            f.tcp_flags.swap(0, 1);
         }
         // An app-layer transaction makes the raw stream ready (Suricata's TRIGGER_RAW).
         let had_tx = self.app_out.iter().any(|e| matches!(e, AppEvent::Tx(_)));
