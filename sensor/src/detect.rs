@@ -986,7 +986,9 @@ impl TxBuffers for TxView<'_> {
                 _ => Vec::new(),
             },
             Transaction::Tls(t) => {
-                let cert = t.certs.first();
+                // To server: the client's certificates (mutual authentication).
+                let certs = if ts { &t.client_certs } else { &t.certs };
+                let cert = certs.first();
                 match name {
                     "tls.sni" if ts => opt(t.sni.as_deref()),
                     "ja3.string" if ts => opt(t.ja3.as_deref().map(str::as_bytes)),
@@ -1002,12 +1004,11 @@ impl TxBuffers for TxView<'_> {
                         .as_deref()
                         .map(|j| owned(kd::md5_hex(j.as_bytes()).into_bytes()))
                         .unwrap_or_default(),
-                    "tls.cert_subject" if !ts => opt(cert.map(|c| c.subject.as_bytes())),
-                    "tls.cert_issuer" if !ts => opt(cert.map(|c| c.issuer.as_bytes())),
-                    "tls.cert_serial" if !ts => opt(cert.map(|c| c.serial.as_bytes())),
-                    "tls.cert_fingerprint" if !ts => opt(cert.map(|c| c.fingerprint.as_bytes())),
-                    "tls.certs" if !ts => t
-                        .certs
+                    "tls.cert_subject" => opt(cert.map(|c| c.subject.as_bytes())),
+                    "tls.cert_issuer" => opt(cert.map(|c| c.issuer.as_bytes())),
+                    "tls.cert_serial" => opt(cert.map(|c| c.serial.as_bytes())),
+                    "tls.cert_fingerprint" => opt(cert.map(|c| c.fingerprint.as_bytes())),
+                    "tls.certs" => certs
                         .iter()
                         .map(|c| Cow::Borrowed(c.der.as_slice()))
                         .collect(),

@@ -36,6 +36,8 @@ pub struct TlsTx {
     pub ja4: Option<String>,
     /// Leaf certificate first.
     pub certs: Vec<TlsCert>,
+    /// The client's certificates (mutual authentication), leaf first.
+    pub client_certs: Vec<TlsCert>,
     pub session_resumed: bool,
 }
 
@@ -456,6 +458,9 @@ pub(crate) struct TlsParser {
     /// ServerHello says otherwise (an alert-only answer is logged with it).
     record_version: Option<u16>,
     logged: bool,
+    /// The server sent a CertificateRequest: the session is logged once the client's
+    /// Certificate (or its ChangeCipherSpec) follows, so its certificates are part of it.
+    cert_requested: bool,
     /// A record that cannot be framed (bad type, version or length): Suricata's parser
     /// returns an error, the flow's app layer is disabled and the session is never logged.
     failed: bool,
@@ -479,6 +484,7 @@ impl TlsParser {
             server_version: None,
             record_version: None,
             logged: false,
+            cert_requested: false,
             failed: false,
             max_buffer: cfg.max_buffer,
             max_certs: cfg.tls_max_certs,
@@ -540,7 +546,34 @@ impl TlsParser {
             // ServerHelloDone: the server's side of a TLS <= 1.2 handshake is complete and
             // nothing later changes the record; Suricata logs the session here (a record
             // that cannot be framed afterwards no longer stops it).
-            (Direction::ToClient, 14) if self.client_hello.is_some() => self.emit(out),
+            (Direction::ToClient, 14) if self.client_hello.is_some() && !self.cert_requested => {
+                self.emit(out)
+            }
+            (Direction::ToClient, 13) => self.cert_requested = true,
+            (Direction::ToServer, 11) => {
+                let mut r = Reader { b: body };
+                let Some(list) = r.u24().and_then(|n| r.bytes(n)) else {
+                    out.push(anomaly("CERTIFICATE_INVALID_LENGTH"));
+                    return;
+                };
+                let mut r = Reader { b: list };
+                while !r.b.is_empty() && self.tx.client_certs.len() < self.max_certs {
+                    let Some(der) = r.u24().and_then(|n| r.bytes(n)) else {
+                        out.push(anomaly("CERTIFICATE_INVALID_LENGTH"));
+                        break;
+                    };
+                    match parse_cert(der) {
+                        Some(c) => self.tx.client_certs.push(c),
+                        None => {
+                            out.push(anomaly("INVALID_CERTIFICATE"));
+                            break;
+                        }
+                    }
+                }
+                if self.cert_requested {
+                    self.emit(out);
+                }
+            }
             (Direction::ToClient, 11) => {
                 self.tx.session_resumed = false;
                 let mut r = Reader { b: body };

@@ -725,13 +725,13 @@ fn buffer_dirs(name: &str) -> Option<&'static [Dir]> {
         "http.response_header" => TC,
         "dns.query" => TS,
         "tls.sni" | "ja3.hash" | "ja3.string" | "ja4.hash" => TS,
+        // Suricata 7: to server, the client's certificates (mutual authentication).
         "tls.cert_subject"
         | "tls.cert_issuer"
         | "tls.cert_serial"
         | "tls.cert_fingerprint"
-        | "tls.certs"
-        | "ja3s.hash"
-        | "ja3s.string" => TC,
+        | "tls.certs" => BOTH,
+        "ja3s.hash" | "ja3s.string" => TC,
         "ssh.proto" | "ssh.software" => BOTH,
         _ => return None,
     })
