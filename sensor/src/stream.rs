@@ -116,6 +116,12 @@ pub struct StreamStats {
     pub depth_reached: u64,
     pub memcap_drops: u64,
     pub ssn_reuse: u64,
+    /// Packets ignored because their data ends past the receiver's window
+    /// (Suricata's `stream.est_packet_out_of_window`).
+    pub out_of_window: u64,
+    /// Packets ignored because they acknowledge data the peer may not have sent yet
+    /// (past its window) or far behind what was acknowledged (`stream.est_invalid_ack`).
+    pub invalid_ack: u64,
     /// Out-of-order bytes currently held.
     pub memuse: usize,
 }
@@ -166,6 +172,15 @@ struct Dir {
     /// Extents (relative start, end) of the segments whose bytes are in `wait`, for the
     /// overlap policy (a later segment may still change waiting bytes).
     wait_segs: Vec<(u32, u32)>,
+    /// Window tracking (`TcpSession::win_track`): the receive window the other side last
+    /// advertised for this direction's data (scaled), the highest sequence number it
+    /// acknowledged (Suricata's `last_ack`), the right edge of the window: the highest
+    /// sequence number this side may send (`next_win`, only moves forward), and the
+    /// scale of the windows this side advertises (RFC 7323, when both SYNs carry it).
+    window: u32,
+    last_ack: u32,
+    next_win: u32,
+    wscale: u8,
 }
 
 /// Segments remembered per direction for the overlap policy; past it, later segments
@@ -193,7 +208,18 @@ pub struct TcpSession {
     reset: Option<(usize, TcpState)>,
     /// Server ISNs + 1 of SYN/ACKs resent with another ISN in SYN_RECV.
     synacks: Vec<u32>,
+    /// The session saw its handshake (not picked up midstream), so each side's data must
+    /// fit the receive window the other side advertised and its ACKs must be plausible,
+    /// as Suricata checks from ESTABLISHED on: a packet that fails either check is
+    /// ignored (neither its ACK nor its data counts).
+    win_track: bool,
+    /// The client SYN's window-scale option (RFC 7323: in force only if the SYN/ACK has
+    /// one too).
+    syn_wscale: Option<u8>,
 }
+
+/// RFC 7323's largest window shift.
+const MAX_WSCALE: u8 = 14;
 
 /// SYN/ACKs with other ISNs remembered in SYN_RECV (Suricata's max-synack-queued).
 const MAX_SYNACK_QUEUED: usize = 5;
@@ -223,10 +249,16 @@ impl TcpSession {
             tfo: false,
             reset: None,
             synacks: Vec::new(),
+            win_track: false,
+            syn_wscale: None,
         };
         if t.flags & (SYN | ACK | RST) == SYN {
             s.state = TcpState::SynSent;
             s.dirs[0].set_base(t.seq.wrapping_add(1));
+            // The SYN's window (never scaled) bounds the server's first flight.
+            s.win_track = true;
+            s.syn_wscale = t.opts.wscale;
+            s.dirs[1].window = u32::from(t.win);
         } else if cfg.midstream && t.flags & RST == 0 {
             stats.midstream_pickups += 1;
             s.state = TcpState::Established;
@@ -316,6 +348,12 @@ impl TcpSession {
         sink: &mut dyn FnMut(usize, Chunk<'_>),
     ) {
         let other = dir ^ 1;
+        if self.win_track
+            && self.state >= TcpState::Established
+            && !self.window_ok(dir, t, payload.len(), stats)
+        {
+            return;
+        }
         match self.state {
             TcpState::None | TcpState::Closed => return,
             TcpState::SynSent => {
@@ -360,6 +398,7 @@ impl TcpSession {
                 if queued {
                     // The client acknowledges a queued SYN/ACK: the server's ISN is its.
                     self.dirs[1].set_base(t.ack);
+                    self.server_isn_acked(t.ack);
                 }
                 if dir == 0
                     && t.flags & (SYN | ACK) == ACK
@@ -391,6 +430,9 @@ impl TcpSession {
             // Midstream: the other side's first packet sets its base.
             let syn = u32::from(t.flags & SYN != 0);
             self.dirs[dir].set_base(t.seq.wrapping_add(syn));
+        }
+        if self.win_track {
+            self.window_update(dir, t);
         }
         if t.flags & ACK != 0 {
             self.ack_gap(other, t.ack, cfg, stats, sink);
@@ -438,6 +480,76 @@ impl TcpSession {
         }
         self.state = TcpState::SynRecv;
         self.dirs[1].set_base(t.seq.wrapping_add(1));
+        // Window scaling is in force when both SYNs carry the option.
+        if let (Some(c), Some(sv)) = (self.syn_wscale, t.opts.wscale) {
+            self.dirs[0].wscale = c.min(MAX_WSCALE);
+            self.dirs[1].wscale = sv.min(MAX_WSCALE);
+        }
+        self.dirs[0].window = u32::from(t.win);
+        self.dirs[0].last_ack = t.ack;
+        self.dirs[0].next_win = t.ack.wrapping_add(self.dirs[0].window);
+        self.server_isn_acked(t.seq.wrapping_add(1));
+    }
+
+    /// The server's ISN + 1 is `isn1` (its SYN/ACK, or a queued one the client's ACK
+    /// picked): the client's SYN window bounds what the server may send first.
+    fn server_isn_acked(&mut self, isn1: u32) {
+        let d = &mut self.dirs[1];
+        d.last_ack = isn1;
+        d.next_win = isn1.wrapping_add(d.window);
+    }
+
+    /// Suricata's window checks (StreamTcpValidateAck and the in-window test of its
+    /// ESTABLISHED handlers) for a packet of direction `dir` once the session is
+    /// established: false when the packet must be ignored.
+    fn window_ok(
+        &self,
+        dir: usize,
+        t: &TcpInfo,
+        payload_len: usize,
+        stats: &mut StreamStats,
+    ) -> bool {
+        let (d, o) = (&self.dirs[dir], &self.dirs[dir ^ 1]);
+        if t.flags & ACK != 0 && o.base_set {
+            let ack = t.ack;
+            let valid = if seq_gt(ack, o.last_ack) {
+                // Acknowledging what the peer may not have sent yet (past its window).
+                !seq_gt(ack, o.next_win)
+            } else {
+                // Far behind what was acknowledged already: more than a window back.
+                o.window == 0 || !seq_gt(o.last_ack.wrapping_sub(o.window), ack)
+            };
+            if !valid {
+                stats.invalid_ack += 1;
+                return false;
+            }
+        }
+        if payload_len > 0 {
+            let next_seq = d.base.wrapping_add(d.next);
+            // A one-byte probe of a closed window is allowed past it.
+            let zero_window_probe = payload_len == 1 && t.seq == next_seq && d.window == 0;
+            let end = t.seq.wrapping_add(payload_len as u32);
+            if !zero_window_probe && seq_gt(end, d.next_win) {
+                stats.out_of_window += 1;
+                return false;
+            }
+        }
+        true
+    }
+
+    /// An accepted packet of direction `dir`: its window and ACK move the other
+    /// direction's right edge.
+    fn window_update(&mut self, dir: usize, t: &TcpInfo) {
+        let scale = self.dirs[dir].wscale;
+        let o = &mut self.dirs[dir ^ 1];
+        o.window = u32::from(t.win) << scale;
+        if t.flags & ACK != 0 && seq_gt(t.ack, o.last_ack) {
+            o.last_ack = t.ack;
+        }
+        let edge = o.last_ack.wrapping_add(o.window);
+        if seq_gt(edge, o.next_win) {
+            o.next_win = edge;
+        }
     }
 
     fn transition(&mut self, dir: usize, t: &TcpInfo) {
@@ -914,7 +1026,7 @@ mod tests {
             seq,
             ack,
             flags,
-            win: 1024,
+            win: 65535,
             opts: TcpOpts::default(),
         }
     }
@@ -925,6 +1037,8 @@ mod tests {
         st: StreamStats,
         got: [Vec<u8>; 2],
         gaps: Vec<(usize, u64)>,
+        /// The window each direction's packets advertise (`pkt`).
+        win: [u16; 2],
     }
 
     impl Run {
@@ -939,6 +1053,7 @@ mod tests {
                 st,
                 got: Default::default(),
                 gaps: vec![],
+                win: [65535; 2],
             };
             r.seg(0, syn, data);
             r
@@ -952,7 +1067,11 @@ mod tests {
             r
         }
         fn pkt(&mut self, dir: usize, seq: u32, ack: u32, flags: u8, data: &[u8]) {
-            self.seg(dir, &seg(seq, ack, flags), data);
+            let t = TcpInfo {
+                win: self.win[dir & 1],
+                ..seg(seq, ack, flags)
+            };
+            self.seg(dir, &t, data);
         }
         fn seg(&mut self, dir: usize, t: &TcpInfo, data: &[u8]) {
             let (got, gaps) = (&mut self.got, &mut self.gaps);
@@ -1525,5 +1644,160 @@ mod tests {
         );
         s.packet(1, &seg(10, 5, ACK), b"", &cfg, &mut st, &mut sink);
         assert_eq!(got, b"aaaaxxxxB");
+    }
+
+    /// A handshake with the given windows and window-scale options: client ISN 1000,
+    /// server ISN 5000.
+    fn windowed(syn: (u16, Option<u8>), synack: (u16, Option<u8>)) -> Run {
+        let mut t = seg(1000, 0, SYN);
+        (t.win, t.opts.wscale) = syn;
+        let mut r = Run::syn(immediate(), &t, b"");
+        let mut t = seg(5000, 1001, SYN | ACK);
+        (t.win, t.opts.wscale) = synack;
+        r.seg(1, &t, b"");
+        r
+    }
+
+    fn with_win(seq: u32, ack: u32, flags: u8, win: u16) -> TcpInfo {
+        TcpInfo {
+            win,
+            ..seg(seq, ack, flags)
+        }
+    }
+
+    #[test]
+    fn data_past_the_receivers_window_is_ignored() {
+        // The client's SYN offers a 100-byte window and never scales.
+        let mut r = windowed((100, None), (1000, None));
+        r.win = [100, 1000];
+        r.pkt(0, 1001, 5001, ACK, b"");
+        assert_eq!(r.s.state, TcpState::Established);
+        r.pkt(0, 1001, 5001, PSH | ACK, b"GET");
+        r.pkt(1, 5001, 1004, ACK, &[b'a'; 60]);
+        // Ends at 5001 + 100: the edge itself is in the window.
+        r.pkt(1, 5061, 1004, ACK, &[b'b'; 40]);
+        // One byte past the edge: the whole segment is dropped.
+        r.pkt(1, 5101, 1004, ACK, b"c");
+        assert_eq!(r.got[1].len(), 100);
+        assert_eq!(r.st.out_of_window, 1);
+        // The client acknowledges 50 bytes: the edge moves to 5051 + 100; a later
+        // smaller window never moves it back.
+        r.pkt(0, 1004, 5051, ACK, b"");
+        r.seg(0, &with_win(1004, 5061, ACK, 10), b"");
+        r.pkt(1, 5101, 1004, ACK, &[b'c'; 50]);
+        r.pkt(1, 5151, 1004, ACK, b"d");
+        assert_eq!(r.got[1].len(), 150);
+        assert_eq!(r.st.out_of_window, 2);
+    }
+
+    #[test]
+    fn acks_past_the_peers_window_make_the_packet_ignored() {
+        let mut r = windowed((100, None), (1000, None));
+        r.win = [100, 1000];
+        r.pkt(0, 1001, 5001, ACK, b"");
+        r.pkt(0, 1001, 5001, PSH | ACK, b"GET /1");
+        r.pkt(1, 5001, 1007, ACK, &[b'a'; 100]);
+        // Out of window, not seen.
+        r.pkt(1, 5101, 1007, ACK, &[b'b'; 100]);
+        // The client acknowledges all 200 bytes: past the server's edge (5101), so the
+        // packet (with its request) is ignored, and so is every later one like it.
+        r.pkt(0, 1007, 5201, PSH | ACK, b"GET /2");
+        r.pkt(0, 1013, 5201, PSH | ACK, b"GET /3");
+        assert_eq!(r.got[0], b"GET /1");
+        assert_eq!(r.st.invalid_ack, 2);
+        // An ACK at the edge is fine.
+        r.pkt(0, 1007, 5101, PSH | ACK, b"GET /2");
+        assert_eq!(r.got[0], b"GET /1GET /2");
+        // An ACK more than a window behind the last one is not.
+        r.seg(0, &with_win(1013, 4000, ACK, 100), b"x");
+        assert_eq!(r.got[0], b"GET /1GET /2");
+        assert_eq!(r.st.invalid_ack, 3);
+    }
+
+    #[test]
+    fn window_scale_applies_only_when_both_syns_carry_it() {
+        // Both sides scale: the client's 100 << 4 = 1600 bytes after the handshake.
+        let mut r = windowed((100, Some(4)), (100, Some(2)));
+        r.win = [100, 100];
+        r.pkt(0, 1001, 5001, ACK, b"");
+        r.pkt(1, 5001, 1001, ACK, &[b'a'; 1600]);
+        r.pkt(1, 6601, 1001, ACK, b"b");
+        assert_eq!((r.got[1].len(), r.st.out_of_window), (1600, 1));
+        // The server's window of 100 << 2 bounds the client.
+        r.pkt(0, 1001, 5001, ACK, &[b'c'; 400]);
+        r.pkt(0, 1401, 5001, ACK, b"d");
+        assert_eq!((r.got[0].len(), r.st.out_of_window), (400, 2));
+        // Only the client offers scaling: no side scales.
+        let mut r = windowed((100, Some(4)), (100, None));
+        r.win = [100, 100];
+        r.pkt(0, 1001, 5001, ACK, b"");
+        r.pkt(1, 5001, 1001, ACK, &[b'a'; 101]);
+        assert_eq!((r.got[1].len(), r.st.out_of_window), (0, 1));
+        // A shift above RFC 7323's 14 counts as 14 (no overflow).
+        let mut r = windowed((65535, Some(255)), (65535, Some(255)));
+        r.seg(0, &with_win(1001, 5001, ACK, 65535), b"");
+        r.pkt(1, 5001, 1001, ACK, &[b'a'; 3000]);
+        assert_eq!((r.got[1].len(), r.st.out_of_window), (3000, 0));
+    }
+
+    #[test]
+    fn zero_window_probe_and_the_syn_window_before_the_handshake_ack() {
+        let mut r = windowed((4, None), (1000, None));
+        r.win = [0, 1000];
+        // The server's first segment completes the handshake (its ACK was missed): the
+        // SYN's window bounds it.
+        r.pkt(1, 5001, 1001, ACK, b"abcd");
+        assert_eq!(r.s.state, TcpState::Established);
+        r.pkt(0, 1001, 5005, ACK, b"");
+        // The window is closed: a one-byte probe passes, more does not.
+        r.pkt(1, 5005, 1001, ACK, b"e");
+        r.pkt(1, 5005, 1001, ACK, b"ef");
+        assert_eq!(r.got[1], b"abcde");
+        assert_eq!(r.st.out_of_window, 1);
+    }
+
+    #[test]
+    fn midstream_sessions_have_no_window_checks() {
+        let cfg = StreamConfig {
+            midstream: true,
+            ..immediate()
+        };
+        let mut st = StreamStats::default();
+        let t = with_win(1000, 5000, ACK, 1);
+        let mut s = TcpSession::start(&t, &cfg, &mut st).unwrap();
+        let mut got = Vec::new();
+        for (dir, t, data) in [
+            (0, t.clone(), &b"request"[..]),
+            (1, with_win(5000, 1007, ACK, 1), &[b'r'; 5000][..]),
+            (0, with_win(1007, 99_999, ACK, 1), &b"next"[..]),
+        ] {
+            s.packet(dir, &t, data, &cfg, &mut st, &mut |_, c| {
+                if let Chunk::Data(b) = c {
+                    got.extend_from_slice(b)
+                }
+            });
+        }
+        assert_eq!(got.len(), 7 + 5000 + 4);
+        assert_eq!((st.out_of_window, st.invalid_ack), (0, 0));
+    }
+
+    #[test]
+    fn window_edges_across_sequence_wraparound() {
+        // Client ISN just below 2^32: the edge wraps.
+        let mut t = seg(u32::MAX - 10, 0, SYN);
+        t.win = 50;
+        let mut r = Run::syn(immediate(), &t, b"");
+        r.win = [50, 30];
+        let mut sa = seg(7, u32::MAX - 9, SYN | ACK);
+        sa.win = 30;
+        r.seg(1, &sa, b"");
+        r.pkt(0, u32::MAX - 9, 8, ACK, b"");
+        assert_eq!(r.s.state, TcpState::Established);
+        // 30 bytes fit from ISN + 1 = 2^32 - 10: the edge is 20, after the wrap.
+        r.pkt(0, u32::MAX - 9, 8, ACK, &[b'a'; 30]);
+        r.pkt(0, 20, 8, ACK, b"b");
+        assert_eq!((r.got[0].len(), r.st.out_of_window), (30, 1));
+        r.pkt(1, 8, 20, ACK, &[b'c'; 50]);
+        assert_eq!(r.got[1].len(), 50);
     }
 }
