@@ -298,6 +298,8 @@ enum Inner {
     Ethernet,
     /// Teredo: an IPv6 packet, in the outer packet's VLANs.
     Ipv6([u16; 2]),
+    /// Geneve carrying IP directly (protocol 0x0800 or 0x86dd), in the outer VLANs.
+    Ip([u16; 2]),
 }
 
 /// Most VLAN tags decoded (Suricata's limit); the first two are part of the flow key.
@@ -811,23 +813,29 @@ impl Decoder {
             self.inner = Some((ip.as_ptr() as usize, ip.len(), Inner::Ipv6(d.vlan)));
             return;
         }
-        let inner = match d.dp {
+        let (inner, kind) = match d.dp {
             // flags(1, I bit 0x08) reserved(3) VNI(3) reserved(1); Suricata 7 decodes
             // only headers whose last reserved byte is zero.
-            4789 if p.len() >= 8 + 14 && p[0] & 0x08 != 0 && p[7] == 0 => &p[8..],
-            // ver/optlen(1) flags(1) protocol(2) VNI(3) reserved(1) options(optlen*4)
-            6081 if p.len() >= 8
-                && p[0] >> 6 == 0
-                && u16::from_be_bytes([p[2], p[3]]) == 0x6558 =>
-            {
+            4789 if p.len() >= 8 + 14 && p[0] & 0x08 != 0 && p[7] == 0 => {
+                (&p[8..], Inner::Ethernet)
+            }
+            // ver/optlen(1) flags(1) protocol(2) VNI(3) reserved(1) options(optlen*4);
+            // the protocol is an Ethernet frame (0x6558) or, as Suricata also decodes,
+            // an IPv4/IPv6 packet.
+            6081 if p.len() >= 8 && p[0] >> 6 == 0 => {
+                let kind = match u16::from_be_bytes([p[2], p[3]]) {
+                    0x6558 => Inner::Ethernet,
+                    0x0800 | 0x86dd => Inner::Ip(d.vlan),
+                    _ => return,
+                };
                 match p.get(8 + usize::from(p[0] & 0x3f) * 4..) {
-                    Some(i) if i.len() >= 14 => i,
+                    Some(i) if i.len() >= 14 => (i, kind),
                     _ => return,
                 }
             }
             _ => return,
         };
-        self.inner = Some((inner.as_ptr() as usize, inner.len(), Inner::Ethernet));
+        self.inner = Some((inner.as_ptr() as usize, inner.len(), kind));
     }
 
     /// If the last `decode` found a VXLAN/Geneve/Teredo payload, decodes the inner packet.
@@ -840,7 +848,7 @@ impl Decoder {
         d.frame = inner;
         d.linktype = match kind {
             Inner::Ethernet => LinkType::Ethernet.dlt(),
-            Inner::Ipv6(_) => LinkType::Raw.dlt(),
+            Inner::Ipv6(_) | Inner::Ip(_) => LinkType::Raw.dlt(),
         };
         self.vlan_layers = 0;
         match kind {
@@ -854,6 +862,15 @@ impl Decoder {
                 self.depth = 1;
                 d.vlan = vlan;
                 self.ipv6(inner, &mut d, ts);
+            }
+            Inner::Ip(vlan) => {
+                self.depth = 1;
+                d.vlan = vlan;
+                match inner.first().map(|b| b >> 4) {
+                    Some(4) => self.ipv4(inner, &mut d, ts),
+                    Some(6) => self.ipv6(inner, &mut d, ts),
+                    _ => d.events.push(DecodeEvent::IprawInvalidIpVersion),
+                }
             }
         }
         self.stats.tunnels += 1;
@@ -1288,6 +1305,39 @@ mod tests {
         let g1b = frag(8, true, &udp[8..16]);
         let d = dec.decode(LinkType::Raw, &g1b, 3);
         assert!(d.events.contains(DecodeEvent::Ipv4FragOverlap));
+    }
+
+    #[test]
+    fn geneve_carrying_ip_is_decoded_as_an_inner_packet() {
+        let inner = eth_ipv4_tcp(b"GET")[14..].to_vec();
+        for (proto, opts) in [(0x0800u16, 0u8), (0x0800, 2), (0x6558, 0)] {
+            let mut geneve = vec![opts, 0];
+            geneve.extend_from_slice(&proto.to_be_bytes());
+            geneve.extend_from_slice(&[0, 0, 1, 0]); // VNI 1
+            geneve.extend(std::iter::repeat_n(0u8, usize::from(opts) * 4));
+            if proto == 0x6558 {
+                geneve.extend_from_slice(&eth_ipv4_tcp(b"GET")[..14]);
+            }
+            geneve.extend_from_slice(&inner);
+            let udp_len = 8 + geneve.len();
+            let mut p = eth_ipv4_tcp(b"")[..14].to_vec();
+            p.extend_from_slice(&[0x45, 0]);
+            p.extend_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+            p.extend_from_slice(&[0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+            p.extend_from_slice(&[0xeb, 0x74, 0x17, 0xc1]); // 60276 -> 6081
+            p.extend_from_slice(&(udp_len as u16).to_be_bytes());
+            p.extend_from_slice(&[0, 0]);
+            p.extend_from_slice(&geneve);
+            let mut dec = Decoder::new(ChecksumMode::None, DefragConfig::default());
+            let d = dec.decode(LinkType::Ethernet, &p, 0);
+            assert_eq!((d.proto, d.dp), (17, 6081));
+            let i = dec.decode_inner(&p, 0).expect("inner packet");
+            assert_eq!(
+                (i.proto, i.dp, i.payload),
+                (6, 80, &b"GET"[..]),
+                "{proto:x}"
+            );
+        }
     }
 
     #[test]
