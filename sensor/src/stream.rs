@@ -1767,7 +1767,7 @@ mod tests {
         let mut s = TcpSession::start(&t, &cfg, &mut st).unwrap();
         let mut got = Vec::new();
         for (dir, t, data) in [
-            (0, t.clone(), &b"request"[..]),
+            (0, t, &b"request"[..]),
             (1, with_win(5000, 1007, ACK, 1), &[b'r'; 5000][..]),
             (0, with_win(1007, 99_999, ACK, 1), &b"next"[..]),
         ] {
