@@ -578,26 +578,22 @@ impl Detect {
                 ints.insert(n.clone(), (*val).into());
             }
         }
-        let mut meta = serde_json::Map::new();
-        if !bits.is_empty() {
-            meta.insert("flowbits".into(), bits.into());
-        }
-        if !ints.is_empty() {
-            meta.insert("flowints".into(), ints.into());
-        }
-        if !meta.is_empty() {
-            let _ = write!(out, ",\"metadata\":{}", serde_json::Value::Object(meta));
-        }
-        let mut traffic = serde_json::Map::new();
-        if !ids.is_empty() {
-            traffic.insert("id".into(), ids.into());
-        }
-        if !labels.is_empty() {
-            traffic.insert("label".into(), labels.into());
-        }
-        if !traffic.is_empty() {
-            let _ = write!(out, ",\"traffic\":{}", serde_json::Value::Object(traffic));
-        }
+        write_section(
+            out,
+            "metadata",
+            [
+                ("flowbits", serde_json::Value::Array(bits)),
+                ("flowints", serde_json::Value::Object(ints)),
+            ],
+        );
+        write_section(
+            out,
+            "traffic",
+            [
+                ("id", serde_json::Value::Array(ids)),
+                ("label", serde_json::Value::Array(labels)),
+            ],
+        );
     }
 
     /// Renders and clears `self.alerts` into the current packet's queue ([`Detect::flush`]
@@ -1029,5 +1025,22 @@ impl TxBuffers for TxView<'_> {
             }
             _ => Vec::new(),
         }
+    }
+}
+
+/// Appends `,"name":{…}` with the fields that are not empty (an empty array or object), or
+/// nothing when all are.
+fn write_section(out: &mut Vec<u8>, name: &str, fields: [(&str, serde_json::Value); 2]) {
+    let obj: serde_json::Map<String, serde_json::Value> = fields
+        .into_iter()
+        .filter(|(_, v)| match v {
+            serde_json::Value::Array(a) => !a.is_empty(),
+            serde_json::Value::Object(o) => !o.is_empty(),
+            _ => true,
+        })
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    if !obj.is_empty() {
+        let _ = write!(out, ",\"{name}\":{}", serde_json::Value::Object(obj));
     }
 }

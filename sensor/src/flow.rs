@@ -494,13 +494,18 @@ impl FlowTable {
         self.stats.memuse += TCP_COST;
     }
 
-    fn timeout_of(&self, f: &Flow) -> i64 {
-        let t = match f.key.proto {
+    /// The timeouts of the flow's protocol.
+    fn timeouts_of(&self, f: &Flow) -> &Timeouts {
+        match f.key.proto {
             6 => &self.cfg.tcp,
             17 => &self.cfg.udp,
             1 | 58 => &self.cfg.icmp,
             _ => &self.cfg.default,
-        };
+        }
+    }
+
+    fn timeout_of(&self, f: &Flow) -> i64 {
+        let t = self.timeouts_of(f);
         match (f.state, self.emergency) {
             (FlowState::New, false) => t.new,
             (FlowState::Established, false) => t.established,
@@ -518,12 +523,7 @@ impl FlowTable {
 
     /// The shortest timeout (s) of the flow's protocol in any state, normal or emergency.
     fn min_timeout_of(&self, f: &Flow) -> i64 {
-        let t = match f.key.proto {
-            6 => &self.cfg.tcp,
-            17 => &self.cfg.udp,
-            1 | 58 => &self.cfg.icmp,
-            _ => &self.cfg.default,
-        };
+        let t = self.timeouts_of(f);
         [
             t.new,
             t.established,
