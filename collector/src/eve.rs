@@ -407,18 +407,13 @@ impl<'a> Anomaly<'a> {
 /// Parses one EVE line (without its newline). Requires a JSON object with a `timestamp` in
 /// Suricata's format and an `event_type`.
 pub fn parse(line: &[u8]) -> Result<Eve<'_>, LineError> {
-    parse_line(line).map(|(_, eve)| eve)
-}
-
-/// [`parse`], also returning the line as text without surrounding whitespace.
-#[inline]
-pub fn parse_line(line: &[u8]) -> Result<(&str, Eve<'_>), LineError> {
     let mut eve = Eve::default();
-    parse_line_into(line, &mut eve).map(|text| (text, eve))
+    parse_line_into(line, &mut eve).map(|_| eve)
 }
 
-/// [`parse_line`] into `eve` (a fresh `Eve::default()`), returning the trimmed line: the
-/// ingest loop parses in place rather than moving the ~1 KiB record out of two calls.
+/// [`parse`] into `eve` (a fresh `Eve::default()`), also returning the line as text without
+/// surrounding whitespace: the ingest loop parses in place rather than moving the ~1 KiB
+/// record out of the call.
 #[inline]
 pub fn parse_line_into<'a>(line: &'a [u8], eve: &mut Eve<'a>) -> Result<&'a str, LineError> {
     if line.len() > MAX_LINE {
