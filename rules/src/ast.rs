@@ -257,6 +257,35 @@ pub struct Pcre {
     pub flags: String,
     /// `R`: relative to the previous match.
     pub relative: bool,
+    /// Capture groups stored into variables, listed after the flags
+    /// (`"/(a+)(b+)/i, flow:x, pkt:y"`): the n-th entry takes group n.
+    pub captures: Vec<PcreCapture>,
+}
+
+/// One entry of a pcre's capture list: the variable a capture group is stored into.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PcreCapture {
+    pub scope: VarScope,
+    pub name: String,
+}
+
+/// Where a captured variable lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VarScope {
+    /// `pkt:` — the packet (EVE `metadata.pktvars` of its alerts).
+    Pkt,
+    /// `flow:` — the flow (EVE `metadata.flowvars`).
+    Flow,
+}
+
+impl VarScope {
+    /// The prefix as written in rules (`pkt`, `flow`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VarScope::Pkt => "pkt",
+            VarScope::Flow => "flow",
+        }
+    }
 }
 
 /// A comparison `op value` as used by dsize, bsize, urilen, ttl, …

@@ -1478,6 +1478,7 @@ fn pcre(v: &str) -> Result<(Option<&'static str>, Pcre), String> {
     // Suricata strips an opening and a closing quote independently.
     let v = v.strip_prefix('"').unwrap_or(v);
     let v = v.strip_suffix('"').unwrap_or(v);
+    let (v, captures) = pcre_captures(v)?;
     let body = v
         .strip_prefix('/')
         .ok_or_else(|| format!("`{v}`: expected `/regex/flags`"))?;
@@ -1518,8 +1519,60 @@ fn pcre(v: &str) -> Result<(Option<&'static str>, Pcre), String> {
             pattern,
             flags: flags.into_iter().collect(),
             relative,
+            captures,
         },
     ))
+}
+
+/// Splits a pcre value into `/regex/flags` and its capture list (`, flow:a, pkt:b`). The
+/// list starts at the first `flow:`/`pkt:` that follows separators (`,`, ` `) which
+/// follow `/regex/flags`, so a `flow:` inside the regex stays part of it.
+fn pcre_captures(v: &str) -> Result<(&str, Vec<PcreCapture>), String> {
+    let starts = v
+        .match_indices("flow:")
+        .chain(v.match_indices("pkt:"))
+        .map(|(i, _)| i);
+    let Some((head, list)) = starts
+        .filter_map(|i| {
+            let head = v[..i].trim_end_matches([',', ' ']);
+            let seps = head.len() < i;
+            let (regex, flags) = head.rsplit_once('/')?;
+            let ok =
+                seps && regex.starts_with('/') && flags.chars().all(|c| c.is_ascii_alphabetic());
+            ok.then(|| (i, head, &v[i..]))
+        })
+        .min_by_key(|&(i, _, _)| i)
+        .map(|(_, head, list)| (head, list))
+    else {
+        return Ok((v, Vec::new()));
+    };
+    Ok((head, capture_list(list)?))
+}
+
+/// `flow:name, pkt:name, …` (separated by commas and/or spaces).
+fn capture_list(s: &str) -> Result<Vec<PcreCapture>, String> {
+    use nom::{
+        branch::alt,
+        bytes::complete::{tag, take_while1},
+        combinator::{all_consuming, map, value},
+        multi::separated_list1,
+        sequence::pair,
+    };
+    let sep = |c: char| c == ',' || c == ' ';
+    let scope = alt((
+        value(VarScope::Flow, tag("flow:")),
+        value(VarScope::Pkt, tag("pkt:")),
+    ));
+    let entry = map(pair(scope, take_while1(|c| !sep(c))), |(scope, name)| {
+        PcreCapture {
+            scope,
+            name: String::from(name),
+        }
+    });
+    let mut list = all_consuming(separated_list1(take_while1(sep), entry));
+    let r: nom::IResult<&str, Vec<PcreCapture>> = list(s.trim_end_matches(sep));
+    r.map(|(_, l)| l)
+        .map_err(|_| format!("`{s}`: expected a capture list `flow:<name>` or `pkt:<name>`, …"))
 }
 
 /// Removes the backslash from `\;` and `\"` (escapes of the rule syntax, not the regex).
@@ -2113,4 +2166,48 @@ fn tcp_flags(v: &str) -> Result<TcpFlags, String> {
         flags: set,
         ignore: ignore.map(str::to_string),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pcre_capture_list_follows_the_flags() {
+        let (buf, p) = pcre(r#""/^(.*)\/(\d+\.\d+)/VG, flow:key,flow:value""#).unwrap();
+        assert_eq!(buf, Some("http.user_agent"));
+        assert_eq!(p.pattern, r"^(.*)\/(\d+\.\d+)");
+        assert_eq!(p.flags, "G");
+        let caps: Vec<_> = p
+            .captures
+            .iter()
+            .map(|c| (c.scope, c.name.as_str()))
+            .collect();
+        assert_eq!(caps, [(VarScope::Flow, "key"), (VarScope::Flow, "value")]);
+        // Names may hold slashes; spaces and commas separate.
+        let (_, p) = pcre(r#""/(a)(b)/i , pkt:x  flow:ua/ubuntu/repo""#).unwrap();
+        assert_eq!(p.pattern, "(a)(b)");
+        assert_eq!(p.flags, "i");
+        let caps: Vec<_> = p
+            .captures
+            .iter()
+            .map(|c| (c.scope, c.name.as_str()))
+            .collect();
+        assert_eq!(
+            caps,
+            [(VarScope::Pkt, "x"), (VarScope::Flow, "ua/ubuntu/repo")]
+        );
+    }
+
+    #[test]
+    fn flow_colon_inside_the_regex_is_not_a_capture() {
+        let (_, p) = pcre(r#""/overflow: (x)/""#).unwrap();
+        assert_eq!(p.pattern, "overflow: (x)");
+        assert!(p.captures.is_empty());
+        let (_, p) = pcre(r#""/a, flow:b/i""#).unwrap();
+        assert_eq!(p.pattern, "a, flow:b");
+        assert!(p.captures.is_empty());
+        assert!(pcre(r#""/(a)/, flow:x, alert:y""#).is_err());
+        assert!(pcre(r#""/(a)/, flow:""#).is_err());
+    }
 }

@@ -218,6 +218,9 @@ fn write_option(k: &OptionKind, s: &mut String) {
             if p.relative {
                 s.push('R');
             }
+            for c in &p.captures {
+                let _ = write!(s, ", {}:{}", c.scope.as_str(), c.name);
+            }
             s.push('"');
         }
         OptionKind::ByteTest(_, t) => {

@@ -554,29 +554,44 @@ impl Detect {
     }
 
     /// The flow's variables as Suricata's EVE shows them: `,"metadata":{"flowbits":[…],
-    /// "flowints":{…}}` and `,"traffic":{"id":[…],"label":[…]}` (flowbits named
-    /// `traffic/id/X` and `traffic/label/X`), appended to `out`; nothing when none is set.
-    pub fn write_vars(&self, flow_id: u64, out: &mut Vec<u8>) {
-        let Some(v) = self.vars.get(&flow_id) else {
-            return;
-        };
-        let (bit_names, int_names) = (self.engine.flowbit_names(), self.engine.flowint_names());
+    /// "flowints":{…},"flowvars":[{name:value},…],"pktvars":[…]}` and
+    /// `,"traffic":{"id":[…],"label":[…]}` (flowbits named `traffic/id/X` and
+    /// `traffic/label/X`), appended to `out`; nothing when none is set. `pktvars`: an
+    /// alert's packet variables (ids into [`kd::Engine::pktvar_names`]).
+    pub fn write_vars(&self, flow_id: Option<u64>, pktvars: &[(u32, Vec<u8>)], out: &mut Vec<u8>) {
+        let v = flow_id.and_then(|id| self.vars.get(&id));
+        let e = &self.engine;
+        let (bit_names, int_names) = (e.flowbit_names(), e.flowint_names());
         let mut bits = Vec::new();
         let (mut ids, mut labels) = (Vec::new(), Vec::new());
-        for name in v.bits().iter().filter_map(|&b| bit_names.get(b as usize)) {
-            if let Some(id) = name.strip_prefix("traffic/id/") {
-                ids.push(serde_json::Value::from(id));
-            } else if let Some(l) = name.strip_prefix("traffic/label/") {
-                labels.push(serde_json::Value::from(l));
-            } else {
-                bits.push(serde_json::Value::from(name.as_str()));
-            }
-        }
         let mut ints = serde_json::Map::new();
-        for (i, val) in v.ints() {
-            if let Some(n) = int_names.get(*i as usize) {
-                ints.insert(n.clone(), (*val).into());
+        let named = |names: &[String], vals: &[(u32, Vec<u8>)]| -> Vec<serde_json::Value> {
+            vals.iter()
+                .filter_map(|(i, val)| {
+                    let n = names.get(*i as usize)?;
+                    let mut o = serde_json::Map::new();
+                    o.insert(n.clone(), khien_applayer::json_str(val).into());
+                    Some(serde_json::Value::Object(o))
+                })
+                .collect()
+        };
+        let mut flowvars = Vec::new();
+        if let Some(v) = v {
+            for name in v.bits().iter().filter_map(|&b| bit_names.get(b as usize)) {
+                if let Some(id) = name.strip_prefix("traffic/id/") {
+                    ids.push(serde_json::Value::from(id));
+                } else if let Some(l) = name.strip_prefix("traffic/label/") {
+                    labels.push(serde_json::Value::from(l));
+                } else {
+                    bits.push(serde_json::Value::from(name.as_str()));
+                }
             }
+            for (i, val) in v.ints() {
+                if let Some(n) = int_names.get(*i as usize) {
+                    ints.insert(n.clone(), (*val).into());
+                }
+            }
+            flowvars = named(e.flowvar_names(), v.strs());
         }
         write_section(
             out,
@@ -584,6 +599,11 @@ impl Detect {
             [
                 ("flowbits", serde_json::Value::Array(bits)),
                 ("flowints", serde_json::Value::Object(ints)),
+                ("flowvars", serde_json::Value::Array(flowvars)),
+                (
+                    "pktvars",
+                    serde_json::Value::Array(named(e.pktvar_names(), pktvars)),
+                ),
             ],
         );
         write_section(
@@ -612,11 +632,13 @@ impl Detect {
             ..
         } = *c;
         let mut vars = Vec::new();
-        if let (Some(id), false) = (flow_id, self.alerts.is_empty()) {
-            self.write_vars(id, &mut vars);
+        if !self.alerts.is_empty() {
+            self.write_vars(flow_id, &[], &mut vars);
         }
+        let mut own_vars = Vec::new();
         let mut n = 0;
-        for a in self.alerts.drain(..) {
+        let mut alerts = std::mem::take(&mut self.alerts);
+        for a in alerts.drain(..) {
             let blocking = matches!(a.action, kd::Action::Drop | kd::Action::Reject);
             if blocking && self.ips {
                 if self.verdict.is_none() {
@@ -707,7 +729,13 @@ impl Detect {
                 }
                 l.push(b'}');
             }
-            l.extend_from_slice(&vars);
+            if a.pktvars.is_empty() {
+                l.extend_from_slice(&vars);
+            } else {
+                own_vars.clear();
+                self.write_vars(flow_id, &a.pktvars, &mut own_vars);
+                l.extend_from_slice(&own_vars);
+            }
             if a.tx_id.is_none() {
                 // Like Suricata's `payload`/`payload-printable` (4 KiB payload buffer).
                 let p = payload.get(..PAYLOAD_MAX).unwrap_or(payload);
@@ -741,6 +769,7 @@ impl Detect {
                 line: std::mem::take(&mut eve.line),
             });
         }
+        self.alerts = alerts;
         n
     }
 }
@@ -1030,7 +1059,11 @@ impl TxBuffers for TxView<'_> {
 
 /// Appends `,"name":{…}` with the fields that are not empty (an empty array or object), or
 /// nothing when all are.
-fn write_section(out: &mut Vec<u8>, name: &str, fields: [(&str, serde_json::Value); 2]) {
+fn write_section<const N: usize>(
+    out: &mut Vec<u8>,
+    name: &str,
+    fields: [(&str, serde_json::Value); N],
+) {
     let obj: serde_json::Map<String, serde_json::Value> = fields
         .into_iter()
         .filter(|(_, v)| match v {

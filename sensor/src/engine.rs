@@ -741,7 +741,7 @@ impl Engine {
             let mut action = None;
             if let Some(dt) = self.detect.as_mut() {
                 if self.types.flow {
-                    dt.write_vars(f.id, &mut vars);
+                    dt.write_vars(Some(f.id), &[], &mut vars);
                     action = dt.flow_action(f.id);
                 }
                 dt.flow_end(f.id);

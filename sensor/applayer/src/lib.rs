@@ -60,6 +60,7 @@ pub use probe::probe;
 pub use smtp::{SmtpAttachment, SmtpTx};
 pub use ssh::{SshEndpoint, SshTx};
 pub use tls::{TlsCert, TlsTx};
+pub use util::json_str;
 
 use serde_json::Value;
 

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 /// A string for EVE from raw bytes, as Suricata's JSON builder does: valid UTF-8 is kept,
 /// otherwise ASCII bytes are kept and every other byte is written as `\xNN`.
-pub(crate) fn json_str(b: &[u8]) -> String {
+pub fn json_str(b: &[u8]) -> String {
     match std::str::from_utf8(b) {
         Ok(s) => s.to_owned(),
         Err(_) => {

@@ -9,7 +9,7 @@ use khien_rules::config::{Classtype, ThresholdEntry};
 use khien_rules::{
     AddrSpec, BufferRef, ByteExtract, ByteJump, ByteMath, ByteTest, Cmp, Content, EventRef,
     FastPattern, Flow, FlowbitsCmd, Isdataat, NumOrVar, OptionKind, PortSpec, Rule, TcpFlags,
-    Threshold, Transform, Vars,
+    Threshold, Transform, VarScope, Vars,
 };
 
 use crate::inspect::{Group, IndexBy, PcreOp};
@@ -780,9 +780,25 @@ struct Names {
     bits: HashMap<String, u32>,
     bit_names: Vec<String>,
     ints: HashMap<String, u32>,
+    /// flowvar and pktvar names (pcre captures), index = id.
+    flow_vars: Vec<String>,
+    pkt_vars: Vec<String>,
 }
 
 impl Names {
+    fn var(&mut self, scope: VarScope, n: &str) -> u32 {
+        let v = match scope {
+            VarScope::Flow => &mut self.flow_vars,
+            VarScope::Pkt => &mut self.pkt_vars,
+        };
+        match v.iter().position(|x| x == n) {
+            Some(i) => i as u32,
+            None => {
+                v.push(n.to_string());
+                v.len() as u32 - 1
+            }
+        }
+    }
     fn bit(&mut self, n: &str) -> u32 {
         if let Some(&i) = self.bits.get(n) {
             return i;
@@ -812,6 +828,8 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
         bits: HashMap::new(),
         bit_names: Vec::new(),
         ints: HashMap::new(),
+        flow_vars: Vec::new(),
+        pkt_vars: Vec::new(),
     };
     let mut sigs = Vec::new();
     for (n, lr) in rs.rules().enumerate() {
@@ -910,6 +928,8 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
         id: crate::next_engine_id(),
         sigs,
         flowbit_names: names.bit_names,
+        flowvar_names: names.flow_vars,
+        pktvar_names: names.pkt_vars,
         flowint_names: {
             let mut v = vec![String::new(); names.ints.len()];
             for (n, &i) in &names.ints {
@@ -1050,7 +1070,8 @@ fn compile_rule(
                 push_op(&mut bufs, b, Op::Content(c.clone()))?;
             }
             OptionKind::Pcre(b, p) => {
-                let op = PcreOp::new(p).map_err(Reject::Error)?;
+                let op =
+                    PcreOp::new(p, &mut |scope, n| names.var(scope, n)).map_err(Reject::Error)?;
                 push_op(&mut bufs, b, Op::Pcre(op))?;
             }
             OptionKind::ByteTest(b, t) => {

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use khien_rules::{
     ByteExtract, ByteJump, ByteMath, ByteTest, Cmp, Content, Endian, NumBase, NumOrVar, Pcre,
-    TcpFlags, Transform,
+    TcpFlags, Transform, VarScope,
 };
 
 use crate::compile::{AddrIndex, BufProg, FlowAct, FlowCond, Op, PktCheck, PortIndex, Sig};
@@ -379,10 +379,26 @@ pub(crate) struct PcreOp {
     re: pcre2::bytes::Regex,
     pub negated: bool,
     pub relative: bool,
+    /// Groups stored into variables: (scope, variable id, group number). From the
+    /// capture list (`, flow:a, pkt:b`: groups 1, 2, …) and from named groups
+    /// `(?P<flow_a>…)` / `(?P<pkt_b>…)`.
+    caps: Vec<(VarScope, u32, usize)>,
+}
+
+/// A value a pcre captured for a variable, kept until its signature has matched.
+#[derive(Clone, Debug)]
+pub(crate) struct Captured {
+    pub scope: VarScope,
+    pub id: u32,
+    pub value: Vec<u8>,
 }
 
 impl PcreOp {
-    pub(crate) fn new(p: &Pcre) -> Result<PcreOp, String> {
+    /// Compiles `p`; `var` gives the id of a variable by scope and name.
+    pub(crate) fn new(
+        p: &Pcre,
+        var: &mut dyn FnMut(VarScope, &str) -> u32,
+    ) -> Result<PcreOp, String> {
         let mut b = pcre2::bytes::RegexBuilder::new();
         b.jit_if_available(true);
         let mut pat = p.pattern.clone();
@@ -408,10 +424,35 @@ impl PcreOp {
         let re = b
             .build(&pat)
             .map_err(|e| format!("pcre /{}/: {e}", p.pattern))?;
+        let mut caps = Vec::new();
+        for (group, name) in re.capture_names().iter().enumerate() {
+            let Some(name) = name else { continue };
+            let (scope, n) = if let Some(n) = name.strip_prefix("flow_") {
+                (VarScope::Flow, n)
+            } else if let Some(n) = name.strip_prefix("pkt_") {
+                (VarScope::Pkt, n)
+            } else {
+                continue;
+            };
+            caps.push((scope, var(scope, n), group));
+        }
+        for (i, c) in p.captures.iter().enumerate() {
+            if i + 1 >= re.captures_len() {
+                return Err(format!(
+                    "pcre /{}/: capture {}:{} has no group {}",
+                    p.pattern,
+                    c.scope.as_str(),
+                    c.name,
+                    i + 1
+                ));
+            }
+            caps.push((c.scope, var(c.scope, &c.name), i + 1));
+        }
         Ok(PcreOp {
             re,
             negated: p.negated,
             relative: p.relative,
+            caps,
         })
     }
 }
@@ -692,10 +733,16 @@ fn has_ipopt(ip_hdr: &[u8], name: &str) -> bool {
 }
 
 /// Non-header checks and the payload program of a packet signature.
-pub(crate) fn packet_matches(sig: &Sig, p: &PacketInfo<'_>, vars: &FlowVars) -> bool {
+pub(crate) fn packet_matches(
+    sig: &Sig,
+    p: &PacketInfo<'_>,
+    vars: &FlowVars,
+    caps: &mut Vec<Captured>,
+) -> bool {
     if !pkt_checks(sig, p, false) || !conds(sig, vars) {
         return false;
     }
+    caps.clear();
     let mut regs = vec![0u64; sig.var_names.len()];
     sig.bufs.iter().all(|b| {
         let Some(raw) = packet_buffer(p, b.name) else {
@@ -707,7 +754,7 @@ pub(crate) fn packet_matches(sig: &Sig, p: &PacketInfo<'_>, vars: &FlowVars) -> 
         } else {
             0
         };
-        run_prog_at(sig, b, &t, start, &mut regs)
+        run_prog_at(sig, b, &t, start, &mut regs, caps)
     })
 }
 
@@ -725,7 +772,7 @@ pub(crate) fn needs_new_bytes(sig: &Sig, chunk: &[u8], start: u64, new_from: usi
         sig.bufs.iter().all(|b| {
             b.name != "pkt_data" || {
                 let t = crate::transform::apply(part, &b.transforms);
-                run_prog_at(sig, b, &t, at, &mut regs)
+                run_prog_at(sig, b, &t, at, &mut regs, &mut Vec::new())
             }
         })
     };
@@ -743,10 +790,12 @@ pub(crate) fn tx_matches(
     tx: &dyn TxBuffers,
     dir: Dir,
     vars: &FlowVars,
+    caps: &mut Vec<Captured>,
 ) -> bool {
     if !pkt_checks(sig, p, true) || !conds(sig, vars) {
         return false;
     }
+    caps.clear();
     if !sig.app_events.is_empty() {
         let evs = tx.events();
         for e in &sig.app_events {
@@ -766,27 +815,26 @@ pub(crate) fn tx_matches(
         let raws = tx.get(b.name, dir);
         raws.iter().any(|raw| {
             let t = crate::transform::apply(raw, &b.transforms);
-            run_prog(sig, b, &t, &mut regs)
+            run_prog_at(sig, b, &t, 0, &mut regs, caps)
         })
     })
 }
 
-/// Runs one buffer program on `buf`.
-pub(crate) fn run_prog(sig: &Sig, b: &BufProg, buf: &[u8], regs: &mut [u64]) -> bool {
-    run_prog_at(sig, b, buf, 0, regs)
-}
-
-/// [`run_prog`] on a raw-stream chunk that starts at `stream_start` in its stream.
+/// Runs one buffer program on `buf`, a raw-stream chunk that starts at `stream_start` in
+/// its stream (else 0). The values its pcres capture on the matching path are appended
+/// to `caps`.
 pub(crate) fn run_prog_at(
     sig: &Sig,
     b: &BufProg,
     buf: &[u8],
     stream_start: u64,
     regs: &mut [u64],
+    caps: &mut Vec<Captured>,
 ) -> bool {
     let mut ctx = Ctx {
         sig,
         regs,
+        caps,
         steps: 0,
         stream_start: i64::try_from(stream_start).unwrap_or(i64::MAX),
     };
@@ -806,6 +854,7 @@ struct Read {
 struct Ctx<'s, 'r> {
     sig: &'s Sig,
     regs: &'r mut [u64],
+    caps: &'r mut Vec<Captured>,
     steps: u32,
     /// Stream offset of the buffer's first byte (raw-stream chunks; else 0).
     stream_start: i64,
@@ -916,6 +965,9 @@ impl Ctx<'_, '_> {
         let next_relative = ops.get(i + 1).is_some_and(Op::is_relative);
         match op {
             Op::Content(c) => self.content(ops, i, c, buf, prev, next_relative),
+            Op::Pcre(p) if !p.caps.is_empty() && !p.negated => {
+                self.pcre_capture(ops, i, p, buf, prev)
+            }
             Op::Pcre(p) => {
                 let base = if p.relative { prev.min(buf.len()) } else { 0 };
                 let hay = buf.get(base..).unwrap_or(&[]);
@@ -970,6 +1022,41 @@ impl Ctx<'_, '_> {
                 has != d.negated && self.run(ops, i + 1, buf, prev)
             }
             Op::Bsize(c) => cmp(c, buf.len() as u64) && self.run(ops, i + 1, buf, prev),
+        }
+    }
+
+    /// A pcre that stores groups into variables: as the `Op::Pcre` case, recording the
+    /// groups of the match the rest of the program succeeded after.
+    fn pcre_capture(&mut self, ops: &[Op], i: usize, p: &PcreOp, buf: &[u8], prev: usize) -> bool {
+        let next_relative = ops.get(i + 1).is_some_and(Op::is_relative);
+        let base = if p.relative { prev.min(buf.len()) } else { 0 };
+        let hay = buf.get(base..).unwrap_or(&[]);
+        let mut locs = p.re.capture_locations();
+        let mut at = 0;
+        loop {
+            let Ok(Some(m)) = p.re.captures_read_at(&mut locs, hay, at) else {
+                return false;
+            };
+            if self.run(ops, i + 1, buf, base + m.end()) {
+                for &(scope, id, group) in &p.caps {
+                    if let Some(v) = locs.get(group).and_then(|(s, e)| hay.get(s..e)) {
+                        self.caps.push(Captured {
+                            scope,
+                            id,
+                            value: v.to_vec(),
+                        });
+                    }
+                }
+                return true;
+            }
+            if !next_relative || m.start() + 1 > hay.len() {
+                return false;
+            }
+            at = m.start() + 1;
+            self.steps += 1;
+            if self.steps > MAX_STEPS {
+                return false;
+            }
         }
     }
 

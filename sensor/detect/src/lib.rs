@@ -209,6 +209,7 @@ pub trait TxBuffers {
 pub struct FlowVars {
     bits: Vec<u32>,
     ints: Vec<(u32, u64)>,
+    strs: Vec<(u32, Vec<u8>)>,
     /// A `pass` rule matched: nothing more of the flow is inspected.
     pub pass: bool,
 }
@@ -244,9 +245,20 @@ impl FlowVars {
     pub fn ints(&self) -> &[(u32, u64)] {
         &self.ints
     }
+    fn set_str(&mut self, i: u32, v: Vec<u8>) {
+        match self.strs.iter_mut().find(|(k, _)| *k == i) {
+            Some(e) => e.1 = v,
+            None => self.strs.push((i, v)),
+        }
+    }
+    /// The flowvars (pcre captures), in the order they were first set (ids into
+    /// [`Engine::flowvar_names`]).
+    pub fn strs(&self) -> &[(u32, Vec<u8>)] {
+        &self.strs
+    }
     /// Whether nothing is stored (the sensor may drop an empty one).
     pub fn is_empty(&self) -> bool {
-        self.bits.is_empty() && self.ints.is_empty() && !self.pass
+        self.bits.is_empty() && self.ints.is_empty() && self.strs.is_empty() && !self.pass
     }
 }
 
@@ -320,6 +332,8 @@ pub struct Alert {
     /// and stream matches and rules without packet conditions (IP-only, protocol-only);
     /// a packet rule's drop drops only its packet.
     pub flow_action: bool,
+    /// pktvars the signature's pcres captured: (id into [`Engine::pktvar_names`], value).
+    pub pktvars: Vec<(u32, Vec<u8>)>,
 }
 
 /// The multi-pattern matcher of the prefilters (measured in BENCHMARKS.md, Detection).
@@ -365,6 +379,8 @@ pub struct Engine {
     sigs: Vec<Sig>,
     flowbit_names: Vec<String>,
     flowint_names: Vec<String>,
+    flowvar_names: Vec<String>,
+    pktvar_names: Vec<String>,
     /// Packet signatures by IP protocol class (see `compile::proto_class`), each group
     /// with its prefilter.
     packet_groups: [inspect::Group; 4],
@@ -442,6 +458,16 @@ impl Engine {
     /// Names of the flowints the ruleset uses (index = internal id).
     pub fn flowint_names(&self) -> &[String] {
         &self.flowint_names
+    }
+
+    /// Names of the flowvars pcre captures store (index = internal id).
+    pub fn flowvar_names(&self) -> &[String] {
+        &self.flowvar_names
+    }
+
+    /// Names of the pktvars pcre captures store (index = internal id).
+    pub fn pktvar_names(&self) -> &[String] {
+        &self.pktvar_names
     }
 
     /// Runs the packet signatures on one packet; appends alerts in priority order.
@@ -591,7 +617,9 @@ impl Engine {
                 }
                 _ => {}
             }
-            let Some((dir_to_server, swapped)) = self.matches(sig, p, &mut rev, tx, vars) else {
+            let Some((dir_to_server, swapped)) =
+                self.matches(sig, p, &mut rev, tx, vars, &mut state.caps)
+            else {
                 continue;
             };
             if !sig.host_conds.is_empty() && !state.host_conds(sig, p) {
@@ -612,6 +640,13 @@ impl Engine {
             }
             // Side effects of a match: flowbits/flowints, then thresholds, then output.
             inspect::apply_actions(sig, vars);
+            let mut pktvars = Vec::new();
+            for c in state.caps.drain(..) {
+                match c.scope {
+                    khien_rules::VarScope::Flow => vars.set_str(c.id, c.value),
+                    khien_rules::VarScope::Pkt => pktvars.push((c.id, c.value)),
+                }
+            }
             if !sig.host_acts.is_empty() {
                 state.host_acts(sig, p);
             }
@@ -647,6 +682,7 @@ impl Engine {
                 rate_filtered: v.rate_filtered,
                 silent,
                 flow_action: tx.is_some() || stream || sig.is_ip_only(),
+                pktvars,
             });
         }
     }
@@ -659,16 +695,19 @@ impl Engine {
         rev: &mut Option<PacketInfo<'p>>,
         tx: Option<&dyn TxBuffers>,
         vars: &FlowVars,
+        caps: &mut Vec<inspect::Captured>,
     ) -> Option<(bool, bool)> {
         match (&sig.kind, tx) {
             (SigKind::Packet, None) => {
                 let pkt_to_server = p.flow.is_none_or(|f| f.to_server);
-                if inspect::header_matches(sig, p) && inspect::packet_matches(sig, p, vars) {
+                if inspect::header_matches(sig, p) && inspect::packet_matches(sig, p, vars, caps) {
                     return Some((pkt_to_server, false));
                 }
                 if sig.bidirectional {
                     let r = rev.get_or_insert_with(|| p.reversed());
-                    if inspect::header_matches(sig, r) && inspect::packet_matches(sig, p, vars) {
+                    if inspect::header_matches(sig, r)
+                        && inspect::packet_matches(sig, p, vars, caps)
+                    {
                         return Some((pkt_to_server, true));
                     }
                 }
@@ -689,7 +728,7 @@ impl Engine {
                             let r = pk.reversed();
                             inspect::header_matches(sig, &r)
                         });
-                    if hdr && inspect::tx_matches(sig, pk, tx, d, vars) {
+                    if hdr && inspect::tx_matches(sig, pk, tx, d, vars, caps) {
                         return Some((d == Dir::ToServer, swapped));
                     }
                 }

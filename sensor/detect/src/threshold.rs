@@ -202,6 +202,8 @@ pub struct DetectState {
     /// stream chunk (if the packet makes one ready) is then not inspected by them again:
     /// Suricata inspects such a signature's packet only when its stream did not match.
     pub(crate) both_pkt: Vec<u32>,
+    /// Values the signature being evaluated captured (pcre into flowvars/pktvars).
+    pub(crate) caps: Vec<crate::inspect::Captured>,
     /// hostbits/xbits: (bit, host or address pair) → expiry (µs). Per worker: hosts are
     /// not shared between workers (Suricata's host table is global).
     hosts: HashMap<(u32, HostKey), i64>,

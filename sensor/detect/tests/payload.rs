@@ -723,3 +723,47 @@ fn suppress_keeps_a_drop_and_rate_filter_marks_its_action() {
         ]
     );
 }
+
+#[test]
+fn pcre_captures_into_flowvars_and_pktvars() {
+    let e = engine(
+        "alert tcp any any -> any any (content:\"UA \"; pcre:\"/^UA (\\w+)\\/([\\d.]+)/, flow:name, pkt:version\"; content:\"end\"; sid:1;)\n\
+         alert tcp any any -> any any (pcre:\"/id=(?P<flow_id>\\d+)/\"; sid:2;)\n\
+         alert tcp any any -> any any (pcre:\"/(?P<flow_never>x+)/\"; content:\"nothere\"; sid:3;)\n",
+    );
+    let mut vars = FlowVars::default();
+    let mut st = DetectState::default();
+    let mut out = Vec::new();
+    // sid 1 fails after its pcre (no "end"): nothing is stored.
+    e.inspect_packet(&pkt(b"UA curl/8.1 xx"), &mut vars, &mut st, &mut out);
+    assert!(out.is_empty());
+    assert!(vars.strs().is_empty());
+    e.inspect_packet(&pkt(b"UA curl/8.1 id=42 end"), &mut vars, &mut st, &mut out);
+    assert_eq!(out.iter().map(|a| a.sig.sid).collect::<Vec<_>>(), [1, 2]);
+    let flow: Vec<(&str, &[u8])> = vars
+        .strs()
+        .iter()
+        .map(|(i, v)| (e.flowvar_names()[*i as usize].as_str(), v.as_slice()))
+        .collect();
+    assert_eq!(flow, [("name", &b"curl"[..]), ("id", &b"42"[..])]);
+    let pkt_vars: Vec<(&str, &[u8])> = out[0]
+        .pktvars
+        .iter()
+        .map(|(i, v)| (e.pktvar_names()[*i as usize].as_str(), v.as_slice()))
+        .collect();
+    assert_eq!(pkt_vars, [("version", &b"8.1"[..])]);
+    assert!(out[1].pktvars.is_empty());
+    // A later match replaces the value in place.
+    e.inspect_packet(&pkt(b"id=7"), &mut vars, &mut st, &mut out);
+    assert_eq!(vars.strs().len(), 2);
+    assert_eq!(vars.strs()[1].1, b"7");
+    // More list entries than groups is a compile error.
+    let mut rs = khien_rules::Ruleset::new(Default::default());
+    rs.add_file(
+        "c.rules",
+        "alert tcp any any -> any any (pcre:\"/(a)/, flow:x, flow:y\"; sid:1;)\n",
+    );
+    let (e, rep) = Engine::compile(&rs, &CompileOptions::default());
+    assert!(e.is_empty());
+    assert_eq!(rep.errors.len(), 1);
+}
