@@ -669,6 +669,14 @@ pub(crate) struct Sig {
     pub fast: Option<(usize, Vec<u8>)>,
     /// (action, flowbits role, hostbits/xbits role, priority, load order).
     order: (u8, u8, u8, u32, usize),
+    /// A transaction signature's packet part (its `pkt_data` keywords) while compiling;
+    /// [`compile`] moves it behind the rules, setting `part_of`.
+    part: Option<Box<Sig>>,
+    /// This packet part belongs to the transaction signature with this index: a match
+    /// only marks the flow direction (`FlowVars`), which that signature requires.
+    pub part_of: Option<u32>,
+    /// A transaction signature with a packet part.
+    pub has_part: bool,
 }
 
 impl Sig {
@@ -851,6 +859,15 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
         Arc::make_mut(&mut s.meta).num = i as u32;
     }
     report.loaded = sigs.len();
+    let mut parts = Vec::new();
+    for (i, s) in sigs.iter_mut().enumerate() {
+        if let Some(mut p) = s.part.take() {
+            p.part_of = Some(i as u32);
+            p.meta = Arc::clone(&s.meta);
+            parts.push(*p);
+        }
+    }
+    sigs.extend(parts);
     tracing::debug!(
         loaded = report.loaded,
         unsupported = report.unsupported.len(),
@@ -926,6 +943,7 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
         .collect();
     let engine = Engine {
         id: crate::next_engine_id(),
+        loaded: report.loaded,
         sigs,
         flowbit_names: names.bit_names,
         flowvar_names: names.flow_vars,
@@ -1348,10 +1366,10 @@ fn compile_rule(
         }
         if bufs
             .iter()
-            .any(|b| crate::inspect::is_packet_buffer(b.name))
+            .any(|b| crate::inspect::is_packet_buffer(b.name) && b.name != "pkt_data")
         {
             return Err(Reject::Unsupported(
-                "pkt_data mixed with app-layer buffers".into(),
+                "header buffers mixed with app-layer buffers".into(),
             ));
         }
         // Directions: fixed by the buffers, else by `flow:`, else both.
@@ -1394,6 +1412,17 @@ fn compile_rule(
     let action_rank = match opts.action_order.iter().position(|&a| a == action) {
         Some(i) => i as u8,
         None => opts.action_order.len() as u8 + default_rank,
+    };
+    // A transaction signature's `pkt_data` keywords are its packet part, inspected on the
+    // flow's packets and stream (`Sig::part`).
+    let part_bufs: Vec<BufProg> = if matches!(kind, SigKind::Tx { .. }) {
+        let (part, app) = std::mem::take(&mut bufs)
+            .into_iter()
+            .partition(|b| b.name == "pkt_data");
+        bufs = app;
+        part
+    } else {
+        Vec::new()
     };
     let fast = choose_fast(&bufs);
     let payload = bufs
@@ -1443,14 +1472,75 @@ fn compile_rule(
         (false, true) => 2,
         (false, false) => 3,
     };
+    let (src, dst) = (resolve_a(&rule.src)?, resolve_a(&rule.dst)?);
+    let (sp, dp) = (resolve_p(&rule.src_ports)?, resolve_p(&rule.dst_ports)?);
+    let bidirectional = rule.direction == khien_rules::Direction::Both;
+    let order = (
+        action_rank,
+        match (fb_write, fb_read) {
+            (true, false) => 0,
+            (true, true) => 1,
+            (false, true) => 2,
+            (false, false) => 3,
+        },
+        host_role,
+        priority,
+        order,
+    );
+    let meta = Arc::new(meta);
+    let part = (!part_bufs.is_empty()).then(|| {
+        // Suricata inspects it on the raw stream (a TCP signature's packets too, here, so
+        // that it is seen before the transaction it belongs to is complete).
+        let stream = if !tcp || proto == "tcp-pkt" || flow.as_ref().is_some_and(|f| f.no_stream) {
+            StreamMode::Packet
+        } else if proto == "tcp-stream" || flow.as_ref().is_some_and(|f| f.only_stream) {
+            StreamMode::Stream
+        } else {
+            StreamMode::Both
+        };
+        Box::new(Sig {
+            meta: Arc::clone(&meta),
+            kind: SigKind::Packet,
+            bidirectional,
+            src: src.clone(),
+            dst: dst.clone(),
+            sp: sp.clone(),
+            dp: dp.clone(),
+            ip_proto,
+            icmp: proto == "icmp",
+            ip_version,
+            // The flow's protocol is often not known yet when its first data is seen;
+            // the transaction part checks it.
+            app_proto: None,
+            flow: flow.clone(),
+            stream,
+            pkt_checks: Vec::new(),
+            fast: choose_fast(&part_bufs),
+            bufs: part_bufs,
+            conds: Vec::new(),
+            acts: Vec::new(),
+            host_conds: Vec::new(),
+            host_acts: Vec::new(),
+            noalert: true,
+            threshold: None,
+            detection_filter: None,
+            app_events: Vec::new(),
+            urilen: None,
+            var_names: var_names.clone(),
+            order,
+            part: None,
+            part_of: None,
+            has_part: false,
+        })
+    });
     Ok(Sig {
-        meta: Arc::new(meta),
+        meta,
         kind,
-        bidirectional: rule.direction == khien_rules::Direction::Both,
-        src: resolve_a(&rule.src)?,
-        dst: resolve_a(&rule.dst)?,
-        sp: resolve_p(&rule.src_ports)?,
-        dp: resolve_p(&rule.dst_ports)?,
+        bidirectional,
+        src,
+        dst,
+        sp,
+        dp,
         ip_proto,
         icmp: proto == "icmp",
         ip_version,
@@ -1470,18 +1560,10 @@ fn compile_rule(
         urilen,
         var_names,
         fast,
-        order: (
-            action_rank,
-            match (fb_write, fb_read) {
-                (true, false) => 0,
-                (true, true) => 1,
-                (false, true) => 2,
-                (false, false) => 3,
-            },
-            host_role,
-            priority,
-            order,
-        ),
+        order,
+        has_part: part.is_some(),
+        part,
+        part_of: None,
     })
 }
 

@@ -210,6 +210,9 @@ pub struct FlowVars {
     bits: Vec<u32>,
     ints: Vec<(u32, u64)>,
     strs: Vec<(u32, Vec<u8>)>,
+    /// Transaction signatures whose packet part matched: index × 2 + (1 to server, 0 to
+    /// client).
+    parts: Vec<u32>,
     /// A `pass` rule matched: nothing more of the flow is inspected.
     pub pass: bool,
 }
@@ -245,6 +248,21 @@ impl FlowVars {
     pub fn ints(&self) -> &[(u32, u64)] {
         &self.ints
     }
+    fn part_key(sig: u32, to_server: bool) -> u32 {
+        sig.saturating_mul(2) | u32::from(to_server)
+    }
+    fn has_part(&self, sig: u32, to_server: bool) -> bool {
+        self.parts.contains(&Self::part_key(sig, to_server))
+    }
+    fn set_part(&mut self, sig: u32, to_server: bool) {
+        if !self.has_part(sig, to_server) {
+            self.parts.push(Self::part_key(sig, to_server));
+        }
+    }
+    fn clear_part(&mut self, sig: u32, to_server: bool) {
+        let k = Self::part_key(sig, to_server);
+        self.parts.retain(|&x| x != k);
+    }
     fn set_str(&mut self, i: u32, v: Vec<u8>) {
         match self.strs.iter_mut().find(|(k, _)| *k == i) {
             Some(e) => e.1 = v,
@@ -258,7 +276,11 @@ impl FlowVars {
     }
     /// Whether nothing is stored (the sensor may drop an empty one).
     pub fn is_empty(&self) -> bool {
-        self.bits.is_empty() && self.ints.is_empty() && self.strs.is_empty() && !self.pass
+        self.bits.is_empty()
+            && self.ints.is_empty()
+            && self.strs.is_empty()
+            && self.parts.is_empty()
+            && !self.pass
     }
 }
 
@@ -376,7 +398,10 @@ fn next_engine_id() -> u64 {
 /// A compiled ruleset. Immutable; share it behind an `Arc`.
 pub struct Engine {
     id: u64,
+    /// The signatures (rules first, then the packet parts of transaction signatures).
     sigs: Vec<Sig>,
+    /// Number of rules loaded (the first `loaded` of `sigs`).
+    loaded: usize,
     flowbit_names: Vec<String>,
     flowint_names: Vec<String>,
     flowvar_names: Vec<String>,
@@ -404,11 +429,11 @@ impl Engine {
 
     /// Number of signatures loaded.
     pub fn len(&self) -> usize {
-        self.sigs.len()
+        self.loaded
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sigs.is_empty()
+        self.loaded == 0
     }
 
     /// Whether any signature inspects the reassembled TCP stream (the sensor keeps raw
@@ -618,10 +643,18 @@ impl Engine {
                 _ => {}
             }
             let Some((dir_to_server, swapped)) =
-                self.matches(sig, p, &mut rev, tx, vars, &mut state.caps)
+                self.matches(i, sig, p, &mut rev, tx, vars, &mut state.caps)
             else {
                 continue;
             };
+            if let Some(of) = sig.part_of {
+                vars.set_part(of, dir_to_server);
+                continue;
+            }
+            if sig.has_part {
+                // One packet-part match serves one transaction.
+                vars.clear_part(i, dir_to_server);
+            }
             if !sig.host_conds.is_empty() && !state.host_conds(sig, p) {
                 continue;
             }
@@ -688,8 +721,10 @@ impl Engine {
     }
 
     /// Evaluates one signature; returns (to_server, swapped) on a match.
+    #[allow(clippy::too_many_arguments)] // reason: the inspection context, one each
     fn matches<'p>(
         &self,
+        i: u32,
         sig: &Sig,
         p: &PacketInfo<'p>,
         rev: &mut Option<PacketInfo<'p>>,
@@ -715,7 +750,7 @@ impl Engine {
             }
             (SigKind::Tx { dirs }, Some(tx)) => {
                 for &d in dirs {
-                    if !tx.has_dir(d) {
+                    if !tx.has_dir(d) || (sig.has_part && !vars.has_part(i, d == Dir::ToServer)) {
                         continue;
                     }
                     let (pk, swapped) = if d == Dir::ToServer {
@@ -760,7 +795,7 @@ pub fn md5_hex(b: &[u8]) -> String {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("signatures", &self.sigs.len())
+            .field("signatures", &self.loaded)
             .field("tx_protocols", &self.tx_groups.keys().collect::<Vec<_>>())
             .finish()
     }

@@ -767,3 +767,54 @@ fn pcre_captures_into_flowvars_and_pktvars() {
     assert!(e.is_empty());
     assert_eq!(rep.errors.len(), 1);
 }
+
+#[test]
+fn pkt_data_mixed_with_app_buffers_needs_both_parts() {
+    let e = engine(
+        "alert http any any -> any any (flow:to_server; content:\"magic\"; http.uri; content:\"/x\"; sid:1;)\n\
+         alert ip any any -> any any (content:\"IE=Edge\"; file_data; content:\"IE=Edge\"; sid:2;)\n",
+    );
+    assert_eq!(e.len(), 2, "the packet parts are not counted as rules");
+    let tx = Http {
+        uri: b"/x",
+        ua: b"",
+        body: b"<meta content=IE=Edge>",
+        stat: b"200",
+        queries: vec![],
+    };
+    let mut p = PacketInfo::tcp(ip("10.0.0.1"), 40000, ip("192.0.2.1"), 80, 0x18);
+    p.flow = Some(FlowInfo {
+        to_server: true,
+        established: true,
+        app_proto: Some("http"),
+    });
+    let mut vars = FlowVars::default();
+    let mut st = DetectState::default();
+    let mut out = Vec::new();
+    let sids = |out: &mut Vec<Alert>| out.drain(..).map(|a| a.sig.sid).collect::<Vec<_>>();
+    e.inspect_tx(&p, &tx, &mut vars, &mut st, &mut out);
+    assert!(sids(&mut out).is_empty(), "no packet part seen yet");
+    // The request's packet: the part matches, nothing is reported for it.
+    e.inspect_packet(&pkt(b"GET /x magic"), &mut vars, &mut st, &mut out);
+    assert!(sids(&mut out).is_empty());
+    e.inspect_tx(&p, &tx, &mut vars, &mut st, &mut out);
+    assert_eq!(sids(&mut out), [1]);
+    e.inspect_tx(&p, &tx, &mut vars, &mut st, &mut out);
+    assert!(
+        sids(&mut out).is_empty(),
+        "one packet match serves one transaction"
+    );
+    // The response's packet carries the body: sid 2 on the to-client side.
+    let mut resp = PacketInfo::tcp(ip("192.0.2.1"), 80, ip("10.0.0.1"), 40000, 0x18);
+    resp.payload = b"HTTP/1.1 200 OK\r\n\r\n<meta content=IE=Edge>";
+    resp.flow = Some(FlowInfo {
+        to_server: false,
+        established: true,
+        app_proto: Some("http"),
+    });
+    e.inspect_packet(&resp, &mut vars, &mut st, &mut out);
+    assert!(sids(&mut out).is_empty());
+    e.inspect_tx(&p, &tx, &mut vars, &mut st, &mut out);
+    let got: Vec<(u32, bool)> = out.iter().map(|a| (a.sig.sid, a.to_server)).collect();
+    assert_eq!(got, [(2, false)]);
+}
