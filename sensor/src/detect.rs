@@ -533,6 +533,40 @@ impl Detect {
             .inspect_tx(&p, &view, vars, &mut self.state, &mut self.alerts);
     }
 
+    /// Runs the file signatures (`filesize`) on a closed file of the flow whose client →
+    /// server tuple is `fwd`.
+    pub fn file(
+        &mut self,
+        fwd: &Tuple,
+        flow_id: u64,
+        flow: kd::FlowInfo,
+        file: &khien_applayer::FileRecord,
+        ts: i64,
+    ) {
+        if !self.engine.wants_tx("file") {
+            return;
+        }
+        let p = packet_info(
+            &fwd.addrs,
+            fwd.sp,
+            fwd.dp,
+            fwd.proto,
+            L4::Other,
+            &[],
+            (&[], &[]),
+            &[],
+            Some(kd::FlowInfo {
+                to_server: true,
+                ..flow
+            }),
+            ts,
+        );
+        let view = FileView(file);
+        let vars = self.vars.entry(flow_id).or_default();
+        self.engine
+            .inspect_tx(&p, &view, vars, &mut self.state, &mut self.alerts);
+    }
+
     /// The flow's action for its EVE flow record (`flow.action`): `drop` for a flow
     /// dropped in IPS mode, `pass` for one a pass signature matched.
     pub fn flow_action(&self, flow_id: u64) -> Option<&'static str> {
@@ -806,6 +840,27 @@ fn base64(b: &[u8], out: &mut Vec<u8>) {
 
 /// A transaction seen through the detection engine's buffer names.
 struct TxView<'a>(&'a Transaction, Phase);
+
+/// A closed file for the file signatures.
+struct FileView<'a>(&'a khien_applayer::FileRecord);
+
+impl TxBuffers for FileView<'_> {
+    fn proto(&self) -> &'static str {
+        "file"
+    }
+    fn tx_id(&self) -> u64 {
+        self.0.tx_id
+    }
+    fn get(&self, _name: &str, _dir: Dir) -> Vec<Cow<'_, [u8]>> {
+        Vec::new()
+    }
+    fn has_dir(&self, dir: Dir) -> bool {
+        (dir == Dir::ToServer) == (self.0.direction == khien_applayer::Direction::ToServer)
+    }
+    fn file_size(&self) -> Option<u64> {
+        Some(self.0.size)
+    }
+}
 
 fn one(b: &[u8]) -> Vec<Cow<'_, [u8]>> {
     vec![Cow::Borrowed(b)]

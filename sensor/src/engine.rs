@@ -970,6 +970,37 @@ impl Engine {
                     AppEvent::File(file) => {
                         self.stats.app_files += 1;
                         let (mut info, section) = file.eve();
+                        if let Some(dt) = self.detect.as_mut() {
+                            let fi = khien_detect::FlowInfo {
+                                to_server: true,
+                                established: true,
+                                app_proto: Some(app_name),
+                            };
+                            dt.file(&fwd, f.id, fi, &file, ts);
+                            let sections: Vec<(u64, Vec<u8>)> = match &section {
+                                Some((k, v)) if !dt.alerts.is_empty() => {
+                                    vec![(file.tx_id, format!(",\"{k}\":{v}").into_bytes())]
+                                }
+                                _ => Vec::new(),
+                            };
+                            let n = dt.write(
+                                e,
+                                &AlertCtx {
+                                    ts,
+                                    flow_id: Some(f.id),
+                                    pcap_cnt,
+                                    tuple: Some(&fwd),
+                                    tx_tuple: true,
+                                    app_proto: Some(app_name),
+                                    src,
+                                    payload: &[],
+                                    packet: None,
+                                    flow: Some(Self::alert_flow(f)),
+                                    sections: &sections,
+                                },
+                            );
+                            alerted |= n > 0;
+                        }
                         if let Some(fi) = self.files.as_mut() {
                             fi.inspect(&file, &mut info);
                         }

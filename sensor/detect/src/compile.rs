@@ -663,6 +663,8 @@ pub(crate) struct Sig {
     pub detection_filter: Option<Threshold>,
     pub app_events: Vec<EventRef>,
     pub urilen: Option<Cmp>,
+    /// `filesize`: a file signature, inspected on each file of the flow when it closes.
+    pub filesize: Option<Cmp>,
     /// byte_extract/byte_math variable names (index = slot).
     pub var_names: Vec<String>,
     /// Fast pattern: buffer program index and the (case-folded) bytes.
@@ -888,6 +890,9 @@ pub(crate) fn compile(rs: &khien_rules::Ruleset, opts: &CompileOptions) -> (Engi
                     }
                 }
             },
+            SigKind::Tx { .. } if s.filesize.is_some() => {
+                tx_lists.entry(FILE_GROUP).or_default().push(i);
+            }
             SigKind::Tx { .. } => {
                 if let Some(p) = s.app_proto {
                     tx_lists.entry(p).or_default().push(i);
@@ -1026,6 +1031,7 @@ fn compile_rule(
     let mut detection_filter = None;
     let mut app_events = Vec::new();
     let mut urilen = None;
+    let mut filesize = None;
     let mut var_names: Vec<String> = Vec::new();
     // Suricata orders flowbits writers (set/unset/toggle) first, then rules that read and
     // write, then readers, then rules without flowbits.
@@ -1312,6 +1318,10 @@ fn compile_rule(
                 };
                 pkt_checks.push(PktCheck::StreamSize(side, c));
             }
+            OptionKind::Generic("filesize", Some(v)) => {
+                filesize =
+                    Some(filesize_cmp(v).ok_or_else(|| Reject::Error(format!("filesize: `{v}`")))?)
+            }
             OptionKind::Generic(k, _) => return Err(Reject::Unsupported(k.to_string())),
             OptionKind::PayloadGeneric(_, k, _) => return Err(Reject::Unsupported(k.to_string())),
             OptionKind::Xbits(x) => {
@@ -1346,7 +1356,17 @@ fn compile_rule(
         .filter(|b| !crate::inspect::is_packet_buffer(b.name))
         .collect();
     let tx = !app_bufs.is_empty() || !app_events.is_empty() || urilen.is_some();
-    let kind = if tx {
+    let kind = if filesize.is_some() {
+        if tx || !bufs.is_empty() {
+            return Err(Reject::Unsupported("filesize with buffers".into()));
+        }
+        let dirs = match flow.as_ref().and_then(|f| f.to_server) {
+            Some(true) => vec![Dir::ToServer],
+            Some(false) => vec![Dir::ToClient],
+            None => vec![Dir::ToServer, Dir::ToClient],
+        };
+        SigKind::Tx { dirs }
+    } else if tx {
         if app_proto.is_none() {
             app_proto = app_bufs.iter().find_map(|b| app_proto_of_buffer(b.name));
         }
@@ -1526,6 +1546,7 @@ fn compile_rule(
             detection_filter: None,
             app_events: Vec::new(),
             urilen: None,
+            filesize: None,
             var_names: var_names.clone(),
             order,
             part: None,
@@ -1558,12 +1579,41 @@ fn compile_rule(
         detection_filter,
         app_events,
         urilen,
+        filesize,
         var_names,
         fast,
         order,
         has_part: part.is_some(),
         part,
         part_of: None,
+    })
+}
+
+/// The transaction group of file signatures: [`crate::TxBuffers::proto`] of a closed file.
+pub(crate) const FILE_GROUP: &str = "file";
+
+/// `filesize` values: `N`, `<N`, `>N`, `<=N`, `>=N`, `N<>M`, `N-M` (exclusive), `!N`.
+fn filesize_cmp(v: &str) -> Option<Cmp> {
+    let v = v.trim();
+    let n = |x: &str| x.trim().parse::<u64>().ok();
+    Some(if let Some(r) = v.strip_prefix("<=") {
+        Cmp::Le(n(r)?)
+    } else if let Some(r) = v.strip_prefix(">=") {
+        Cmp::Ge(n(r)?)
+    } else if let Some(r) = v.strip_prefix('<') {
+        Cmp::Lt(n(r)?)
+    } else if let Some(r) = v.strip_prefix('>') {
+        Cmp::Gt(n(r)?)
+    } else if let Some(r) = v.strip_prefix('!') {
+        Cmp::Ne(n(r)?)
+    } else if let Some((a, b)) = v.split_once("<>").or_else(|| v.split_once('-')) {
+        let (a, b) = (n(a)?, n(b)?);
+        if a >= b {
+            return None;
+        }
+        Cmp::Range(a, b)
+    } else {
+        Cmp::Eq(n(v)?)
     })
 }
 

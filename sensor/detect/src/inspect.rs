@@ -804,6 +804,11 @@ pub(crate) fn tx_matches(
             }
         }
     }
+    if let Some(c) = &sig.filesize {
+        if !tx.file_size().is_some_and(|n| cmp(c, n)) {
+            return false;
+        }
+    }
     if let Some(c) = &sig.urilen {
         let u = tx.get("http.uri", Dir::ToServer);
         if !u.iter().any(|b| cmp(c, b.len() as u64)) {

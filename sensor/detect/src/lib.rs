@@ -201,6 +201,11 @@ pub trait TxBuffers {
         let _ = dir;
         true
     }
+    /// A closed file's size: the view is a file (`proto()` is `"file"`), inspected by the
+    /// `filesize` signatures.
+    fn file_size(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Per-flow detection variables: flowbits, flowints and the pass flag. The sensor keeps one

@@ -818,3 +818,76 @@ fn pkt_data_mixed_with_app_buffers_needs_both_parts() {
     let got: Vec<(u32, bool)> = out.iter().map(|a| (a.sig.sid, a.to_server)).collect();
     assert_eq!(got, [(2, false)]);
 }
+
+struct File(u64, Dir);
+
+impl TxBuffers for File {
+    fn proto(&self) -> &'static str {
+        "file"
+    }
+    fn tx_id(&self) -> u64 {
+        3
+    }
+    fn get(&self, _name: &str, _dir: Dir) -> Vec<Cow<'_, [u8]>> {
+        Vec::new()
+    }
+    fn has_dir(&self, dir: Dir) -> bool {
+        dir == self.1
+    }
+    fn file_size(&self) -> Option<u64> {
+        Some(self.0)
+    }
+}
+
+#[test]
+fn filesize_on_closed_files() {
+    let e = engine(
+        "alert tcp any any -> any any (filesize:<70; sid:1;)\n\
+         alert tcp any any -> any any (filesize:>50; sid:2;)\n\
+         alert tcp any any -> any any (filesize:100<>200; sid:3;)\n\
+         alert tcp any any -> any any (flow:to_client; filesize:68; sid:4;)\n",
+    );
+    let mut p = PacketInfo::tcp(ip("10.0.0.1"), 40000, ip("192.0.2.1"), 445, 0x18);
+    p.flow = Some(FlowInfo {
+        to_server: true,
+        established: true,
+        app_proto: Some("smb"),
+    });
+    let run = |f: File| {
+        let mut out = Vec::new();
+        e.inspect_tx(
+            &p,
+            &f,
+            &mut FlowVars::default(),
+            &mut DetectState::default(),
+            &mut out,
+        );
+        out.iter()
+            .map(|a| (a.sig.sid, a.tx_id, a.to_server))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        run(File(68, Dir::ToServer)),
+        [(1, Some(3), true), (2, Some(3), true)]
+    );
+    assert_eq!(
+        run(File(150, Dir::ToServer)),
+        [(2, Some(3), true), (3, Some(3), true)]
+    );
+    assert_eq!(
+        run(File(68, Dir::ToClient)),
+        [
+            (1, Some(3), false),
+            (2, Some(3), false),
+            (4, Some(3), false)
+        ]
+    );
+    let mut rs = khien_rules::Ruleset::new(Default::default());
+    rs.add_file(
+        "f.rules",
+        "alert http any any -> any any (http.uri; content:\"x\"; filesize:>1; sid:1;)\n",
+    );
+    let (e, rep) = Engine::compile(&rs, &CompileOptions::default());
+    assert!(e.is_empty());
+    assert_eq!(rep.unsupported[0].keyword, "filesize with buffers");
+}
