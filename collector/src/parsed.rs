@@ -1,10 +1,10 @@
 //! The events of one ingest request, parsed and encoded once.
 //!
 //! Ingest decodes a request body, validates each line with [`eve::parse`], enriches it and
-//! encodes its ClickHouse row (`rows.rs`) into one buffer: a [`Parsed`]. The spool stores the
+//! encodes its ClickHouse row (`rows.rs`) into its table's buffer: a [`Parsed`]. The spool stores the
 //! request body as it was sent (compressed: a few times smaller than the rows) and keeps the
-//! `Parsed` in memory for the writer, which forwards the row bytes to ClickHouse without
-//! parsing anything again. Only when the rows are not in memory (after a restart, or when
+//! `Parsed` in memory for the writer, which fills in the ids ([`Parsed::freeze`]) and
+//! forwards the row bytes to ClickHouse without parsing anything again. Only when the rows are not in memory (after a restart, or when
 //! the writer is so far behind that the spool's memory budget is spent) does the writer rebuild
 //! them from the stored body with this same deterministic code: same lines kept, same order,
 //! so the same event ids.
@@ -117,7 +117,23 @@ fn zstd_into(body: &[u8], limit: usize, out: &mut Vec<u8>) -> std::io::Result<()
     Ok(())
 }
 
-/// One accepted event: where its row is in [`Parsed::buf`].
+/// Where a parsed row goes: a family's table, or `intel_alerts` ([`INTEL`]).
+pub const TARGETS: usize = Family::ALL.len() + 1;
+
+/// The target index of `intel_alerts` (after the families' [`Family::index`]).
+pub const INTEL: usize = Family::ALL.len();
+
+/// Bytes reserved before each row of `target` for the columns only the writer knows:
+/// `event_id` and `batch`, and for intel rows `source_event_id` ([`Parsed::freeze`]).
+pub const fn prefix_len(target: usize) -> usize {
+    if target == INTEL {
+        24
+    } else {
+        16
+    }
+}
+
+/// One accepted event: where its record (id prefix and row) is in its family's buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct Event {
     /// Byte offset of its line in its stream.
@@ -129,6 +145,18 @@ pub struct Event {
     end: u32,
     /// Length of the original line, the row's tail.
     raw_len: u32,
+}
+
+impl Event {
+    /// Byte range of its record (prefix and row) in its family's buffer.
+    pub fn record(&self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+
+    /// Byte range of its original line in its family's buffer.
+    pub fn raw_range(&self) -> std::ops::Range<usize> {
+        (self.end - self.raw_len) as usize..self.end as usize
+    }
 }
 
 /// One indicator match of an accepted event.
@@ -144,13 +172,46 @@ pub struct Match {
     end: u32,
 }
 
-/// The encoded rows of one request's accepted events (and their indicator matches).
+impl Match {
+    /// Byte range of its record (prefix and row) in the intel buffer.
+    pub fn record(&self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// The encoded rows of one request's accepted events (and their indicator matches), one
+/// buffer per target table. Each row is preceded by [`prefix_len`] bytes that
+/// [`Parsed::freeze`] fills in, so that the writer can send a run of consecutive records as
+/// they lie in memory, without copying them into an INSERT body.
 #[derive(Debug, Default)]
 pub struct Parsed {
-    buf: Vec<u8>,
+    bufs: [Vec<u8>; TARGETS],
     pub events: Vec<Event>,
     pub intel: Vec<Match>,
 }
+
+/// The rows of a [`Parsed`] with their ids filled in, shareable with the HTTP client.
+#[derive(Debug, Default)]
+pub struct Frozen {
+    /// Per target, the records (prefix and row) back to back.
+    pub data: [bytes::Bytes; TARGETS],
+    pub events: Vec<Event>,
+    pub intel: Vec<Match>,
+}
+
+impl Frozen {
+    /// The original line of event `e`.
+    pub fn raw(&self, e: &Event) -> &[u8] {
+        self.data[e.family.index()]
+            .get(e.raw_range())
+            .unwrap_or_default()
+    }
+}
+
+/// Row bytes per KiB of request text, per target, of the last large request: how much
+/// each target's buffer reserves up front (a buffer that grows past it is copied).
+static SHARE: [std::sync::atomic::AtomicU32; TARGETS] =
+    [const { std::sync::atomic::AtomicU32::new(0) }; TARGETS];
 
 /// What parsing a body found besides the events.
 #[derive(Debug, Default)]
@@ -172,37 +233,31 @@ pub struct Origin<'a> {
 }
 
 impl Parsed {
-    /// Row of event `e` (without `event_id` and `batch`).
+    /// Row of event `e` (without its id prefix).
     pub fn row(&self, e: &Event) -> &[u8] {
-        self.buf
-            .get(e.start as usize..e.end as usize)
+        let t = e.family.index();
+        self.bufs[t]
+            .get(e.start as usize + prefix_len(t)..e.end as usize)
             .unwrap_or_default()
     }
 
     /// The original line of event `e`.
     pub fn raw(&self, e: &Event) -> &[u8] {
-        self.buf
-            .get((e.end - e.raw_len) as usize..e.end as usize)
-            .unwrap_or_default()
-    }
-
-    /// Row of match `m` (without `event_id`, `batch` and `source_event_id`).
-    pub fn intel_row(&self, m: &Match) -> &[u8] {
-        self.buf
-            .get(m.start as usize..m.end as usize)
+        self.bufs[e.family.index()]
+            .get(e.raw_range())
             .unwrap_or_default()
     }
 
     /// Empties it, keeping its memory.
     pub fn clear(&mut self) {
-        self.buf.clear();
+        self.bufs.iter_mut().for_each(Vec::clear);
         self.events.clear();
         self.intel.clear();
     }
 
     /// Memory held.
     pub fn bytes(&self) -> usize {
-        self.buf.capacity()
+        self.bufs.iter().map(Vec::capacity).sum::<usize>()
             + self.events.capacity() * std::mem::size_of::<Event>()
             + self.intel.capacity() * std::mem::size_of::<Match>()
     }
@@ -221,6 +276,33 @@ impl Parsed {
         }
         n
     }
+
+    /// Fills in every record's prefix — event `i` gets id `ids[i]`, every row the spool
+    /// `batch`, and a match the id [`rows::intel_id`] of its event's id and its key, then
+    /// that event's id — and hands the buffers over, without copying them.
+    pub fn freeze(mut self, ids: &[u64], batch: u64) -> Frozen {
+        let mut put = |t: usize, at: u32, words: &[u64]| {
+            let at = at as usize;
+            for (k, w) in words.iter().enumerate() {
+                if let Some(slot) = self.bufs[t].get_mut(at + 8 * k..at + 8 * k + 8) {
+                    slot.copy_from_slice(&w.to_le_bytes());
+                }
+            }
+        };
+        for (e, &id) in self.events.iter().zip(ids) {
+            put(e.family.index(), e.start, &[id, batch]);
+        }
+        for m in &self.intel {
+            let source = ids.get(m.event as usize).copied().unwrap_or(0);
+            let id = rows::intel_id(source, m.key);
+            put(INTEL, m.start, &[id, batch, source]);
+        }
+        Frozen {
+            data: self.bufs.map(bytes::Bytes::from),
+            events: self.events,
+            intel: self.intel,
+        }
+    }
 }
 
 /// Parses the lines of a decoded body whose first byte is at stream offset `base`: lines at
@@ -235,8 +317,14 @@ pub fn parse_lines(
     max_errors: usize,
     out: &mut Parsed,
 ) -> Report {
+    use std::sync::atomic::Ordering::Relaxed;
     let mut report = Report::default();
-    out.buf.reserve(text.len() + text.len() / 3);
+    for (buf, share) in out.bufs.iter_mut().zip(&SHARE) {
+        let share = share.load(Relaxed) as usize;
+        if share > 0 {
+            buf.reserve(text.len() / 1024 * (share + share / 8) + 4096);
+        }
+    }
     out.events.reserve(text.len() / 400);
     let mut pos = 0usize;
     let mut number = 0usize;
@@ -280,15 +368,18 @@ pub fn parse_lines(
             asset: located.map(|(_, a)| a),
             side: located.map_or("", |(side, _)| side.as_str()),
         };
-        let start = out.buf.len();
-        rows::encode_event(&mut out.buf, &meta, &e, raw);
+        let family = e.family();
+        let buf = &mut out.bufs[family.index()];
+        let start = buf.len();
+        buf.extend_from_slice(&[0; prefix_len(0)]);
+        rows::encode_event(buf, &meta, &e, raw);
         let index = out.events.len() as u32;
         out.events.push(Event {
             offset,
-            family: e.family(),
+            family,
             ts: e.ts,
             start: start as u32,
-            end: out.buf.len() as u32,
+            end: buf.len() as u32,
             raw_len: raw.len() as u32,
         });
         if !enrich.indicators.is_empty() {
@@ -296,16 +387,23 @@ pub fn parse_lines(
             enrich.indicators.match_event_at(&e, &addrs, &mut hits);
             for h in &hits {
                 let ind = enrich.indicators.get(h.indicator);
-                let start = out.buf.len();
-                rows::encode_intel(&mut out.buf, &meta, &e, ind, h.field, h.value);
+                let buf = &mut out.bufs[INTEL];
+                let start = buf.len();
+                buf.extend_from_slice(&[0; prefix_len(INTEL)]);
+                rows::encode_intel(buf, &meta, &e, ind, h.field, h.value);
                 out.intel.push(Match {
                     event: index,
                     key: rows::intel_key(ind, h.field),
                     ts: e.ts,
                     start: start as u32,
-                    end: out.buf.len() as u32,
+                    end: buf.len() as u32,
                 });
             }
+        }
+    }
+    if text.len() >= 64 << 10 {
+        for (buf, share) in out.bufs.iter().zip(&SHARE) {
+            share.store((buf.len() / (text.len() / 1024)) as u32, Relaxed);
         }
     }
     report
@@ -388,5 +486,50 @@ mod tests {
         assert_eq!(q.row(&q.events[0]), p.row(&p.events[1]));
         assert_eq!(p.keep_from(101), 1);
         assert_eq!(p.events.len(), 1);
+    }
+
+    #[test]
+    fn freeze_fills_the_prefixes_in_place() {
+        use crate::indicators::Kind;
+        let line = |i: u32, t: &str| {
+            format!("{{\"timestamp\":\"2024-01-02T03:04:05+0000\",\"event_type\":\"{t}\",\"src_ip\":\"10.0.0.{i}\",\"dest_ip\":\"192.0.2.9\"}}\n")
+        };
+        let body = [line(1, "dns"), line(2, "flow"), line(3, "dns")].concat();
+        let origin = Origin {
+            tenant: "t",
+            sensor: "s",
+            received: 1,
+        };
+        let mut enrich = Enrichment::default();
+        enrich
+            .indicators
+            .add(Kind::Ip, "192.0.2.9", "feed:1".into())
+            .unwrap();
+        let mut p = Parsed::default();
+        parse_lines(body.as_bytes(), 0, 0, origin, &enrich, 10, &mut p);
+        assert_eq!((p.events.len(), p.intel.len()), (3, 3));
+        let (dns0, dns1) = (p.events[0].record(), p.events[2].record());
+        assert_eq!(dns0.end, dns1.start, "the two dns rows are back to back");
+        let rows: Vec<Vec<u8>> = p.events.iter().map(|e| p.row(e).to_vec()).collect();
+        let f = p.freeze(&[7, 8, 9], 42);
+        for (i, e) in f.events.iter().enumerate() {
+            let rec = &f.data[e.family.index()][e.record()];
+            assert_eq!(rec[..8], (7 + i as u64).to_le_bytes());
+            assert_eq!(rec[8..16], 42u64.to_le_bytes());
+            assert_eq!(rec[16..], rows[i][..], "row untouched");
+            assert_eq!(
+                f.raw(e),
+                line(i as u32 + 1, ["dns", "flow", "dns"][i])
+                    .trim()
+                    .as_bytes()
+            );
+        }
+        for m in &f.intel {
+            let rec = &f.data[INTEL][m.record()];
+            let source = 7 + u64::from(m.event);
+            assert_eq!(rec[..8], rows::intel_id(source, m.key).to_le_bytes());
+            assert_eq!(rec[8..16], 42u64.to_le_bytes());
+            assert_eq!(rec[16..24], source.to_le_bytes());
+        }
     }
 }

@@ -1,9 +1,10 @@
 //! RowBinary encoding of the ClickHouse rows, straight from parsed EVE records.
 //!
-//! Ingest encodes each accepted event once (see `parsed.rs`); the writer only prepends the
-//! columns it alone knows (`event_id`, `batch`, and for intel alerts `source_event_id`) and
-//! forwards the bytes in an `INSERT INTO t (columns) FORMAT RowBinary`. Each family's column
-//! list sits next to its encoder: the two must list the same columns in the same order, which
+//! Ingest encodes each accepted event once (see `parsed.rs`) behind a blank prefix for the
+//! columns only the writer knows (`event_id`, `batch`, and for intel alerts
+//! `source_event_id`), which the writer fills in before it forwards the bytes in an
+//! `INSERT INTO t (columns) FORMAT RowBinary`. Each family's column list sits next to its
+//! encoder: the two must list the same columns in the same order, which
 //! `tests::columns_match_the_schema` checks against `sql/*.sql`. `raw` is always the last
 //! column of an event row, so the writer can recover the original line from a row's tail.
 //!

@@ -11,9 +11,9 @@
 //! earlier groups may have been cut differently.
 //!
 //! The rows arrive encoded (ingest parsed, enriched and encoded each event once: see
-//! `parsed.rs`); the writer prepends the ids only it can compute (the event id needs the
-//! batch number) and forwards the bytes as `INSERT … FORMAT RowBinary` through the
-//! `clickhouse` crate. When ingest's rows are not in memory (after a restart), the record's
+//! `parsed.rs`); the writer fills in the ids only it can compute (the event id needs the
+//! batch number) in each row's prefix and forwards the bytes as `INSERT … FORMAT RowBinary`
+//! through the `clickhouse` crate. When ingest's rows are not in memory (after a restart), the record's
 //! stored body is parsed again by the same code, giving the same rows and ids. Each indicator
 //! match is an `intel_alerts` row whose id derives from its event's id, covered by the same
 //! batch check as the event rows.
@@ -29,7 +29,7 @@ use tokio::sync::watch;
 
 use crate::enrich::Enrichment;
 use crate::eve::Family;
-use crate::parsed::{self, Origin, Parsed};
+use crate::parsed::{self, Frozen, Origin, Parsed, INTEL};
 use crate::rows;
 use crate::spool::{Record, Spool};
 use crate::{io_err, write_atomic, Error, Result};
@@ -121,10 +121,10 @@ fn read_cursor(path: &Path) -> u64 {
 /// Largest decoded body when parsing a stored record again (ingest's limit is lower).
 const REPARSE_LIMIT: usize = 1 << 31;
 
-/// One spool record of a group, with its rows and their event ids.
+/// One spool record of a group, with its rows (ids filled in) and their event ids.
 struct Entry {
     rec: Record,
-    rows: Parsed,
+    rows: Frozen,
     ids: Vec<u64>,
 }
 
@@ -172,7 +172,7 @@ impl Entry {
             }
         };
         let base = id_base(&rec.sensor, &rec.stream, rec.batch);
-        let ids = if rec.stream.is_empty() {
+        let ids: Vec<u64> = if rec.stream.is_empty() {
             (0..rows.events.len() as u64)
                 .map(|i| base.wrapping_add(i))
                 .collect()
@@ -182,6 +182,7 @@ impl Entry {
                 .map(|e| base.wrapping_add(e.offset))
                 .collect()
         };
+        let rows = rows.freeze(&ids, rec.batch);
         Ok(Entry { rec, rows, ids })
     }
 }
@@ -297,9 +298,6 @@ pub async fn run(
     }
 }
 
-/// Index of `intel_alerts` among the tables a group writes to (after the families).
-const INTEL: usize = Family::ALL.len();
-
 fn table_of(target: usize) -> &'static str {
     Family::ALL
         .get(target)
@@ -308,21 +306,17 @@ fn table_of(target: usize) -> &'static str {
 
 /// One INSERT: its table (a family index or [`INTEL`]) and its rows in the table's sort
 /// order. The body is made from them while it is sent.
-struct Insert<'g> {
+struct Insert {
     target: usize,
-    rows: Vec<BodyRow<'g>>,
+    rows: Vec<BodyRow>,
 }
 
-/// A row of an INSERT body: the columns the writer prepends (event id, spool batch, and for
-/// intel rows the matched event's id) and ingest's encoded row; `at` is (entry, event or
-/// match index) in the group.
-#[derive(Clone, Copy)]
-struct BodyRow<'g> {
-    id: u64,
-    batch: u64,
-    source: u64,
+/// A row of an INSERT body: `at` is (entry, event or match index) in the group, `record`
+/// the byte range of its record (ids and row) in the entry's buffer of the table.
+#[derive(Clone)]
+struct BodyRow {
     at: (usize, usize),
-    row: &'g [u8],
+    record: std::ops::Range<usize>,
 }
 
 /// Seconds per partition day.
@@ -380,14 +374,14 @@ async fn store_group(
 ) -> std::result::Result<bool, String> {
     let parts = partition(group);
     // Row id, and for intel rows the id of the event matched.
-    let id_of = |target: usize, (g, i): (usize, usize)| -> (u64, u64) {
+    // Row id: an intel row's derives from the id of the event matched.
+    let id_of = |target: usize, (g, i): (usize, usize)| -> u64 {
         let en = &group[g];
         if target == INTEL {
             let m = &en.rows.intel[i];
-            let source = en.ids[m.event as usize];
-            (rows::intel_id(source, m.key), source)
+            rows::intel_id(en.ids[m.event as usize], m.key)
         } else {
-            (en.ids[i], 0)
+            en.ids[i]
         }
     };
     let lo = group.first().map_or(0, |e| e.rec.batch);
@@ -405,7 +399,7 @@ async fn store_group(
                 .iter()
                 .filter(|((t, _, _), _)| *t == target)
                 .flat_map(|(_, rows)| rows.iter())
-                .map(|&r| (group[r.0].rec.batch, id_of(target, r).0))
+                .map(|&r| (group[r.0].rec.batch, id_of(target, r)))
                 .collect();
             skip = present_ids(client, table, &ids, lo, hi, cfg).await?;
             found_any |= !skip.is_empty();
@@ -415,27 +409,20 @@ async fn store_group(
         // (ts, event id, index in `kept`): the table's sort order within the part.
         let mut order: Vec<(u32, u64, u32)> = Vec::with_capacity(part.len());
         for &at in part {
-            let (id, source) = id_of(target, at);
+            let id = id_of(target, at);
             if !skip.is_empty() && skip.contains(&id) {
                 continue;
             }
-            let en = &group[at.0];
-            let (row, ts) = if target == INTEL {
-                let m = &en.rows.intel[at.1];
-                (en.rows.intel_row(m), m.ts)
+            let rows = &group[at.0].rows;
+            let (record, ts) = if target == INTEL {
+                let m = &rows.intel[at.1];
+                (m.record(), m.ts)
             } else {
-                let e = &en.rows.events[at.1];
-                (en.rows.row(e), e.ts)
+                let e = &rows.events[at.1];
+                (e.record(), e.ts)
             };
             order.push((ts, id, kept.len() as u32));
-            let batch = en.rec.batch;
-            kept.push(BodyRow {
-                id,
-                batch,
-                source,
-                at,
-                row,
-            });
+            kept.push(BodyRow { at, record });
         }
         if kept.is_empty() {
             continue;
@@ -443,13 +430,16 @@ async fn store_group(
         // Rows in the table's sort order (tenant, ts, event_id): ClickHouse then writes the
         // part as it comes instead of sorting and permuting every column of the block.
         order.sort_unstable();
-        let rows = order.iter().map(|&(_, _, k)| kept[k as usize]).collect();
+        let rows = order
+            .iter()
+            .map(|&(_, _, k)| kept[k as usize].clone())
+            .collect();
         inserts.push(Insert { target, rows });
     }
     // Every INSERT of the group at once: ClickHouse writes each part on its own thread.
     let sends = inserts
         .iter()
-        .map(|ins| send(client, ins, cfg.request_timeout));
+        .map(|ins| send(client, group, ins, cfg.request_timeout));
     let results = futures_util::future::join_all(sends).await;
     // Account in order; any transient failure makes the caller retry the whole group
     // (uncertain: what was stored is found and skipped).
@@ -481,38 +471,45 @@ async fn store_group(
     Ok(found_any)
 }
 
-/// Sends one INSERT, making its RowBinary body while it goes: pieces of `BODY_CHUNK` bytes
-/// written into a buffer that is reused once the HTTP client has sent the previous piece, so
-/// the copy writes into memory that is still in the cache (and the kernel copies it from
-/// there), and a group's bodies never all sit in memory at once.
+/// Shortest run of consecutive records sent as it lies in its entry's buffer; shorter runs
+/// are copied into a body piece (a piece per record would cost more than the copy).
+const ZERO_COPY_MIN: usize = 64 << 10;
+
+/// Sends one INSERT. Its RowBinary body is the records in order: where the order follows
+/// an entry's buffer (rows that arrived in `(ts, event_id)` order, the common case) a whole
+/// run of records goes out as a slice of that buffer, without a copy; other records are
+/// copied into pieces of `BODY_CHUNK` bytes, so a group's bodies never all sit in memory at
+/// once.
 async fn send(
     client: &Client,
-    ins: &Insert<'_>,
+    group: &[Entry],
+    ins: &Insert,
     timeout: Duration,
 ) -> std::result::Result<(), Failure> {
     let table = table_of(ins.target);
     let columns = Family::ALL
         .get(ins.target)
         .map_or(rows::INTEL_COLUMNS, |f| rows::columns(*f));
-    let intel = ins.target == INTEL;
     let work = async {
         let mut insert = client
             .insert_formatted_with(format!("INSERT INTO {table} ({columns}) FORMAT RowBinary"));
         let mut buf = BytesMut::new();
-        for r in &ins.rows {
-            let need = r.row.len() + 24;
-            if buf.len() + need > buf.capacity() {
+        for (g, run) in runs(&ins.rows) {
+            let data = &group[g].rows.data[ins.target];
+            if run.len() >= ZERO_COPY_MIN {
                 if !buf.is_empty() {
                     insert.send(buf.split().freeze()).await?;
                 }
-                buf.reserve(BODY_CHUNK.max(need));
+                insert.send(data.slice(run)).await?;
+                continue;
             }
-            buf.extend_from_slice(&r.id.to_le_bytes());
-            buf.extend_from_slice(&r.batch.to_le_bytes());
-            if intel {
-                buf.extend_from_slice(&r.source.to_le_bytes());
+            if buf.len() + run.len() > buf.capacity() {
+                if !buf.is_empty() {
+                    insert.send(buf.split().freeze()).await?;
+                }
+                buf.reserve(BODY_CHUNK.max(run.len()));
             }
-            buf.extend_from_slice(r.row);
+            buf.extend_from_slice(data.get(run).unwrap_or_default());
         }
         if !buf.is_empty() {
             insert.send(buf.split().freeze()).await?;
@@ -524,6 +521,20 @@ async fn send(
         Ok(Err(e)) => Err(classify(&e)),
         Err(_) => Err(Failure::Transient(format!("{table}: insert timed out"))),
     }
+}
+
+/// The rows as runs of records that follow each other in one entry's buffer:
+/// (entry, byte range).
+fn runs(rows: &[BodyRow]) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> + '_ {
+    let mut rows = rows.iter().peekable();
+    std::iter::from_fn(move || {
+        let first = rows.next()?;
+        let (g, mut run) = (first.at.0, first.record.clone());
+        while let Some(next) = rows.next_if(|r| r.at.0 == g && r.record.start == run.end) {
+            run.end = next.record.end;
+        }
+        Some((g, run))
+    })
 }
 
 /// Accounts for one INSERT of the rows whose lines are `raws`: counted in `stored` on
@@ -666,6 +677,28 @@ mod tests {
         assert_eq!(e.ts, 1_704_139_445, "2024-01-01T20:04:05Z");
         let row = p.row(e);
         assert_eq!(row.first_chunk::<4>(), Some(&e.ts.to_le_bytes()));
+    }
+
+    #[test]
+    fn runs_follow_the_buffers() {
+        let row = |g, i, a, b| BodyRow {
+            at: (g, i),
+            record: a..b,
+        };
+        // Entry 0's first three records back to back, then entry 1, then entry 0 again
+        // after a gap (a skipped record), then a record out of order.
+        let rows = [
+            row(0, 0, 0, 10),
+            row(0, 1, 10, 25),
+            row(0, 2, 25, 30),
+            row(1, 0, 30, 40),
+            row(0, 4, 40, 50),
+            row(0, 5, 50, 60),
+            row(0, 3, 30, 40),
+        ];
+        let got: Vec<_> = runs(&rows).collect();
+        assert_eq!(got, [(0, 0..30), (1, 30..40), (0, 40..60), (0, 30..40)]);
+        assert_eq!(runs(&[]).count(), 0);
     }
 
     #[test]
