@@ -255,6 +255,44 @@ fn pcapng_input_and_decoder_anomalies() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Stream events: an injected-looking RST (it carries an MD5 signature option and its
+/// sender goes on) raises `stream.suspected_rst_inject` on the sender's next packet, written
+/// as a `"type":"stream"` anomaly only with `eve.anomaly-stream` (Suricata's default is off).
+#[test]
+fn stream_event_anomalies() {
+    let pcap = data_dir().join("suricata-verify/tests/security-4710-01/input.pcap");
+    let out = outdir("stream-events");
+    let o = out.to_str().unwrap();
+    let p = pcap.to_str().unwrap();
+    sensor_ok(&["-r", p, "-l", o, "-k", "none"]);
+    let ev = eve(&out);
+    assert_eq!(count(&ev, "anomaly"), 0);
+    assert_eq!(count(&ev, "http"), 1, "the request after the RST is parsed");
+    sensor_ok(&[
+        "-r",
+        p,
+        "-l",
+        o,
+        "-k",
+        "none",
+        "--set",
+        "eve.anomaly-stream=true",
+    ]);
+    let ev = eve(&out);
+    let anomalies: Vec<&String> = ev
+        .iter()
+        .filter(|(t, _)| t == "anomaly")
+        .map(|(_, l)| l)
+        .collect();
+    assert_eq!(anomalies.len(), 1, "{anomalies:?}");
+    let a = anomalies[0];
+    assert!(
+        a.contains("\"anomaly\":{\"type\":\"stream\",\"event\":\"stream.suspected_rst_inject\"}"),
+        "{a}"
+    );
+    assert!(a.contains("\"pcap_cnt\":5"), "{a}");
+}
+
 #[test]
 fn errors_name_the_file() {
     let dir = outdir("errors");

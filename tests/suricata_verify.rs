@@ -206,7 +206,12 @@ fn run_test(name: &str, dir: &Path, out: &Path) -> Result<Vec<(bool, Outcome)>, 
     let text = std::fs::read_to_string(dir.join("test.yaml")).map_err(|e| e.to_string())?;
     let y: Yaml = serde_yaml::from_str(&text).map_err(|e| format!("test.yaml: {e}"))?;
     let pcap = find_pcap(dir, &y).ok_or("no pcap")?;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_khien"));
+    // KHIEN_BIN: a copy of the binary to test (the shared target directory's one may be
+    // rebuilt from another worktree while the tests run).
+    let bin = std::env::var_os("KHIEN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_khien")));
+    let mut cmd = Command::new(bin);
     cmd.arg("sensor").arg("-r").arg(&pcap).arg("-l").arg(out);
     for r in rule_files(dir) {
         cmd.arg("-S").arg(r);

@@ -17,6 +17,7 @@
 //! eve:
 //!   filename: eve.json
 //!   types: [flow, anomaly, http, dns, tls, ssh, smtp, ftp, fileinfo, stats]
+//!   anomaly-stream: false   # anomaly records for TCP stream events too (decoder ones always)
 //! stats: { interval: 8 }    # seconds between EVE stats records; 0 disables
 //! packet-alert-max: 15      # alerts kept per packet (highest signature order first)
 //! ips: false                # IPS verdicts (Suricata --simulate-ips): drop rules drop packets/flows
@@ -236,6 +237,9 @@ pub struct EveSection {
     pub types: Vec<String>,
     /// Alert records carry Suricata's `verdict` object (its `alert: {verdict: yes}`).
     pub alert_verdict: bool,
+    /// `anomaly` records for TCP stream events too (`"type":"stream"`; Suricata's
+    /// anomaly `types: stream: yes`, off by default as there).
+    pub anomaly_stream: bool,
 }
 
 impl Default for EveSection {
@@ -244,6 +248,7 @@ impl Default for EveSection {
             filename: "eve.json".into(),
             types: EVE_TYPES.iter().map(|s| s.to_string()).collect(),
             alert_verdict: false,
+            anomaly_stream: false,
         }
     }
 }

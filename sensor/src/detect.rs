@@ -13,6 +13,7 @@ use khien_detect::{self as kd, Dir, TxBuffers};
 
 use crate::decode::{Addrs, Decoded, L4};
 use crate::eve::{EveWriter, PktSrc, Tuple};
+use crate::event::{Events, StreamEvent, EVENTS_CAP};
 
 /// Detection state of one worker.
 pub struct Detect {
@@ -351,9 +352,11 @@ impl Detect {
     }
 
     /// Runs the packet signatures; alerts land in `self.alerts`.
+    #[allow(clippy::too_many_arguments)] // reason: the packet and its flow context, one each
     pub fn packet(
         &mut self,
         d: &Decoded<'_>,
+        sev: &Events<StreamEvent>,
         flow_id: Option<u64>,
         flow: Option<kd::FlowInfo>,
         ts: i64,
@@ -363,7 +366,18 @@ impl Detect {
         let Some(addrs) = d.addrs else {
             return;
         };
-        let names: Vec<&str> = d.events.iter().map(|e| e.name()).collect();
+        // Decoder then stream event names, in a fixed array (no allocation).
+        let mut names = [""; 2 * EVENTS_CAP];
+        let mut n = 0;
+        let all = d
+            .events
+            .iter()
+            .map(|e| e.name())
+            .chain(sev.iter().map(|e| e.name()));
+        for (slot, name) in names.iter_mut().zip(all) {
+            *slot = name;
+            n += 1;
+        }
         let mut p = packet_info(
             &addrs,
             d.sp,
@@ -372,7 +386,7 @@ impl Detect {
             d.l4,
             d.payload,
             (d.ip_hdr, d.l4_hdr),
-            &names,
+            &names[..n],
             flow,
             ts,
         );

@@ -10,6 +10,7 @@ use crate::config::SensorConfig;
 use crate::decode::{Addrs, Decoded, L4};
 use crate::detect::{AlertCtx, AlertFlow};
 use crate::eve::{write_ts, EveWriter, PktSrc, Tuple};
+use crate::event::{Events, StreamEvent};
 use crate::flow::{
     flow_id, EndReason, Flow, FlowConfig, FlowKey, FlowState, FlowTable, Timeouts, TCP_COST,
 };
@@ -21,6 +22,8 @@ use crate::wire::tcp::{ACK, CWR, ECE, FIN, PSH, RST, SYN, URG};
 pub struct EveTypes {
     pub flow: bool,
     pub anomaly: bool,
+    /// Anomaly records for stream events (`eve.anomaly-stream`).
+    pub anomaly_stream: bool,
     pub http: bool,
     pub dns: bool,
     pub tls: bool,
@@ -36,6 +39,7 @@ impl EveTypes {
         EveTypes {
             flow: c.eve_enabled("flow"),
             anomaly: c.eve_enabled("anomaly"),
+            anomaly_stream: c.eve_enabled("anomaly") && c.eve.anomaly_stream,
             http: c.eve_enabled("http"),
             dns: c.eve_enabled("dns"),
             tls: c.eve_enabled("tls"),
@@ -216,7 +220,7 @@ impl Engine {
         }
         let Some(addrs) = d.addrs.filter(|_| d.l4 != L4::None) else {
             self.anomalies(d, None, ts, pcap_cnt);
-            self.detect_packet(d, None, false, ts, pcap_cnt, false);
+            self.detect_packet(d, None, false, ts, pcap_cnt, false, &Events::default());
             return;
         };
         let (sp, dp) = match d.l4 {
@@ -354,6 +358,14 @@ impl Engine {
         let out = &mut self.app_out;
         let mut stream_added = false;
         let mut reversed = false;
+        // Stream events of this packet (Suricata's StreamTcpSetEvent).
+        let mut sev: Events<StreamEvent> = Events::default();
+        if let L4::Tcp(t) = d.l4 {
+            // An acknowledgement number without the ACK flag.
+            if t.flags & ACK == 0 && t.ack != 0 {
+                sev.push(StreamEvent::PktBrokenAck);
+            }
+        }
         if matches!(d.l4, L4::Tcp(_)) && f.app.proto.is_none() && !self.expect.is_empty() {
             if let Some((spec, parent)) = self.expect.take(&f.key, sport, ts) {
                 f.app.expected(&spec, parent, app_cfg);
@@ -365,11 +377,15 @@ impl Engine {
                     tcp, app, state, ..
                 } = f;
                 if let Some(s) = tcp.as_mut() {
+                    let mut gap = false;
                     let mut sink = |dir: usize, c: Chunk<'_>| match c {
                         Chunk::Data(b) => {
                             app.data(Transport::Tcp, dir, cport, sport, b, ts, app_cfg, out)
                         }
-                        Chunk::Gap(n) => app.gap(dir, n, out),
+                        Chunk::Gap(n) => {
+                            gap = true;
+                            app.gap(dir, n, out)
+                        }
                         Chunk::Cut => app.cut(dir),
                     };
                     s.packet(
@@ -381,6 +397,12 @@ impl Engine {
                         &mut sink,
                     );
                     stream_added = s.last_added;
+                    for e in s.events.iter() {
+                        sev.push(e);
+                    }
+                    if gap {
+                        sev.push(StreamEvent::ReassemblySeqGap);
+                    }
                     if app.reversed {
                         s.reverse();
                         reversed = true;
@@ -428,7 +450,10 @@ impl Engine {
         if !self.app_out.is_empty() {
             self.write_app(idx, Some(pcap_cnt), PktSrc::Wire, ts);
         }
-        self.detect_packet(d, Some(idx), src_lo, ts, pcap_cnt, stream_added);
+        if !sev.is_empty() {
+            self.stream_anomalies(d, idx, &sev, ts, pcap_cnt);
+        }
+        self.detect_packet(d, Some(idx), src_lo, ts, pcap_cnt, stream_added, &sev);
         self.detect_stream(Some(d), idx, src_lo, ts, Some(pcap_cnt), had_tx);
     }
 
@@ -501,7 +526,9 @@ impl Engine {
     }
 
     /// Runs the packet rules on `d` (flow `idx`, if any) and writes its alerts.
-    /// `stream_added`: the TCP payload went into the reassembled stream.
+    /// `stream_added`: the TCP payload went into the reassembled stream; `sev`: the
+    /// stream events it raised.
+    #[allow(clippy::too_many_arguments)] // reason: the packet and what the flow stage found, one each
     fn detect_packet(
         &mut self,
         d: &Decoded<'_>,
@@ -510,6 +537,7 @@ impl Engine {
         ts: i64,
         pcap_cnt: u64,
         stream_added: bool,
+        sev: &Events<StreamEvent>,
     ) {
         let Some(dt) = self.detect.as_mut() else {
             return;
@@ -544,7 +572,7 @@ impl Engine {
             app_proto: f.app.eve_name(),
         });
         let sizes = f.and_then(|f| f.tcp.as_ref()).map(|s| s.seq_sizes());
-        dt.packet(d, f.map(|f| f.id), info, ts, stream_added, sizes);
+        dt.packet(d, sev, f.map(|f| f.id), info, ts, stream_added, sizes);
         if dt.alerts.is_empty() {
             if deferred_alerted {
                 if let Some(f) = idx.and_then(|i| self.flows.get_mut(i)) {
@@ -893,6 +921,51 @@ impl Engine {
             let _ = write!(
                 e.line,
                 ",\"anomaly\":{{\"type\":\"decode\",\"event\":\"{}\"}}",
+                ev.name()
+            );
+            if e.finish().is_err() {
+                self.stats.eve_errors += 1;
+            }
+        }
+    }
+
+    /// Writes the stream events of a packet of flow `idx` as anomaly records
+    /// (`eve.anomaly-stream`).
+    fn stream_anomalies(
+        &mut self,
+        d: &Decoded<'_>,
+        idx: usize,
+        sev: &Events<StreamEvent>,
+        ts: i64,
+        pcap_cnt: u64,
+    ) {
+        if !self.types.anomaly_stream {
+            return;
+        }
+        let (Some(addrs), Some(f)) = (d.addrs, self.flows.get(idx)) else {
+            return;
+        };
+        let tuple = Tuple {
+            addrs,
+            sp: d.sp,
+            dp: d.dp,
+            proto: d.proto,
+            ports: true,
+            vlan: d.vlan,
+        };
+        for ev in sev.iter() {
+            let e = &mut self.eve;
+            e.begin(
+                ts,
+                Some(f.id),
+                Some(pcap_cnt),
+                "anomaly",
+                Some(&tuple),
+                Some(PktSrc::Wire),
+            );
+            let _ = write!(
+                e.line,
+                ",\"anomaly\":{{\"type\":\"stream\",\"event\":\"{}\"}}",
                 ev.name()
             );
             if e.finish().is_err() {

@@ -1,5 +1,6 @@
-//! Decoder anomaly events, named exactly as Suricata 7's `decode-event` keywords
-//! (`decoder-events.rules`), e.g. `decoder.ipv4.pkt_too_small`.
+//! Decoder and TCP stream anomaly events, named exactly as Suricata 7's `decode-event` and
+//! `stream-event` keywords (`decoder-events.rules`, `stream-events.rules`), e.g.
+//! `decoder.ipv4.pkt_too_small`, `stream.pkt_invalid_timestamp`.
 
 macro_rules! decode_events {
     ($($variant:ident => $name:literal,)*) => {
@@ -99,19 +100,66 @@ decode_events! {
     UdpLenInvalid => "decoder.udp.len_invalid",
 }
 
-/// A small fixed-capacity set of events raised by one packet (no allocation). Events past
-/// the capacity are dropped but still counted by the caller through `overflow`.
-#[derive(Clone, Debug, Default)]
-pub struct Events {
-    buf: [Option<DecodeEvent>; Events::CAP],
+macro_rules! stream_events {
+    ($($variant:ident => $name:literal,)*) => {
+        /// One TCP stream event, raised by the session tracker on the packet that caused
+        /// it. `name()` is Suricata's EVE `anomaly.event` string (`stream-event` keyword
+        /// with the `stream.` prefix).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum StreamEvent { $($variant,)* }
+
+        impl StreamEvent {
+            pub const ALL: &'static [StreamEvent] = &[$(StreamEvent::$variant,)*];
+
+            /// Suricata's name, e.g. "stream.pkt_invalid_timestamp".
+            pub fn name(self) -> &'static str {
+                match self { $(StreamEvent::$variant => $name,)* }
+            }
+        }
+    };
+}
+
+stream_events! {
+    SynackWithWrongAck => "stream.3whs_synack_with_wrong_ack",
+    EstInvalidAck => "stream.est_invalid_ack",
+    EstPacketOutOfWindow => "stream.est_packet_out_of_window",
+    Fin1InvalidAck => "stream.fin1_invalid_ack",
+    Fin2InvalidAck => "stream.fin2_invalid_ack",
+    CloseWaitInvalidAck => "stream.closewait_invalid_ack",
+    LastAckInvalidAck => "stream.lastack_invalid_ack",
+    TimeWaitInvalidAck => "stream.timewait_invalid_ack",
+    ClosingInvalidAck => "stream.closing_invalid_ack",
+    PktInvalidTimestamp => "stream.pkt_invalid_timestamp",
+    PktBrokenAck => "stream.pkt_broken_ack",
+    ReassemblySeqGap => "stream.reassembly_seq_gap",
+    SuspectedRstInject => "stream.suspected_rst_inject",
+}
+
+/// Events a set holds (more are counted in `overflow`).
+pub const EVENTS_CAP: usize = 8;
+
+/// A small fixed-capacity set of events raised by one packet (no allocation): decoder
+/// events by default, or [`StreamEvent`]s. Events past the capacity are dropped but
+/// still counted by the caller through `overflow`.
+#[derive(Clone, Debug)]
+pub struct Events<E = DecodeEvent> {
+    buf: [Option<E>; EVENTS_CAP],
     len: usize,
     pub overflow: u32,
 }
 
-impl Events {
-    pub const CAP: usize = 8;
+impl<E: Copy> Default for Events<E> {
+    fn default() -> Self {
+        Events {
+            buf: [None; EVENTS_CAP],
+            len: 0,
+            overflow: 0,
+        }
+    }
+}
 
-    pub fn push(&mut self, e: DecodeEvent) {
+impl<E: Copy + PartialEq> Events<E> {
+    pub fn push(&mut self, e: E) {
         match self.buf.get_mut(self.len) {
             Some(slot) => {
                 *slot = Some(e);
@@ -127,10 +175,10 @@ impl Events {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-    pub fn contains(&self, e: DecodeEvent) -> bool {
+    pub fn contains(&self, e: E) -> bool {
         self.iter().any(|x| x == e)
     }
-    pub fn iter(&self) -> impl Iterator<Item = DecodeEvent> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = E> + '_ {
         self.buf[..self.len].iter().flatten().copied()
     }
 }
@@ -154,12 +202,25 @@ mod tests {
     }
 
     #[test]
+    fn stream_names_match_suricata_rules_file() {
+        let path = format!(
+            "{}/etopen/suricata-7.0.10-builtin/stream-events.rules",
+            crate::data_dir()
+        );
+        let rules = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        for e in StreamEvent::ALL {
+            let kw = format!("stream-event:{};", e.name().trim_start_matches("stream."));
+            assert!(rules.contains(&kw), "{kw} not in {path}");
+        }
+    }
+
+    #[test]
     fn events_capacity_overflows_without_panic() {
-        let mut ev = Events::default();
+        let mut ev: Events = Events::default();
         for _ in 0..20 {
             ev.push(DecodeEvent::TcpPktTooSmall);
         }
-        assert_eq!(ev.iter().count(), Events::CAP);
+        assert_eq!(ev.iter().count(), EVENTS_CAP);
         assert_eq!(ev.overflow, 12);
         ev.clear();
         assert!(ev.is_empty());

@@ -21,6 +21,7 @@
 use std::collections::BTreeMap;
 
 use crate::decode::TcpInfo;
+use crate::event::{Events, StreamEvent};
 use crate::wire::tcp::{ACK, FIN, RST, SYN};
 
 /// Suricata's TCP session states (EVE `tcp.state`).
@@ -216,6 +217,11 @@ pub struct TcpSession {
     /// The client SYN's window-scale option (RFC 7323: in force only if the SYN/ACK has
     /// one too).
     syn_wscale: Option<u8>,
+    /// The client SYN's timestamp value, when it carried the option: in SYN_SENT a
+    /// server packet's timestamp echo must match it (or be 0 when the SYN had none).
+    syn_ts: Option<u32>,
+    /// Stream events the last segment raised (Suricata's `stream-event`s).
+    pub events: Events<StreamEvent>,
 }
 
 /// RFC 7323's largest window shift.
@@ -251,6 +257,8 @@ impl TcpSession {
             synacks: Vec::new(),
             win_track: false,
             syn_wscale: None,
+            syn_ts: None,
+            events: Events::default(),
         };
         if t.flags & (SYN | ACK | RST) == SYN {
             s.state = TcpState::SynSent;
@@ -258,6 +266,7 @@ impl TcpSession {
             // The SYN's window (never scaled) bounds the server's first flight.
             s.win_track = true;
             s.syn_wscale = t.opts.wscale;
+            s.syn_ts = t.opts.timestamp.map(|(val, _)| val);
             s.dirs[1].window = u32::from(t.win);
         } else if cfg.midstream && t.flags & RST == 0 {
             stats.midstream_pickups += 1;
@@ -307,9 +316,30 @@ impl TcpSession {
     ) {
         let dir = dir & 1;
         self.last_added = false;
+        self.events.clear();
+        // The state this packet is handled in: the RST sender's packets after its RST go
+        // on in the state before it.
+        let state = match self.reset {
+            Some((from, before))
+                if self.state == TcpState::Closed && from == dir && t.flags & RST == 0 =>
+            {
+                before
+            }
+            _ => self.state,
+        };
+        if state == TcpState::SynSent && dir == 1 && !self.syn_ts_echo_ok(t) {
+            // A server reply echoing a timestamp the client never sent (Suricata ignores
+            // it: a RST or FIN of an evasion attempt).
+            self.events.push(StreamEvent::PktInvalidTimestamp);
+            return;
+        }
         if t.flags & RST != 0 {
             if self.state != TcpState::SynSent || dir == 1 {
-                if self.state == TcpState::SynSent {
+                // A RST refusing the SYN, or one with an authentication option (MD5/AO)
+                // the receiver may reject: its sender may go on (see `reset`).
+                if self.state == TcpState::SynSent
+                    || (t.opts.auth && self.state != TcpState::Closed)
+                {
                     self.reset = Some((dir, self.state));
                 }
                 self.state = TcpState::Closed;
@@ -322,12 +352,15 @@ impl TcpSession {
         }
         if self.state == TcpState::Closed {
             match self.reset {
-                // The RST's sender goes on in the state before it; the session stays
-                // closed unless that moves it on (a SYN/ACK after a refusal).
+                // The RST's sender goes on in the state before it: if the packet is
+                // accepted there, the RST looks injected (the sender ignores it) and the
+                // session resumes in that state (or the one the packet moved it to).
                 Some((from, before)) if from == dir => {
                     self.state = before;
-                    self.packet_in_state(dir, t, payload, cfg, stats, sink);
-                    if self.state == before {
+                    if self.packet_in_state(dir, t, payload, cfg, stats, sink) {
+                        self.reset = None;
+                        self.events.push(StreamEvent::SuspectedRstInject);
+                    } else {
                         self.state = TcpState::Closed;
                     }
                 }
@@ -338,6 +371,20 @@ impl TcpSession {
         self.packet_in_state(dir, t, payload, cfg, stats, sink);
     }
 
+    /// Suricata's SYN_SENT timestamp check of a server packet: when the client's SYN
+    /// carried a timestamp, a non-zero echo must be it; when it did not, the echo must be 0.
+    fn syn_ts_echo_ok(&self, t: &TcpInfo) -> bool {
+        let Some((_, echo)) = t.opts.timestamp else {
+            return true;
+        };
+        match self.syn_ts {
+            Some(val) => val == 0 || echo == 0 || echo == val,
+            None => echo == 0,
+        }
+    }
+
+    /// Handles a packet in the current state; false when the packet is rejected as
+    /// invalid (a window or ACK check, a SYN/ACK acknowledging something else).
     fn packet_in_state(
         &mut self,
         dir: usize,
@@ -346,19 +393,24 @@ impl TcpSession {
         cfg: &StreamConfig,
         stats: &mut StreamStats,
         sink: &mut dyn FnMut(usize, Chunk<'_>),
-    ) {
+    ) -> bool {
         let other = dir ^ 1;
-        if self.win_track
-            && self.state >= TcpState::Established
-            && !self.window_ok(dir, t, payload.len(), stats)
-        {
-            return;
+        if self.win_track && self.state >= TcpState::Established {
+            if let Err(e) = self.window_ok(dir, t, payload.len(), stats) {
+                if let Some(e) = e {
+                    self.events.push(e);
+                }
+                return false;
+            }
         }
         match self.state {
-            TcpState::None | TcpState::Closed => return,
+            TcpState::None | TcpState::Closed => return true,
             TcpState::SynSent => {
                 if dir == 1 && t.flags & (SYN | ACK) == SYN | ACK {
-                    self.syn_ack(t, stats);
+                    if !self.syn_ack(t, stats) {
+                        self.events.push(StreamEvent::SynackWithWrongAck);
+                        return false;
+                    }
                 } else if dir == 0
                     && t.flags & (SYN | ACK) == SYN
                     && t.seq.wrapping_add(1) == self.dirs[0].base
@@ -373,7 +425,7 @@ impl TcpSession {
                         }
                     }
                 }
-                return;
+                return true;
             }
             TcpState::SynRecv => {
                 let client_next = self.dirs[0].base.wrapping_add(self.dirs[0].next);
@@ -389,7 +441,7 @@ impl TcpSession {
                     {
                         self.synacks.push(isn1);
                     }
-                    return;
+                    return true;
                 }
                 let queued = dir == 0
                     && self.dirs[1].next == 0
@@ -421,7 +473,7 @@ impl TcpSession {
                     // and its data in IDS mode).
                     self.state = TcpState::Established;
                 } else {
-                    return;
+                    return true;
                 }
             }
             _ => {}
@@ -455,12 +507,13 @@ impl TcpSession {
             }
         }
         self.transition(dir, t);
+        true
     }
 
     /// A SYN/ACK in SYN_SENT. Like Suricata it must acknowledge the SYN (ISN + 1), or, on a
     /// TCP Fast Open session, the SYN and its data; a TFO SYN/ACK acknowledging the SYN only
-    /// drops the SYN's data (the client sends it again). Anything else is ignored.
-    fn syn_ack(&mut self, t: &TcpInfo, stats: &mut StreamStats) {
+    /// drops the SYN's data (the client sends it again). Anything else is ignored (false).
+    fn syn_ack(&mut self, t: &TcpInfo, stats: &mut StreamStats) -> bool {
         let c = &mut self.dirs[0];
         let isn1 = c.base;
         let next = c.base.wrapping_add(c.next);
@@ -472,11 +525,11 @@ impl TcpSession {
                 c.set_base(base);
                 c.depth = depth;
             } else if t.ack != next {
-                return;
+                return false;
             }
             self.tfo = true;
         } else if t.ack != isn1 {
-            return;
+            return false;
         }
         self.state = TcpState::SynRecv;
         self.dirs[1].set_base(t.seq.wrapping_add(1));
@@ -489,6 +542,7 @@ impl TcpSession {
         self.dirs[0].last_ack = t.ack;
         self.dirs[0].next_win = t.ack.wrapping_add(self.dirs[0].window);
         self.server_isn_acked(t.seq.wrapping_add(1));
+        true
     }
 
     /// The server's ISN + 1 is `isn1` (its SYN/ACK, or a queued one the client's ACK
@@ -501,14 +555,15 @@ impl TcpSession {
 
     /// Suricata's window checks (StreamTcpValidateAck and the in-window test of its
     /// ESTABLISHED handlers) for a packet of direction `dir` once the session is
-    /// established: false when the packet must be ignored.
+    /// established: an error when the packet must be ignored, with the stream event
+    /// Suricata raises for it in the current state (if any).
     fn window_ok(
         &self,
         dir: usize,
         t: &TcpInfo,
         payload_len: usize,
         stats: &mut StreamStats,
-    ) -> bool {
+    ) -> Result<(), Option<StreamEvent>> {
         let (d, o) = (&self.dirs[dir], &self.dirs[dir ^ 1]);
         if t.flags & ACK != 0 && o.base_set {
             let ack = t.ack;
@@ -521,7 +576,16 @@ impl TcpSession {
             };
             if !valid {
                 stats.invalid_ack += 1;
-                return false;
+                return Err(match self.state {
+                    TcpState::Established => Some(StreamEvent::EstInvalidAck),
+                    TcpState::FinWait1 => Some(StreamEvent::Fin1InvalidAck),
+                    TcpState::FinWait2 => Some(StreamEvent::Fin2InvalidAck),
+                    TcpState::CloseWait => Some(StreamEvent::CloseWaitInvalidAck),
+                    TcpState::LastAck => Some(StreamEvent::LastAckInvalidAck),
+                    TcpState::TimeWait => Some(StreamEvent::TimeWaitInvalidAck),
+                    TcpState::Closing => Some(StreamEvent::ClosingInvalidAck),
+                    _ => None,
+                });
             }
         }
         if payload_len > 0 {
@@ -531,10 +595,11 @@ impl TcpSession {
             let end = t.seq.wrapping_add(payload_len as u32);
             if !zero_window_probe && seq_gt(end, d.next_win) {
                 stats.out_of_window += 1;
-                return false;
+                return Err((self.state == TcpState::Established)
+                    .then_some(StreamEvent::EstPacketOutOfWindow));
             }
         }
-        true
+        Ok(())
     }
 
     /// An accepted packet of direction `dir`: its window and ACK move the other
@@ -1486,12 +1551,15 @@ mod tests {
         let mut r = Run::syn(StreamConfig::default(), &seg(1000, 0, SYN), b"");
         r.pkt(1, 0, 1001, RST | ACK, b"");
         assert_eq!(r.s.state, TcpState::Closed);
-        r.pkt(1, 0, 1001, FIN | ACK, b"");
-        assert_eq!(r.s.state, TcpState::Closed, "nothing moved it on");
-        r.pkt(0, 1001, 0, RST, b"");
+        assert!(r.s.events.is_empty());
         r.pkt(0, 1000, 0, SYN, b"");
         assert_eq!(r.s.state, TcpState::Closed, "the refused side is ignored");
+        // The refusing side goes on: its RST looks injected, the session resumes.
+        r.pkt(1, 0, 1001, FIN | ACK, b"");
+        assert_eq!(r.s.state, TcpState::SynSent);
+        assert!(r.s.events.contains(StreamEvent::SuspectedRstInject));
         r.pkt(1, 5000, 1001, SYN | ACK, b"");
+        assert!(r.s.events.is_empty());
         assert_eq!(r.s.state, TcpState::SynRecv);
         r.pkt(0, 1001, 5001, ACK, b"GET / HTTP/1.0\r\n\r\n");
         r.pkt(1, 5001, 1019, ACK, b"");
@@ -1519,6 +1587,79 @@ mod tests {
         r.pkt(0, 1002, 5002, RST, b"");
         r.pkt(0, 1002, 5002, PSH | ACK, b"x");
         assert_eq!(r.s.state, TcpState::Closed);
+    }
+
+    #[test]
+    fn syn_sent_server_timestamp_echo_must_match_the_syn() {
+        // The SYN has no timestamp: a server RST and FIN echoing one are ignored (an
+        // evasion: the session is not closed), each raising pkt_invalid_timestamp.
+        let ts = |mut t: TcpInfo, val: u32, echo: u32| {
+            t.opts.timestamp = Some((val, echo));
+            t
+        };
+        let mut r = Run::syn(StreamConfig::default(), &seg(1000, 0, SYN), b"");
+        r.seg(1, &ts(seg(0, 1001, RST | ACK), 100, 100), b"");
+        assert_eq!(r.s.state, TcpState::SynSent);
+        assert!(r.s.events.contains(StreamEvent::PktInvalidTimestamp));
+        r.seg(1, &ts(seg(0, 1001, FIN | ACK), 100, 100), b"");
+        assert!(r.s.events.contains(StreamEvent::PktInvalidTimestamp));
+        r.seg(1, &ts(seg(5000, 1001, SYN | ACK), 100, 0), b"");
+        assert!(r.s.events.is_empty(), "an echo of 0 is fine");
+        assert_eq!(r.s.state, TcpState::SynRecv);
+        // The SYN has timestamp 7: the echo must be 7 (or 0).
+        let mut r = Run::syn(StreamConfig::default(), &ts(seg(1000, 0, SYN), 7, 0), b"");
+        r.seg(1, &ts(seg(5000, 1001, SYN | ACK), 50, 8), b"");
+        assert!(r.s.events.contains(StreamEvent::PktInvalidTimestamp));
+        assert_eq!(r.s.state, TcpState::SynSent);
+        r.seg(1, &ts(seg(5000, 1001, SYN | ACK), 50, 7), b"");
+        assert_eq!(r.s.state, TcpState::SynRecv);
+    }
+
+    #[test]
+    fn a_reset_with_an_auth_option_followed_by_its_sender_is_suspected_injected() {
+        let auth = |mut t: TcpInfo| {
+            t.opts.auth = true;
+            t
+        };
+        // The client's RST carries an MD5 signature, then the client sends its request
+        // anyway: suspected_rst_inject on that packet, the session goes on.
+        let mut r = Run::new(StreamConfig::default());
+        r.seg(0, &auth(seg(1001, 5001, RST | ACK)), b"");
+        assert_eq!(r.s.state, TcpState::Closed);
+        r.pkt(1, 5001, 1001, ACK, b"");
+        assert_eq!(r.s.state, TcpState::Closed, "the receiver is ignored");
+        r.pkt(0, 1001, 5001, PSH | ACK, b"GET /");
+        assert!(r.s.events.contains(StreamEvent::SuspectedRstInject));
+        assert_eq!(r.s.state, TcpState::Established);
+        r.pkt(1, 5001, 1006, ACK, b"");
+        assert!(r.s.events.is_empty());
+        assert_eq!(r.got[0], b"GET /");
+        // Without the option the RST is final and nothing is raised.
+        let mut r = Run::new(StreamConfig::default());
+        r.pkt(0, 1001, 5001, RST | ACK, b"");
+        r.pkt(0, 1001, 5001, PSH | ACK, b"GET /");
+        assert!(r.s.events.is_empty());
+        assert_eq!(r.s.state, TcpState::Closed);
+    }
+
+    #[test]
+    fn handshake_and_window_violations_raise_stream_events() {
+        let mut r = Run::syn(StreamConfig::default(), &seg(1000, 0, SYN), b"");
+        r.pkt(1, 5000, 1234, SYN | ACK, b"");
+        assert!(r.s.events.contains(StreamEvent::SynackWithWrongAck));
+        assert_eq!(r.s.state, TcpState::SynSent);
+        r.pkt(1, 5000, 1001, SYN | ACK, b"");
+        r.pkt(0, 1001, 5001, ACK, b"");
+        assert!(r.s.events.is_empty());
+        // Acknowledging far past what the server could have sent.
+        r.pkt(0, 1001, 5001 + 200_000, ACK, b"");
+        assert!(r.s.events.contains(StreamEvent::EstInvalidAck));
+        // Data past the server's advertised window.
+        r.pkt(0, 1001 + 70_000, 5001, ACK, b"x");
+        assert!(r.s.events.contains(StreamEvent::EstPacketOutOfWindow));
+        r.pkt(0, 1001, 5001, FIN | ACK, b"");
+        r.pkt(1, 5001, 1001 + 200_000, ACK, b"");
+        assert!(r.s.events.contains(StreamEvent::Fin1InvalidAck));
     }
 
     /// The client's segments `(relative offset, bytes)` in arrival order, then the

@@ -514,6 +514,7 @@ pub(crate) enum PktCheck {
         op: u8,
         proto: u8,
     },
+    /// `decode-event` / `stream-event` (the latter named `stream.…`).
     DecodeEvent(EventRef),
     SameIp,
     /// `ipopts:` (an IPv4 option by Suricata's name, or `any`).
@@ -1233,8 +1234,14 @@ fn compile_rule(
                 }
                 app_events.push(e.clone());
             }
-            OptionKind::DecodeEvent(e) | OptionKind::StreamEvent(e) => {
-                pkt_checks.push(PktCheck::DecodeEvent(e.clone()))
+            OptionKind::DecodeEvent(e) => pkt_checks.push(PktCheck::DecodeEvent(e.clone())),
+            // Packets carry stream events by their full name (`stream.…`).
+            OptionKind::StreamEvent(e) => {
+                let name = e.name.strip_prefix("stream.").unwrap_or(&e.name);
+                pkt_checks.push(PktCheck::DecodeEvent(EventRef {
+                    negated: e.negated,
+                    name: format!("stream.{name}"),
+                }))
             }
             OptionKind::Generic("sameip", _) => pkt_checks.push(PktCheck::SameIp),
             OptionKind::Generic("ipopts", Some(v)) => {

@@ -87,6 +87,10 @@ pub struct TcpOpts {
     pub timestamp: Option<(u32, u32)>,
     /// TCP Fast Open option (kind 34, RFC 7413): a SYN carrying it may carry data.
     pub tfo: bool,
+    /// An authentication option: TCP MD5 signature (kind 19, RFC 2385) or TCP-AO (kind
+    /// 29, RFC 5925). A monitor cannot check it, so it cannot tell whether the receiver
+    /// accepts a RST carrying one.
+    pub auth: bool,
 }
 
 /// Parses TCP options, raising `tcp.opt_invalid_len` / `tcp.opt_duplicate`. Bounded by the
@@ -129,6 +133,9 @@ pub fn parse_options(opts: &[u8], ev: &mut Events) -> TcpOpts {
             // TCP_OPT_TFO bounds).
             34 if len == 2 || (4..=18).contains(&len) && len % 2 == 0 => Some(len),
             34 => Some(0),
+            19 => Some(18),
+            29 if len >= 4 => Some(len),
+            29 => Some(0),
             _ => None,
         };
         if let Some(w) = want {
@@ -146,6 +153,7 @@ pub fn parse_options(opts: &[u8], ev: &mut Events) -> TcpOpts {
                     4 => o.sack_permitted = true,
                     8 => o.timestamp = Some((be32(data, 0), be32(data, 4))),
                     34 => o.tfo = true,
+                    19 | 29 => o.auth = true,
                     _ => {}
                 }
             }
@@ -239,5 +247,14 @@ mod tests {
         assert!(!parse_options(&[254, 4, 0x12, 0x34], &mut ev).tfo);
         assert!(!parse_options(&[254, 3, 0xf9], &mut ev).tfo);
         assert!(ev.is_empty());
+        // Authentication options: MD5 signature (18 bytes), TCP-AO (at least 4).
+        let mut md5 = [0u8; 18];
+        md5[..2].copy_from_slice(&[19, 18]);
+        assert!(parse_options(&md5, &mut ev).auth);
+        assert!(parse_options(&[29, 4, 1, 2], &mut ev).auth);
+        assert!(!parse_options(&[2, 4, 5, 0xb4], &mut ev).auth);
+        assert!(ev.is_empty());
+        assert!(!parse_options(&[19, 4, 0, 0], &mut ev).auth);
+        assert!(ev.contains(DecodeEvent::TcpOptInvalidLen));
     }
 }
