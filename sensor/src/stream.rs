@@ -628,12 +628,14 @@ impl TcpSession {
         // Directions are relative to the side that closed first (`first_fin`).
         let first = self.first_fin;
         self.state = match self.state {
+            // Suricata names the states from the server's side: the client's FIN makes
+            // CLOSE_WAIT, the server's FIN_WAIT1.
             TcpState::Established if fin => {
                 self.first_fin = dir;
                 if dir == 0 {
-                    TcpState::FinWait1
-                } else {
                     TcpState::CloseWait
+                } else {
+                    TcpState::FinWait1
                 }
             }
             TcpState::FinWait1 if dir != first && fin => {
@@ -1335,12 +1337,13 @@ mod tests {
     #[test]
     fn teardown_states() {
         let mut r = Run::new(StreamConfig::default());
+        // Client closes first (Suricata names it from the server's side: CLOSE_WAIT).
         r.pkt(0, 1001, 5001, FIN | ACK, b"");
-        assert_eq!(r.s.state, TcpState::FinWait1);
+        assert_eq!(r.s.state, TcpState::CloseWait);
         r.pkt(1, 5001, 1002, ACK, b"");
-        assert_eq!(r.s.state, TcpState::FinWait2);
+        assert_eq!(r.s.state, TcpState::CloseWait);
         r.pkt(1, 5001, 1002, FIN | ACK, b"");
-        assert_eq!(r.s.state, TcpState::TimeWait);
+        assert_eq!(r.s.state, TcpState::LastAck);
         r.pkt(0, 1002, 5002, ACK, b"");
         assert_eq!(r.s.state, TcpState::Closed);
         assert!(r.s.is_reuse(&seg(7, 0, SYN)));
@@ -1351,9 +1354,11 @@ mod tests {
         // Server closes first.
         let mut r = Run::new(StreamConfig::default());
         r.pkt(1, 5001, 1001, FIN | ACK, b"bye");
-        assert_eq!(r.s.state, TcpState::CloseWait);
+        assert_eq!(r.s.state, TcpState::FinWait1);
+        r.pkt(0, 1001, 5005, ACK, b"");
+        assert_eq!(r.s.state, TcpState::FinWait2);
         r.pkt(0, 1001, 5005, FIN | ACK, b"");
-        assert_eq!(r.s.state, TcpState::LastAck);
+        assert_eq!(r.s.state, TcpState::TimeWait);
         r.pkt(1, 5005, 1002, ACK, b"");
         assert_eq!(r.s.state, TcpState::Closed);
         assert_eq!(r.got[1], b"bye");
@@ -1659,7 +1664,7 @@ mod tests {
         assert!(r.s.events.contains(StreamEvent::EstPacketOutOfWindow));
         r.pkt(0, 1001, 5001, FIN | ACK, b"");
         r.pkt(1, 5001, 1001 + 200_000, ACK, b"");
-        assert!(r.s.events.contains(StreamEvent::Fin1InvalidAck));
+        assert!(r.s.events.contains(StreamEvent::CloseWaitInvalidAck));
     }
 
     /// The client's segments `(relative offset, bytes)` in arrival order, then the
