@@ -77,6 +77,9 @@ pub struct AlertCtx<'a> {
     pub flow: Option<AlertFlow>,
     /// Rendered app-layer sections (`,"http":{…}`) of transactions by tx id.
     pub sections: &'a [(u64, Vec<u8>)],
+    /// Stream gaps in `payload`: (offset, bytes lost), rendered as Suricata does
+    /// (`[N bytes missing]` between the bytes around them).
+    pub payload_gaps: &'a [(usize, u64)],
 }
 
 /// The `flow` section of an alert: the flow's counters so far and its client → server
@@ -786,6 +789,13 @@ impl Detect {
             }
             if a.tx_id.is_none() {
                 // Like Suricata's `payload`/`payload-printable` (4 KiB payload buffer).
+                let with_gaps;
+                let payload = if c.payload_gaps.is_empty() {
+                    payload
+                } else {
+                    with_gaps = render_gaps(payload, c.payload_gaps);
+                    &with_gaps[..]
+                };
                 let p = payload.get(..PAYLOAD_MAX).unwrap_or(payload);
                 l.extend_from_slice(b",\"payload\":\"");
                 base64(p, l);
@@ -832,6 +842,21 @@ pub fn packet_tuple(d: &Decoded<'_>) -> Option<Tuple> {
         ports: matches!(d.l4, L4::Tcp(_) | L4::Udp) || (d.l4 == L4::Other && d.proto == 132),
         vlan: d.vlan,
     })
+}
+
+/// A stream payload with its gaps written in, as Suricata's alert `payload` shows them:
+/// `[N bytes missing]` at each gap's offset.
+fn render_gaps(payload: &[u8], gaps: &[(usize, u64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 24 * gaps.len());
+    let mut from = 0;
+    for &(at, n) in gaps {
+        let at = at.clamp(from, payload.len());
+        out.extend_from_slice(&payload[from..at]);
+        let _ = write!(out, "[{n} bytes missing]");
+        from = at;
+    }
+    out.extend_from_slice(&payload[from..]);
+    out
 }
 
 /// Bytes of payload an alert record carries (Suricata's `payload-buffer-size: 4kb`).
@@ -1144,5 +1169,20 @@ fn write_section<const N: usize>(
         .collect();
     if !obj.is_empty() {
         let _ = write!(out, ",\"{name}\":{}", serde_json::Value::Object(obj));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn payload_gaps_are_written_in() {
+        assert_eq!(
+            super::render_gaps(b"VERYDATA", &[(4, 4)]),
+            b"VERY[4 bytes missing]DATA"
+        );
+        assert_eq!(
+            super::render_gaps(b"GOODDATA", &[(0, 4), (8, 2)]),
+            b"[4 bytes missing]GOODDATA[2 bytes missing]"
+        );
     }
 }

@@ -486,6 +486,7 @@ impl Engine {
         };
         let len = chunk.len();
         let at = f.tcp.as_ref().map_or(0, |s| s.raw_offset(dir));
+        let gaps = f.tcp.as_ref().map_or(&[][..], |s| s.raw_gaps(dir, len));
         let fwd = Self::flow_tuple(f);
         let tuple = if dir == 0 { fwd } else { fwd.reversed() };
         let info = khien_detect::FlowInfo {
@@ -514,6 +515,7 @@ impl Engine {
                     packet: d.map(|d| (d.frame, d.linktype)),
                     flow: Some(Self::alert_flow(f)),
                     sections: &[],
+                    payload_gaps: gaps,
                 },
             );
             if let Some(f) = self.flows.get_mut(idx) {
@@ -561,6 +563,7 @@ impl Engine {
                         packet: Some((d.frame, d.linktype)),
                         flow: Some(Self::alert_flow(f)),
                         sections: &sections,
+                        payload_gaps: &[],
                     },
                 );
                 deferred_alerted = n > 0;
@@ -597,6 +600,7 @@ impl Engine {
                 packet: Some((d.frame, d.linktype)),
                 flow: f.map(Self::alert_flow),
                 sections: &[],
+                payload_gaps: &[],
             },
         );
         if let Some(f) = idx.and_then(|i| self.flows.get_mut(i)) {
@@ -736,6 +740,7 @@ impl Engine {
                         packet: None,
                         flow: Some(Self::alert_flow(f)),
                         sections: &sections,
+                        payload_gaps: &[],
                     },
                 );
                 if n > 0 {
@@ -1017,6 +1022,7 @@ impl Engine {
                                     packet: None,
                                     flow: Some(Self::alert_flow(f)),
                                     sections: &sections,
+                                    payload_gaps: &[],
                                 },
                             );
                             alerted |= n > 0;
@@ -1070,6 +1076,7 @@ impl Engine {
                                     packet: None,
                                     flow: Some(Self::alert_flow(f)),
                                     sections: &sections,
+                                    payload_gaps: &[],
                                 },
                             );
                             alerted |= n > 0;

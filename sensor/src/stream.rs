@@ -161,6 +161,9 @@ struct Dir {
     raw_keep: usize,
     /// Stream offset of `raw[0]` (bytes dropped from `raw` so far; gaps not counted).
     raw_base: u64,
+    /// Gaps in `raw`: (index of the first byte after the gap, bytes lost), in order; for
+    /// the `[N bytes missing]` text of alert payloads.
+    raw_gaps: Vec<(usize, u64)>,
     /// An app-layer transaction completed since the last chunk: the next acknowledged
     /// bytes make a chunk (Suricata's per-direction TRIGGER_RAW flag).
     raw_trigger: bool,
@@ -861,15 +864,16 @@ impl TcpSession {
             return;
         }
         let ack_rel = ack.wrapping_sub(d.base);
-        let Some((&first, _)) = d.ooo.first_key_value() else {
-            return;
-        };
-        if seq_gt(first, d.next) && !seq_gt(first, ack_rel) {
+        // Each hole the acknowledgement covers (data queued behind it) is a gap.
+        while let Some((&first, _)) = d.ooo.first_key_value() {
+            if !seq_gt(first, d.next) || seq_gt(first, ack_rel) {
+                return;
+            }
             let len = first.wrapping_sub(d.next);
             stats.gaps += 1;
             // Everything before the hole is acknowledged too.
             Self::release_wait(d, dir, None, stats, sink);
-            d.raw_gap();
+            d.raw_gap(u64::from(len));
             sink(dir, Chunk::Gap(u64::from(len)));
             d.next = first;
             Self::drain(d, dir, cfg, stats, sink);
@@ -917,9 +921,10 @@ impl TcpSession {
                         break;
                     }
                     stats.gaps += 1;
-                    d.raw_gap();
+                    let len = u64::from(first.wrapping_sub(d.next));
+                    d.raw_gap(len);
                     Self::release_wait(d, dir, None, stats, sink);
-                    sink(dir, Chunk::Gap(u64::from(first.wrapping_sub(d.next))));
+                    sink(dir, Chunk::Gap(len));
                     d.next = first;
                 }
                 Self::drain(d, dir, cfg, stats, sink);
@@ -1038,6 +1043,16 @@ impl TcpSession {
         self.dirs.get(dir).map_or(0, |d| d.raw_base)
     }
 
+    /// The gaps inside the first `len` bytes of the chunk [`TcpSession::raw_chunk`] gives
+    /// for direction `dir`: (offset in the chunk, bytes lost).
+    pub fn raw_gaps(&self, dir: usize, len: usize) -> &[(usize, u64)] {
+        let Some(d) = self.dirs.get(dir) else {
+            return &[];
+        };
+        let n = d.raw_gaps.partition_point(|&(pos, _)| pos < len);
+        &d.raw_gaps[..n]
+    }
+
     /// Marks the chunk given by [`TcpSession::raw_chunk`] (`len` bytes long) inspected,
     /// keeping its last `RAW_OVERLAP` bytes.
     pub fn raw_done(&mut self, dir: usize, len: usize) {
@@ -1048,6 +1063,7 @@ impl TcpSession {
         let keep = len.min(RAW_OVERLAP);
         d.raw.drain(..len - keep);
         d.raw_base += (len - keep) as u64;
+        d.shift_raw_gaps(len - keep);
         d.raw_keep = keep;
         d.raw_trigger = false;
         // A burst grew the buffer: give the memory back (flows idle with the overlap only).
@@ -1074,12 +1090,30 @@ impl Dir {
         self.base_set = true;
         self.next = 0;
     }
-    /// A gap: the inspected overlap before it must not join data after it in a match.
-    fn raw_gap(&mut self) {
+    /// A gap of `len` bytes: the inspected overlap before it must not join data after it
+    /// in a match; its position is remembered for alert payloads.
+    fn raw_gap(&mut self, len: u64) {
         let n = self.raw_keep.min(self.raw.len());
         self.raw.drain(..n);
         self.raw_base += n as u64;
         self.raw_keep = 0;
+        self.shift_raw_gaps(n);
+        let at = self.raw.len();
+        match self.raw_gaps.last_mut() {
+            Some((pos, lost)) if *pos == at => *lost += len,
+            _ => self.raw_gaps.push((at, len)),
+        }
+    }
+    /// `n` bytes were dropped from the front of `raw`: gaps before them are forgotten.
+    fn shift_raw_gaps(&mut self, n: usize) {
+        if n == 0 || self.raw_gaps.is_empty() {
+            return;
+        }
+        self.raw_gaps.retain_mut(|(pos, _)| {
+            let keep = *pos >= n;
+            *pos = pos.wrapping_sub(n);
+            keep
+        });
     }
 }
 
@@ -1319,6 +1353,38 @@ mod tests {
         assert_eq!(r.got[0], b"late");
         assert_eq!(r.got[1], b"abcxyz");
         assert_eq!(r.st.memuse, 0);
+    }
+
+    #[test]
+    fn raw_stream_remembers_its_gaps() {
+        let cfg = StreamConfig {
+            raw: true,
+            ..StreamConfig::default()
+        };
+        // A leading gap (the first 4 bytes lost), then one inside the data.
+        let mut r = Run::new(cfg);
+        r.pkt(0, 1005, 5001, ACK, b"GOOD");
+        r.pkt(0, 1009, 5001, ACK, b"DATA");
+        r.pkt(0, 1017, 5001, ACK, b"MORE");
+        r.pkt(1, 5001, 1021, ACK, b"");
+        let (chunk, _) = r.s.raw_chunk(0, false, true).unwrap();
+        assert_eq!(chunk, b"GOODDATAMORE");
+        assert_eq!(r.s.raw_gaps(0, chunk.len()), &[(0, 4), (8, 4)]);
+        assert_eq!(r.s.raw_gaps(0, 8), &[(0, 4)], "only those inside the chunk");
+        // Inspected: the bytes stay as the overlap for the next chunk, with their gaps.
+        r.s.raw_done(0, 12);
+        r.pkt(0, 1021, 5001, ACK, b"TAIL");
+        r.pkt(1, 5001, 1025, ACK, b"");
+        let (chunk, _) = r.s.raw_chunk(0, false, true).unwrap();
+        assert_eq!(chunk, b"GOODDATAMORETAIL");
+        assert_eq!(r.s.raw_gaps(0, chunk.len()), &[(0, 4), (8, 4)]);
+        r.s.raw_done(0, 16);
+        // A new gap drops the overlap (no match across it), and the old gaps with it.
+        r.pkt(0, 1030, 5001, ACK, b"X");
+        r.pkt(1, 5001, 1031, ACK, b"");
+        let (chunk, _) = r.s.raw_chunk(0, false, true).unwrap();
+        assert_eq!(chunk, b"X");
+        assert_eq!(r.s.raw_gaps(0, chunk.len()), &[(0, 5)]);
     }
 
     #[test]
