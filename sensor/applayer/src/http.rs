@@ -1832,6 +1832,13 @@ impl HttpParser {
         let cur = self.sides[d].cur.take();
         let file = self.sides[d].file.take();
         let multipart = self.sides[d].multipart.take();
+        // The stream ended inside the body (Content-Length or chunks not all seen): a
+        // multipart file that no delimiter ended was cut short.
+        let unfinished = self.closing
+            && matches!(
+                self.sides[d].state,
+                State::Body(_) | State::ChunkSize | State::ChunkEnd
+            );
         self.sides[d].decoder = None;
         if self.sides[d].state != State::Tunnel && self.sides[d].state != State::Broken {
             self.sides[d].state = State::Line;
@@ -1855,7 +1862,7 @@ impl HttpParser {
                 f.write(content);
                 // A part the body limit cut off (sv 1.8.31.101: Suricata's zip is the
                 // limit minus the bytes before the part's content, TRUNCATED).
-                let state = if cut && !ended {
+                let state = if (cut || unfinished) && !ended {
                     FileState::Truncated
                 } else {
                     FileState::Closed
@@ -2520,6 +2527,29 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
         assert_eq!(f[0].size, 11);
         assert_eq!(f[0].magic, Some("MS-DOS executable"));
         assert_eq!(f[0].direction, Direction::ToServer);
+    }
+
+    #[test]
+    fn multipart_upload_cut_by_the_end_of_the_stream() {
+        // The client announced more than it sent (zeek's putty.exe upload): the part
+        // no delimiter ended is TRUNCATED, not CLOSED; a part that ended stays CLOSED.
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"; filename=\"a.txt\"\r\n\r\nfirst\r\n--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"putty.exe\"\r\n\r\nMZ and so on";
+        let mut req = format!("POST /up HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n", body.len() + 1000).into_bytes();
+        req.extend_from_slice(body);
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, &req),
+                (
+                    Direction::ToClient,
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                ),
+            ],
+        );
+        let f = files(&ev);
+        assert_eq!(f.len(), 2);
+        assert_eq!((f[0].size, f[0].state), (5, FileState::Closed));
+        assert_eq!((f[1].size, f[1].state), (12, FileState::Truncated));
     }
 
     #[test]
