@@ -167,6 +167,8 @@ struct Dir {
     /// An app-layer transaction completed since the last chunk: the next acknowledged
     /// bytes make a chunk (Suricata's per-direction TRIGGER_RAW flag).
     raw_trigger: bool,
+    /// The bytes of a TCP Fast Open SYN: inspected as a chunk on the SYN itself.
+    raw_now: bool,
     /// Relative sequence number the other side acknowledged.
     acked: Option<u32>,
     /// In-order bytes waiting for the other side's acknowledgement before they go to the
@@ -425,6 +427,7 @@ impl TcpSession {
                         self.tfo = true;
                         if !payload.is_empty() {
                             self.data(0, t.seq.wrapping_add(1), payload, cfg, stats, sink);
+                            self.dirs[0].raw_now = true;
                         }
                     }
                 }
@@ -975,7 +978,8 @@ impl TcpSession {
 
     /// The raw-stream chunk of direction `dir` ready for inspection, if any: the kept
     /// overlap plus the new bytes, of which the returned offset is the first new one. A
-    /// chunk is ready once `RAW_CHUNK` acknowledged bytes wait, on `trigger` (an app-layer
+    /// chunk is ready once `RAW_CHUNK` acknowledged bytes wait, on a TCP Fast Open SYN
+    /// carrying data (its bytes, on the SYN itself), on `trigger` (an app-layer
     /// transaction completed, or the session closes) with acknowledged bytes, always at
     /// `eof` (flow end), and when more than `RAW_MAX` bytes wait. Call
     /// [`TcpSession::raw_done`] after inspecting it.
@@ -994,13 +998,14 @@ impl TcpSession {
         };
         let acked = waiting.saturating_sub(unacked);
         let ready = eof
+            || d.raw_now
             || waiting > RAW_MAX
             || acked >= RAW_CHUNK
             || (acked > 0 && (trigger || self.state.is_closed()));
         if !ready {
             return None;
         }
-        let end = if eof || waiting > RAW_MAX {
+        let end = if eof || d.raw_now || waiting > RAW_MAX {
             d.raw.len()
         } else {
             d.raw_keep + acked
@@ -1066,6 +1071,7 @@ impl TcpSession {
         d.shift_raw_gaps(len - keep);
         d.raw_keep = keep;
         d.raw_trigger = false;
+        d.raw_now = false;
         // A burst grew the buffer: give the memory back (flows idle with the overlap only).
         if d.raw.capacity() > 16 * 1024 {
             d.raw.shrink_to(4 * 1024);
@@ -1559,6 +1565,22 @@ mod tests {
             },
             ..seg(1000, 0, SYN)
         }
+    }
+
+    #[test]
+    fn tcp_fast_open_syn_data_is_a_raw_chunk_on_the_syn() {
+        let cfg = StreamConfig {
+            raw: true,
+            ..StreamConfig::default()
+        };
+        let mut r = Run::syn(cfg, &tfo_syn(), b"GET /");
+        let (chunk, new_from) = r.s.raw_chunk(0, false, false).unwrap();
+        assert_eq!((chunk, new_from), (&b"GET /"[..], 0));
+        r.s.raw_done(0, chunk.len());
+        // Later bytes wait for their acknowledgement as usual.
+        r.pkt(1, 5000, 1006, SYN | ACK, b"");
+        r.pkt(0, 1006, 5001, ACK, b" HTTP/1.1\r\n");
+        assert!(r.s.raw_chunk(0, false, false).is_none());
     }
 
     #[test]
