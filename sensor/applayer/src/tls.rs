@@ -253,6 +253,8 @@ pub(crate) struct ServerHello {
 
 /// The version Suricata reports for TLS 1.3 drafts 1-15 ("TLS 1.3 draft-<16").
 const PRE_DRAFT16: u16 = 0x7f00;
+/// The session_ticket extension (RFC 5077).
+const EXT_SESSION_TICKET: u16 = 0x0023;
 
 pub(crate) fn parse_server_hello(b: &[u8]) -> Option<ServerHello> {
     let mut r = Reader { b };
@@ -495,12 +497,30 @@ impl TlsParser {
         if self.logged
             || self.failed
             || (self.client_hello.is_none() && self.server_version.is_none())
+            || !self.loggable_without_cert()
         {
             return;
         }
         self.logged = true;
         self.tx.version = self.server_version.or(self.record_version).unwrap_or(0);
         out.push(AppEvent::Tx(Transaction::Tls(self.tx.clone())));
+    }
+
+    /// Suricata logs a session whose server sent no certificate only when it may be a
+    /// resumption — the ClientHello offered a session ticket (extension 35), or the
+    /// ServerHello echoed the client's session id — or when the server chose TLS 1.3
+    /// (its certificate is encrypted). A ClientHello answered by nothing, by an alert or
+    /// by a ServerHello alone is otherwise never logged.
+    fn loggable_without_cert(&self) -> bool {
+        !self.tx.certs.is_empty()
+            || self.tx.session_resumed
+            || self
+                .client_hello
+                .as_ref()
+                .is_some_and(|c| c.extensions.contains(&EXT_SESSION_TICKET))
+            || self
+                .server_version
+                .is_some_and(|v| v == 0x0304 || (0x7f00..=0x7fff).contains(&v))
     }
 
     fn handshake_msg(&mut self, dir: Direction, typ: u8, body: &[u8], out: &mut Vec<AppEvent>) {
@@ -849,23 +869,63 @@ mod tests {
     /// Suricata 7.0.10 logs the first one's JA3.
     #[test]
     fn a_second_client_hello_does_not_replace_the_first() {
-        // Record (handshake, 3.1), ClientHello: version 3.3, 32-byte random, no session
-        // id, one suite, null compression, no extensions.
-        let hello = |suite: u8| {
-            let mut h = vec![
-                0x16, 0x03, 0x01, 0x00, 0x2d, 0x01, 0x00, 0x00, 0x29, 0x03, 0x03,
-            ];
-            h.extend_from_slice(&[7; 32]);
-            h.extend_from_slice(&[0x00, 0x00, 0x02, 0x00, suite, 0x01, 0x00]);
-            h
-        };
         let mut p = TlsParser::new(&AppConfig::default());
         let mut out = Vec::new();
-        p.parse(Direction::ToServer, &hello(0x2f), 0, &mut out);
-        p.parse(Direction::ToServer, &hello(0x35), 0, &mut out);
+        p.parse(Direction::ToServer, &bare_hello(0x2f, true), 0, &mut out);
+        p.parse(Direction::ToServer, &bare_hello(0x35, true), 0, &mut out);
         p.close(1, &mut out);
         let t = txs(&out);
-        assert_eq!(t[0].ja3.as_deref(), Some("771,47,,,"));
+        assert_eq!(t[0].ja3.as_deref(), Some("771,47,35,,"));
+    }
+
+    /// Record (handshake, 3.1), ClientHello: version 3.3, 32-byte random, no session id,
+    /// one suite, null compression, and only an empty session_ticket extension if
+    /// `ticket`.
+    fn bare_hello(suite: u8, ticket: bool) -> Vec<u8> {
+        let ext: &[u8] = if ticket {
+            &[0x00, 0x04, 0x00, 0x23, 0x00, 0x00]
+        } else {
+            &[]
+        };
+        let n = 0x29 + ext.len() as u8;
+        let mut h = vec![
+            0x16,
+            0x03,
+            0x01,
+            0x00,
+            n + 4,
+            0x01,
+            0x00,
+            0x00,
+            n,
+            0x03,
+            0x03,
+        ];
+        h.extend_from_slice(&[7; 32]);
+        h.extend_from_slice(&[0x00, 0x00, 0x02, 0x00, suite, 0x01, 0x00]);
+        h.extend_from_slice(ext);
+        h
+    }
+
+    /// Suricata 7.0.10 (checked on cut-out sv flows: app-layer-protocol-prefilter,
+    /// tls-extra-alert, modbus.pcap's 15057 → 443) does not log a session without the
+    /// server's certificate unless the ClientHello offered a session ticket, the server
+    /// echoed the session id, or the server chose TLS 1.3.
+    #[test]
+    fn certless_sessions_are_logged_only_when_resumable() {
+        let run = |ticket: bool, answer: &[u8]| {
+            let mut p = TlsParser::new(&AppConfig::default());
+            let mut out = Vec::new();
+            p.parse(Direction::ToServer, &bare_hello(0x2f, ticket), 0, &mut out);
+            p.parse(Direction::ToClient, answer, 0, &mut out);
+            p.close(1, &mut out);
+            txs(&out).len()
+        };
+        let alert = [0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x28];
+        assert_eq!(run(false, &[]), 0, "ClientHello alone");
+        assert_eq!(run(false, &alert), 0, "answered by a fatal alert");
+        assert_eq!(run(true, &[]), 1, "a session ticket was offered");
+        assert_eq!(run(true, &alert), 1);
     }
 
     #[test]
