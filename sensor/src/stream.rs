@@ -422,6 +422,9 @@ impl TcpSession {
                 {
                     // A SYN resent (a SYN with another ISN is ignored: Suricata keeps the
                     // first SYN's, SYN_RESEND_DIFF_SEQ, so a SYN/ACK for it is ignored too).
+                    // Its timestamp replaces the first SYN's: the server echoes the SYN it
+                    // answers (ndpi: a SYN sent three times, the SYN/ACK echoing the last).
+                    self.syn_ts = t.opts.timestamp.map(|(val, _)| val);
                     if t.opts.tfo {
                         // TCP Fast Open: the SYN's data is the stream's first bytes.
                         self.tfo = true;
@@ -1705,6 +1708,12 @@ mod tests {
         assert!(r.s.events.contains(StreamEvent::PktInvalidTimestamp));
         assert_eq!(r.s.state, TcpState::SynSent);
         r.seg(1, &ts(seg(5000, 1001, SYN | ACK), 50, 7), b"");
+        assert_eq!(r.s.state, TcpState::SynRecv);
+        // A resent SYN's timestamp is the one the SYN/ACK echoes.
+        let mut r = Run::syn(StreamConfig::default(), &ts(seg(1000, 0, SYN), 7, 0), b"");
+        r.seg(0, &ts(seg(1000, 0, SYN), 9, 0), b"");
+        r.seg(1, &ts(seg(5000, 1001, SYN | ACK), 50, 9), b"");
+        assert!(r.s.events.is_empty());
         assert_eq!(r.s.state, TcpState::SynRecv);
     }
 
