@@ -121,6 +121,8 @@ macro_rules! stream_events {
 
 stream_events! {
     SynackWithWrongAck => "stream.3whs_synack_with_wrong_ack",
+    FourWhsSynackWithWrongAck => "stream.4whs_synack_with_wrong_ack",
+    FourWhsSynackWithWrongSyn => "stream.4whs_synack_with_wrong_syn",
     EstInvalidAck => "stream.est_invalid_ack",
     EstPacketOutOfWindow => "stream.est_packet_out_of_window",
     Fin1InvalidAck => "stream.fin1_invalid_ack",

@@ -222,6 +222,8 @@ pub struct TcpSession {
     /// The client SYN's window-scale option (RFC 7323: in force only if the SYN/ACK has
     /// one too).
     syn_wscale: Option<u8>,
+    /// The server answered the SYN with a SYN (four-way handshake).
+    four_whs: bool,
     /// The client SYN's timestamp value, when it carried the option: in SYN_SENT a
     /// server packet's timestamp echo must match it (or be 0 when the SYN had none).
     syn_ts: Option<u32>,
@@ -262,6 +264,7 @@ impl TcpSession {
             synacks: Vec::new(),
             win_track: false,
             syn_wscale: None,
+            four_whs: false,
             syn_ts: None,
             events: Events::default(),
         };
@@ -416,6 +419,23 @@ impl TcpSession {
                         self.events.push(StreamEvent::SynackWithWrongAck);
                         return false;
                     }
+                } else if dir == 1 && t.flags & (SYN | ACK) == SYN && !self.four_whs {
+                    // The server answers the SYN with a SYN of its own: a four-way (split)
+                    // handshake, which the client completes with a SYN/ACK (Suricata's
+                    // 4WHS). The windows are not tracked for such sessions.
+                    self.four_whs = true;
+                    self.win_track = false;
+                    self.dirs[1].set_base(t.seq.wrapping_add(1));
+                } else if dir == 0 && t.flags & (SYN | ACK) == SYN | ACK && self.four_whs {
+                    if t.ack != self.dirs[1].base {
+                        self.events.push(StreamEvent::FourWhsSynackWithWrongAck);
+                        return false;
+                    }
+                    if t.seq.wrapping_add(1) != self.dirs[0].base {
+                        self.events.push(StreamEvent::FourWhsSynackWithWrongSyn);
+                        return false;
+                    }
+                    self.state = TcpState::SynRecv;
                 } else if dir == 0
                     && t.flags & (SYN | ACK) == SYN
                     && t.seq.wrapping_add(1) == self.dirs[0].base
@@ -1568,6 +1588,26 @@ mod tests {
             },
             ..seg(1000, 0, SYN)
         }
+    }
+
+    #[test]
+    fn four_way_split_handshake() {
+        // SYN, the server's own SYN, the client's SYN/ACK, the server's ACK.
+        let mut r = Run::syn(StreamConfig::default(), &seg(1000, 0, SYN), b"");
+        r.pkt(1, 2000, 1001, ACK, b"");
+        r.pkt(1, 3000, 0, SYN, b"");
+        assert_eq!(r.s.state, TcpState::SynSent);
+        r.pkt(0, 1000, 3002, SYN | ACK, b"");
+        assert!(r.s.events.contains(StreamEvent::FourWhsSynackWithWrongAck));
+        r.pkt(0, 999, 3001, SYN | ACK, b"");
+        assert!(r.s.events.contains(StreamEvent::FourWhsSynackWithWrongSyn));
+        r.pkt(0, 1000, 3001, SYN | ACK, b"");
+        assert_eq!(r.s.state, TcpState::SynRecv);
+        r.pkt(1, 3001, 1001, ACK, b"");
+        assert_eq!(r.s.state, TcpState::Established);
+        r.pkt(0, 1001, 3001, ACK, b"EVIL");
+        r.pkt(1, 3001, 1005, ACK, b"");
+        assert_eq!(r.got[0], b"EVIL");
     }
 
     #[test]
