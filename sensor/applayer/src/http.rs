@@ -489,7 +489,12 @@ fn parse_content_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(v).ok()?.parse().ok()
+    // libhtp reads it into a signed 64-bit integer: anything larger is invalid.
+    std::str::from_utf8(v)
+        .ok()?
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| i64::try_from(n).is_ok())
 }
 
 /// A chunk-size line, read like libhtp: leading whitespace (CR, LF, SP, HT, VT, FF)
@@ -1655,6 +1660,10 @@ impl HttpParser {
         let content_type = header(&tx.request_headers, "content-type").map(<[u8]>::to_vec);
         let path = file_path(tx);
         let resp_filename = disposition.as_deref().and_then(disposition_filename);
+        let byteranges = tx
+            .content_type
+            .as_deref()
+            .is_some_and(|ct| ct.eq_ignore_ascii_case(b"multipart/byteranges"));
         let side = &mut self.sides[d];
         side.chunked = false;
         side.decoder = ce.as_deref().and_then(|e| Decoder::new(e, &cfg));
@@ -1693,7 +1702,8 @@ impl HttpParser {
                         "INVALID_CONTENT_LENGTH_FIELD_IN_RESPONSE"
                     });
                     if is_req {
-                        State::Line
+                        // libhtp fails on it: the rest of the requests are not parsed.
+                        State::Broken
                     } else {
                         State::BodyUntilClose
                     }
@@ -1701,6 +1711,11 @@ impl HttpParser {
             }
         } else if is_req {
             State::Line
+        } else if byteranges {
+            // Self-delimiting byte ranges without a length: libhtp does not support them
+            // and stops parsing the responses (the transaction has no body and no file).
+            events.push("RESPONSE_MULTIPART_BYTERANGES");
+            State::Broken
         } else {
             State::BodyUntilClose
         };
@@ -1713,7 +1728,9 @@ impl HttpParser {
             .and_then(|ct| header_param(ct, b"boundary"))
             .map(<[u8]>::to_vec);
         side.multipart = None;
-        if is_req {
+        if next == State::Broken {
+            // Parsing stops here: no body, no file.
+        } else if is_req {
             if let Some(b) = multipart_boundary {
                 side.multipart = Some((b, Vec::new(), false));
             } else if method.eq_ignore_ascii_case(b"POST") || method.eq_ignore_ascii_case(b"PUT") {
@@ -2527,6 +2544,50 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
         assert_eq!(f[0].size, 11);
         assert_eq!(f[0].magic, Some("MS-DOS executable"));
         assert_eq!(f[0].direction, Direction::ToServer);
+    }
+
+    #[test]
+    fn byteranges_without_length_stop_the_responses() {
+        // zeek's Windows Update 206: multipart/byteranges, no Content-Length, no chunking.
+        // libhtp does not read such a body: no file, length 0, nothing parsed after it.
+        let resp = b"HTTP/1.1 206 Partial Content\r\nContent-Type: multipart/byteranges; boundary=b\r\n\r\n--b\r\nContent-Range: bytes 0-3/10\r\n\r\nabcd\r\n--b--\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (
+                    Direction::ToServer,
+                    b"GET /u HTTP/1.1\r\nHost: x\r\n\r\nGET /v HTTP/1.1\r\nHost: x\r\n\r\n",
+                ),
+                (Direction::ToClient, resp),
+            ],
+        );
+        assert!(files(&ev).is_empty());
+        assert_eq!(anomalies(&ev), ["RESPONSE_MULTIPART_BYTERANGES"]);
+        let t = txs(&ev);
+        assert_eq!(t[0].status, Some(206));
+        assert_eq!(t[0].response_len, 0);
+        assert!(
+            t.iter().all(|t| t.status != Some(200)),
+            "no response parsed after it"
+        );
+    }
+
+    #[test]
+    fn content_length_past_i64_is_invalid_and_stops_the_requests() {
+        // libhtp reads Content-Length as a signed 64-bit number: 2^64-1 is invalid, the
+        // request has no body (no file) and what follows is not parsed as requests.
+        let req = b"POST / HTTP/1.1\r\nHost: target\r\nContent-Length: 18446744073709551615\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: target\r\n\r\n";
+        let ev = run(&AppConfig::default(), &[(Direction::ToServer, req)]);
+        assert!(files(&ev).is_empty());
+        assert_eq!(anomalies(&ev), ["INVALID_CONTENT_LENGTH_FIELD_IN_REQUEST"]);
+        let t = txs(&ev);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].method, b"POST");
+        assert_eq!(
+            parse_content_length(b"9223372036854775807"),
+            Some(i64::MAX as u64)
+        );
+        assert_eq!(parse_content_length(b"9223372036854775808"), None);
     }
 
     #[test]
