@@ -11,6 +11,7 @@
 //!     tcp: { new: 30, established: 300, closed: 10 }
 //! stream:
 //!   midstream: false        # pick up TCP sessions without a handshake
+//!   async-oneside: false    # pick up one-sided sessions starting with a SYN/ACK
 //!   inline: false           # IPS-style: app layer gets bytes unacknowledged (else on ACK)
 //!   reassembly: { depth: 1mb, memcap: 256mb }
 //! defrag: { memcap: 32mb, timeout: 60, max-trackers: 65535 }
@@ -185,6 +186,10 @@ pub struct ProtoTimeouts {
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct StreamSection {
     pub midstream: bool,
+    /// Suricata's `stream.async-oneside`: a session whose handshake shows only the
+    /// server's side (a SYN/ACK first) is picked up, and its bytes reach the app layer
+    /// without the acknowledgements of the side that is never seen.
+    pub async_oneside: bool,
     /// Suricata's `stream.inline` (on in IPS mode): the app layer gets in-order bytes as
     /// they arrive instead of once the other side acknowledges them (IDS mode).
     pub inline: bool,

@@ -149,6 +149,7 @@ impl Engine {
         };
         let stream_cfg = StreamConfig {
             midstream: cfg.stream.midstream,
+            async_oneside: cfg.stream.async_oneside,
             ack_delivery: !cfg.stream.inline,
             depth: cfg.stream.reassembly.depth.0,
             memcap: cfg.stream.reassembly.memcap.0 as usize / cfg.workers.max(1),
@@ -267,9 +268,10 @@ impl Engine {
                 // flow: the SYN/ACK's receiver is the client.
                 let synack =
                     matches!(d.l4, L4::Tcp(t) if t.flags & (SYN | ACK | RST | FIN) == SYN | ACK);
+                let pickup = self.stream_cfg.midstream || self.stream_cfg.async_oneside;
                 let f = Flow {
                     key,
-                    client_is_lo: src_lo != (synack && self.stream_cfg.midstream),
+                    client_is_lo: src_lo != (synack && pickup),
                     id: flow_id(&key, ts),
                     start: ts,
                     last: ts,
@@ -303,7 +305,11 @@ impl Engine {
             match d.l4 {
                 L4::Tcp(t) => {
                     let syn = t.flags & SYN != 0 && t.flags & ACK == 0 && dir == 0;
-                    let midstream = self.stream_cfg.midstream && f.pkts[0] + f.pkts[1] == 1;
+                    let first = f.pkts[0] + f.pkts[1] == 1;
+                    let midstream = first
+                        && (self.stream_cfg.midstream
+                            || (self.stream_cfg.async_oneside
+                                && t.flags & (SYN | ACK | RST | FIN) == SYN | ACK));
                     if f.tcp.is_none() && (syn || midstream) {
                         if let Some(mut s) =
                             TcpSession::start(&t, &self.stream_cfg, &mut self.stream_stats)

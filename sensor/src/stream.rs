@@ -88,6 +88,9 @@ pub struct StreamConfig {
     /// Hand in-order bytes to the app layer only once the other side acknowledges them
     /// (Suricata's IDS mode); off, they go through as they arrive.
     pub ack_delivery: bool,
+    /// Pick up a session on a SYN/ACK seen first (`stream.async-oneside`): only one side
+    /// is expected, so its bytes go through unacknowledged.
+    pub async_oneside: bool,
 }
 
 impl Default for StreamConfig {
@@ -99,6 +102,7 @@ impl Default for StreamConfig {
             max_segments: 1024,
             raw: false,
             ack_delivery: true,
+            async_oneside: false,
         }
     }
 }
@@ -224,6 +228,8 @@ pub struct TcpSession {
     syn_wscale: Option<u8>,
     /// The server answered the SYN with a SYN (four-way handshake).
     four_whs: bool,
+    /// Picked up by `StreamConfig::async_oneside`: bytes are not held for ACKs.
+    one_sided: bool,
     /// The client SYN's timestamp value, when it carried the option: in SYN_SENT a
     /// server packet's timestamp echo must match it (or be 0 when the SYN had none).
     syn_ts: Option<u32>,
@@ -265,6 +271,7 @@ impl TcpSession {
             win_track: false,
             syn_wscale: None,
             four_whs: false,
+            one_sided: false,
             syn_ts: None,
             events: Events::default(),
         };
@@ -276,7 +283,11 @@ impl TcpSession {
             s.syn_wscale = t.opts.wscale;
             s.syn_ts = t.opts.timestamp.map(|(val, _)| val);
             s.dirs[1].window = u32::from(t.win);
-        } else if cfg.midstream && t.flags & RST == 0 {
+        } else if (cfg.midstream && t.flags & RST == 0)
+            || (cfg.async_oneside && t.flags & (SYN | ACK | RST | FIN) == SYN | ACK)
+        {
+            // An asynchronous one-sided session: the other side's ACKs never come.
+            s.one_sided = !cfg.midstream;
             stats.midstream_pickups += 1;
             s.state = TcpState::Established;
             let syn = u32::from(t.flags & SYN != 0);
@@ -325,6 +336,16 @@ impl TcpSession {
         let dir = dir & 1;
         self.last_added = false;
         self.events.clear();
+        let one_sided;
+        let cfg = if self.one_sided && cfg.ack_delivery {
+            one_sided = StreamConfig {
+                ack_delivery: false,
+                ..*cfg
+            };
+            &one_sided
+        } else {
+            cfg
+        };
         // The state this packet is handled in: the RST sender's packets after its RST go
         // on in the state before it.
         let state = match self.reset {
@@ -1588,6 +1609,31 @@ mod tests {
             },
             ..seg(1000, 0, SYN)
         }
+    }
+
+    #[test]
+    fn async_one_sided_session_from_a_syn_ack() {
+        let cfg = StreamConfig {
+            async_oneside: true,
+            ..StreamConfig::default()
+        };
+        let mut st = StreamStats::default();
+        let synack = seg(5000, 1001, SYN | ACK);
+        assert!(TcpSession::start(&synack, &StreamConfig::default(), &mut st).is_none());
+        assert!(TcpSession::start(&seg(5001, 1001, ACK), &cfg, &mut st).is_none());
+        let mut s = TcpSession::start(&synack, &cfg, &mut st).unwrap();
+        s.reverse();
+        let mut r = Run {
+            s,
+            cfg,
+            st,
+            got: Default::default(),
+            gaps: vec![],
+            win: [65535; 2],
+        };
+        // The server's bytes go through without the client's acknowledgement.
+        r.pkt(1, 5001, 1001, PSH | ACK, b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(r.got[1], b"HTTP/1.1 200 OK\r\n");
     }
 
     #[test]
