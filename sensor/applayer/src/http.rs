@@ -862,6 +862,9 @@ struct Side {
     /// Multipart/form-data request: the boundary, the body kept to split it at the end, and
     /// whether the body went past the request body limit (the rest is not kept).
     multipart: Option<(Vec<u8>, Vec<u8>, bool)>,
+    /// A 206 response's `Content-Range` (first byte, whole size) and the body bytes kept
+    /// for the flow's range container.
+    range: Option<(u64, u64, Vec<u8>)>,
     /// The line end (CR and LF bytes) of the line being handled, as sent.
     eol: Vec<u8>,
     /// A response is complete but its file and transaction wait: until the chunk of data
@@ -891,6 +894,7 @@ impl Side {
             cur: None,
             after_line: (0, None),
             multipart: None,
+            range: None,
             eol: Vec::new(),
             deferred: false,
             lf_cr: false,
@@ -907,6 +911,79 @@ pub(crate) struct HttpParser {
     next_tx: u64,
     /// The flow is closing: responses complete at once.
     closing: bool,
+    /// Files fetched in byte ranges (206 responses), by host and path: Suricata's
+    /// byterange container, kept per flow here.
+    ranges: Vec<RangeFile>,
+}
+
+/// A file fetched in byte ranges: its whole size, the parts seen, and which bytes they
+/// cover.
+struct RangeFile {
+    key: Vec<u8>,
+    name: Vec<u8>,
+    size: u64,
+    parts: Vec<(u64, Vec<u8>)>,
+    /// Sorted, disjoint, merged `[start, end)` spans seen.
+    have: Vec<(u64, u64)>,
+}
+
+/// Largest file a range container assembles.
+const RANGE_MAX: u64 = 1 << 20;
+/// Range containers kept per flow (the oldest is dropped).
+const RANGE_FILES: usize = 4;
+
+/// `bytes FIRST-LAST/SIZE` of a Content-Range value: (first, size), size known, for a
+/// range that is part of a file.
+fn parse_content_range(v: &[u8]) -> Option<(u64, u64)> {
+    let v = trim(v);
+    if !v.get(..5)?.eq_ignore_ascii_case(b"bytes") {
+        return None;
+    }
+    let rest = trim(&v[5..]);
+    let dash = rest.iter().position(|&c| c == b'-')?;
+    let slash = rest.iter().position(|&c| c == b'/')?;
+    let num = |b: &[u8]| -> Option<u64> {
+        let b = trim(b);
+        (!b.is_empty() && b.iter().all(u8::is_ascii_digit))
+            .then(|| std::str::from_utf8(b).ok()?.parse().ok())
+            .flatten()
+    };
+    let first = num(rest.get(..dash)?)?;
+    let last = num(rest.get(dash + 1..slash)?)?;
+    let size = num(rest.get(slash + 1..)?)?;
+    // A range that is the whole file has nothing to reassemble.
+    (first <= last && last < size && !(first == 0 && last + 1 == size)).then_some((first, size))
+}
+
+impl RangeFile {
+    /// Adds `bytes` at `at`; the whole file once every byte of it is there.
+    fn add(&mut self, at: u64, mut bytes: Vec<u8>) -> Option<Vec<u8>> {
+        let end = at.saturating_add(bytes.len() as u64).min(self.size);
+        if at >= end {
+            return None;
+        }
+        bytes.truncate(usize::try_from(end - at).ok()?);
+        self.parts.push((at, bytes));
+        self.have.push((at, end));
+        self.have.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.have.len());
+        for &(s, e) in &self.have {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        self.have = merged;
+        if self.have != [(0, self.size)] {
+            return None;
+        }
+        let mut data = vec![0; usize::try_from(self.size).ok()?];
+        for (at, b) in &self.parts {
+            let a = usize::try_from(*at).ok()?;
+            data.get_mut(a..a + b.len())?.copy_from_slice(b);
+        }
+        Some(data)
+    }
 }
 
 /// Most blank lines skipped between messages.
@@ -937,6 +1014,7 @@ impl HttpParser {
             txs: VecDeque::new(),
             next_tx: 0,
             closing: false,
+            ranges: Vec::new(),
         }
     }
 
@@ -1660,6 +1738,11 @@ impl HttpParser {
         let content_type = header(&tx.request_headers, "content-type").map(<[u8]>::to_vec);
         let path = file_path(tx);
         let resp_filename = disposition.as_deref().and_then(disposition_filename);
+        let range = (!is_req && status == 206)
+            .then(|| get("content-range"))
+            .flatten()
+            .and_then(|v| parse_content_range(&v))
+            .filter(|&(_, size)| size <= RANGE_MAX);
         let byteranges = tx
             .content_type
             .as_deref()
@@ -1743,6 +1826,9 @@ impl HttpParser {
                 FileTracker::new(name, cfg.file_data_limit).with_limit(cfg.http_file_limit)
             });
         }
+        side.range = range
+            .filter(|_| !is_req && side.file.is_some() && next != State::Broken)
+            .map(|(first, size)| (first, size, Vec::new()));
         side.state = next;
         out.extend(events.into_iter().map(anomaly));
         match next {
@@ -1798,6 +1884,13 @@ impl HttpParser {
         if let Some(f) = side.file.as_mut() {
             f.write(&decoded);
         }
+        if let Some((first, size, buf)) = side.range.as_mut() {
+            let room = usize::try_from(size.saturating_sub(*first))
+                .unwrap_or(usize::MAX)
+                .saturating_sub(buf.len())
+                .min(decoded.len());
+            buf.extend_from_slice(&decoded[..room]);
+        }
         if let Some((_, buf, cut)) = side.multipart.as_mut() {
             let room = mp_limit.saturating_sub(buf.len()).min(decoded.len());
             buf.extend_from_slice(&decoded[..room]);
@@ -1836,6 +1929,45 @@ impl HttpParser {
         self.complete(dir, out);
     }
 
+    /// Adds a 206 response's body (`first`, whole `size`, bytes) of transaction `cur` to
+    /// the container of its host and path; the file's name and bytes once complete.
+    fn add_range(
+        &mut self,
+        cur: Option<u64>,
+        (first, size, bytes): (u64, u64, Vec<u8>),
+    ) -> Option<(Vec<u8>, Vec<u8>)> {
+        let p = self.pending(cur)?;
+        let name = file_path(&p.tx)?;
+        let mut key = p.tx.host.clone().unwrap_or_default();
+        key.push(0);
+        key.extend_from_slice(&p.tx.uri_raw);
+        let fresh = |key, name| RangeFile {
+            key,
+            name,
+            size,
+            parts: Vec::new(),
+            have: Vec::new(),
+        };
+        let at = match self.ranges.iter().position(|r| r.key == key) {
+            Some(i) if self.ranges[i].size == size => i,
+            Some(i) => {
+                // Another size for the same URL: another file.
+                self.ranges[i] = fresh(key, name);
+                i
+            }
+            None => {
+                if self.ranges.len() >= RANGE_FILES {
+                    self.ranges.remove(0);
+                }
+                self.ranges.push(fresh(key, name));
+                self.ranges.len() - 1
+            }
+        };
+        let data = self.ranges[at].add(first, bytes)?;
+        let r = self.ranges.remove(at);
+        Some((r.name, data))
+    }
+
     /// Complete the message in `dir` whose end was deferred, if any.
     fn finish_deferred(&mut self, dir: Direction, out: &mut Vec<AppEvent>) {
         if std::mem::replace(&mut self.sides[dir.idx()].deferred, false) {
@@ -1849,6 +1981,7 @@ impl HttpParser {
         let cur = self.sides[d].cur.take();
         let file = self.sides[d].file.take();
         let multipart = self.sides[d].multipart.take();
+        let range = self.sides[d].range.take();
         // The stream ended inside the body (Content-Length or chunks not all seen): a
         // multipart file that no delimiter ended was cut short.
         let unfinished = self.closing
@@ -1867,9 +2000,18 @@ impl HttpParser {
         if dir == Direction::ToServer {
             self.announce_request(cur, out);
         }
+        let whole = range.and_then(|r| self.add_range(cur, r));
         let Some(p) = self.pending(cur) else { return };
         let tx_id = p.tx.tx_id;
         if let Some(f) = file.filter(|f| f.size() > 0) {
+            p.files
+                .push(f.finish(AppProto::Http, tx_id, dir, FileState::Closed, None));
+        }
+        if let Some((name, data)) = whole {
+            // The ranges make the whole file: logged as a file of its own (Suricata's
+            // byterange container), after the part this response carried.
+            let mut f = FileTracker::new(name, data_limit).with_limit(file_limit);
+            f.write(&data);
             p.files
                 .push(f.finish(AppProto::Http, tx_id, dir, FileState::Closed, None));
         }
@@ -2544,6 +2686,50 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
         assert_eq!(f[0].size, 11);
         assert_eq!(f[0].magic, Some("MS-DOS executable"));
         assert_eq!(f[0].direction, Direction::ToServer);
+    }
+
+    #[test]
+    fn byte_ranges_of_a_file_make_the_whole_file() {
+        assert_eq!(parse_content_range(b"bytes 9-25/34"), Some((9, 34)));
+        assert_eq!(parse_content_range(b"Bytes 0-4/33"), Some((0, 33)));
+        assert_eq!(
+            parse_content_range(b"bytes 0-67/68"),
+            None,
+            "the whole file"
+        );
+        assert_eq!(parse_content_range(b"bytes 5-4/33"), None);
+        assert_eq!(parse_content_range(b"bytes 0-4/*"), None);
+        assert_eq!(parse_content_range(b"items 0-4/33"), None);
+        // Two ranges of one file in one flow, the second first: each response's own file,
+        // then the whole file once both are in.
+        let part = |range: &str, body: &str| {
+            format!("HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {range}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+        };
+        let resp = [part("5-9/10", "56789"), part("0-4/10", "01234")].concat();
+        let ev = run(
+            &AppConfig::default(),
+            &[
+                (Direction::ToServer, b"GET /f HTTP/1.1\r\nHost: x\r\nRange: bytes=5-9\r\n\r\nGET /f HTTP/1.1\r\nHost: x\r\nRange: bytes=0-4\r\n\r\n"),
+                (Direction::ToClient, resp.as_bytes()),
+            ],
+        );
+        let f = files(&ev);
+        let sizes: Vec<u64> = f.iter().map(|f| f.size).collect();
+        assert_eq!(sizes, [5, 5, 10]);
+        assert_eq!(f[2].filename, b"/f");
+        assert_eq!(f[2].state, FileState::Closed);
+        assert_eq!(f[2].tx_id, 1, "logged with the response that completed it");
+        let whole = FileTracker::new(Vec::new(), 0);
+        let mut whole = whole;
+        whole.write(b"0123456789");
+        let want = whole.finish(
+            AppProto::Http,
+            1,
+            Direction::ToClient,
+            FileState::Closed,
+            None,
+        );
+        assert_eq!(f[2].sha256, want.sha256);
     }
 
     #[test]
