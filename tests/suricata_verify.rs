@@ -247,7 +247,10 @@ fn run_test(name: &str, dir: &Path, out: &Path) -> Result<Vec<(bool, Outcome)>, 
                         cmd.arg("--threshold-file").arg(&v[key.len() + 1..]);
                     } else if matches!(
                         key,
-                        "stream.midstream" | "stream.async-oneside" | "packet-alert-max"
+                        "stream.midstream"
+                            | "stream.async-oneside"
+                            | "vlan.use-for-tracking"
+                            | "packet-alert-max"
                     ) {
                         cmd.arg("--set").arg(v);
                     } else if let Some(limit) = key

@@ -30,6 +30,7 @@
 //!   yara-timeout: 5         # seconds one scan may take
 //!   store-dir: /var/lib/khien/files   # optional: files stored once by sha256
 //! http: { request-body-limit: 100kb, response-body-limit: 100kb }   # body kept for inspection
+//! vlan: { use-for-tracking: true }   # VLAN ids in the flow key
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -109,6 +110,7 @@ pub struct SensorConfig {
     pub metrics: MetricsSection,
     pub files: FilesSection,
     pub http: HttpSection,
+    pub vlan: VlanSection,
     /// Alerts kept per packet (Suricata's `packet-alert-max`, default 15): the rest,
     /// lowest in signature order, are dropped and counted.
     pub packet_alert_max: usize,
@@ -140,6 +142,7 @@ impl Default for SensorConfig {
             metrics: MetricsSection::default(),
             files: FilesSection::default(),
             http: HttpSection::default(),
+            vlan: VlanSection::default(),
             packet_alert_max: crate::detect::PACKET_ALERT_MAX,
             ips: false,
             action_order: Vec::new(),
@@ -254,6 +257,24 @@ impl Default for EveSection {
             types: EVE_TYPES.iter().map(|s| s.to_string()).collect(),
             alert_verdict: false,
             anomaly_stream: false,
+        }
+    }
+}
+
+/// Suricata's `vlan:` section.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct VlanSection {
+    /// VLAN ids are part of the flow key (`vlan.use-for-tracking`, default on); off, the
+    /// two directions of a flow may carry different tags (records show the first
+    /// packet's).
+    pub use_for_tracking: bool,
+}
+
+impl Default for VlanSection {
+    fn default() -> Self {
+        VlanSection {
+            use_for_tracking: true,
         }
     }
 }
@@ -472,6 +493,17 @@ mod tests {
     fn defaults_and_sets() {
         let c = SensorConfig::load(None, &[]).unwrap();
         assert_eq!(c.flow.memcap, ByteSize(128 << 20));
+        assert!(c.vlan.use_for_tracking && !c.stream.async_oneside && !c.eve.anomaly_stream);
+        let c = SensorConfig::load(
+            None,
+            &[
+                "vlan.use-for-tracking=false".into(),
+                "stream.async-oneside=true".into(),
+                "eve.anomaly-stream=true".into(),
+            ],
+        )
+        .unwrap();
+        assert!(!c.vlan.use_for_tracking && c.stream.async_oneside && c.eve.anomaly_stream);
         let c = SensorConfig::load(
             None,
             &["stream.midstream=true".into(), "flow.memcap=64mb".into()],

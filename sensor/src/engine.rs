@@ -102,6 +102,8 @@ pub struct Engine {
     pub files: Option<crate::yara::FileInspector>,
     /// Data connections announced by control channels (FTP).
     expect: crate::app::Expectations,
+    /// VLAN ids are part of the flow key (`vlan.use-for-tracking`).
+    vlan_tracking: bool,
 }
 
 fn timeouts(base: Timeouts, o: &Option<crate::config::ProtoTimeouts>) -> Timeouts {
@@ -185,6 +187,7 @@ impl Engine {
             }),
             files: crate::yara::FileInspector::from_config(cfg),
             expect: crate::app::Expectations::default(),
+            vlan_tracking: cfg.vlan.use_for_tracking,
         }
     }
 
@@ -235,11 +238,12 @@ impl Engine {
             }
             _ => (0, 0),
         };
-        let (mut key, mut src_lo) = FlowKey::new(&addrs, sp, dp, d.proto, d.vlan);
+        let vlan = if self.vlan_tracking { d.vlan } else { [0; 2] };
+        let (mut key, mut src_lo) = FlowKey::new(&addrs, sp, dp, d.proto, vlan);
         // An ICMPv4 destination-unreachable belongs to the flow of the packet it quotes.
         if let Some(e) = d.icmp_embedded {
             let ea = Addrs::v4(e.src, e.dst);
-            let (k, lo) = FlowKey::new(&ea, e.sport, e.dport, e.proto, d.vlan);
+            let (k, lo) = FlowKey::new(&ea, e.sport, e.dport, e.proto, vlan);
             if self.flows.lookup(&k).is_some() {
                 key = k;
                 // The error travels against the quoted packet's direction.
@@ -271,6 +275,7 @@ impl Engine {
                 let pickup = self.stream_cfg.midstream || self.stream_cfg.async_oneside;
                 let f = Flow {
                     key,
+                    vlan: d.vlan,
                     client_is_lo: src_lo != (synack && pickup),
                     id: flow_id(&key, ts),
                     start: ts,
@@ -813,7 +818,7 @@ impl Engine {
             dp: sp,
             proto: f.key.proto,
             ports: matches!(f.key.proto, 6 | 17 | 132),
-            vlan: f.key.vlan,
+            vlan: f.vlan,
         }
     }
 

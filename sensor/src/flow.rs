@@ -130,6 +130,9 @@ impl EndReason {
 /// first packet), 1 is "to client".
 pub struct Flow {
     pub key: FlowKey,
+    /// The first packet's VLAN ids, for records (the key's are zero when
+    /// `vlan.use-for-tracking` is off).
+    pub vlan: [u16; 2],
     /// The client (first packet's source) is `key.lo`.
     pub client_is_lo: bool,
     pub id: u64,
@@ -638,6 +641,7 @@ mod tests {
     fn flow(key: FlowKey, last: i64, state: FlowState) -> Flow {
         Flow {
             key,
+            vlan: key.vlan,
             client_is_lo: true,
             id: 1,
             start: last,
