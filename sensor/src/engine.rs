@@ -168,6 +168,8 @@ impl Engine {
                     .unwrap_or(usize::MAX),
                 http_response_body_depth: usize::try_from(cfg.http.response_body_limit.0)
                     .unwrap_or(usize::MAX),
+                http_file_limit: cfg.http.request_body_limit.0,
+                http_response_file_limit: cfg.http.response_body_limit.0,
                 ..AppConfig::default()
             },
             types: EveTypes::from_config(cfg),

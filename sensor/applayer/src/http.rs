@@ -1392,7 +1392,10 @@ impl HttpParser {
             .iter()
             .find(|p| p.tx.tx_id == id)
             .and_then(|p| file_path(&p.tx))?;
-        Some(FileTracker::new(path, self.cfg.file_data_limit).with_limit(self.cfg.http_file_limit))
+        Some(
+            FileTracker::new(path, self.cfg.file_data_limit)
+                .with_limit(self.cfg.http_response_file_limit),
+        )
     }
 
     /// One raw line (with its line end) of a response read as body (libhtp's RES_LINE for
@@ -1823,7 +1826,7 @@ impl HttpParser {
             }
         } else {
             side.file = resp_filename.or(path).map(|name| {
-                FileTracker::new(name, cfg.file_data_limit).with_limit(cfg.http_file_limit)
+                FileTracker::new(name, cfg.file_data_limit).with_limit(cfg.http_response_file_limit)
             });
         }
         side.range = range
@@ -1995,7 +1998,10 @@ impl HttpParser {
             self.sides[d].finalize = true;
         }
         let data_limit = self.cfg.file_data_limit;
-        let file_limit = self.cfg.http_file_limit;
+        let file_limit = match dir {
+            Direction::ToServer => self.cfg.http_file_limit,
+            Direction::ToClient => self.cfg.http_response_file_limit,
+        };
         let max_parts = self.cfg.smtp_max_parts;
         if dir == Direction::ToServer {
             self.announce_request(cur, out);
@@ -2944,6 +2950,7 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
         // Whole-file tracking (no limit): 64 MiB hashed, memory stays bounded.
         let cfg = AppConfig {
             http_file_limit: 0,
+            http_response_file_limit: 0,
             ..AppConfig::default()
         };
         let mut p = HttpParser::new(&cfg);
@@ -2991,6 +2998,22 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
         let f = files(&ev);
         assert_eq!((f[0].size, f[0].state), (102_400, FileState::Truncated));
         assert_eq!(txs(&ev)[0].response_len, 300_000);
+        // The response limit is the response body limit (Suricata's
+        // response-body-limit); the request limit does not apply to downloads.
+        let cfg = AppConfig {
+            http_file_limit: 1000,
+            http_response_file_limit: 200 * 1024,
+            ..AppConfig::default()
+        };
+        let ev = run(
+            &cfg,
+            &[
+                (Direction::ToServer, b"GET /big.bin HTTP/1.1\r\n\r\n"),
+                (Direction::ToClient, &resp),
+            ],
+        );
+        let f = files(&ev);
+        assert_eq!((f[0].size, f[0].state), (200 * 1024, FileState::Truncated));
     }
 
     #[test]

@@ -165,9 +165,12 @@ pub struct AppConfig {
     pub max_tx_in_flight: usize,
     /// File bytes kept in [`FileRecord::data`] (for YARA); 0 keeps none.
     pub file_data_limit: usize,
-    /// HTTP files are tracked (sized, hashed) up to this many bytes and then TRUNCATED, as
-    /// Suricata does at libhtp's body limit (100 KiB by default); 0 tracks whole files.
+    /// HTTP request files (uploads) are tracked (sized, hashed) up to this many bytes and
+    /// then TRUNCATED, as Suricata does at libhtp's request body limit (100 KiB by
+    /// default); 0 tracks whole files.
     pub http_file_limit: u64,
+    /// The same for response files (downloads): libhtp's response body limit.
+    pub http_response_file_limit: u64,
     /// DNS: most resource records parsed per section, and most queries.
     pub dns_max_records: usize,
     /// DNS: most compression pointers followed while reading one name.
@@ -203,6 +206,7 @@ impl Default for AppConfig {
             max_tx_in_flight: 512,
             file_data_limit: 0,
             http_file_limit: 100 * 1024,
+            http_response_file_limit: 100 * 1024,
             dns_max_records: 256,
             dns_max_pointers: 32,
             tls_max_certs: 16,
