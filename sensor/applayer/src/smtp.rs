@@ -181,7 +181,15 @@ fn b64_value(c: u8) -> Option<u8> {
 fn b64_decode(carry: &mut Vec<u8>, input: &[u8], out: &mut Vec<u8>) -> bool {
     let mut ok = true;
     for &c in input {
-        if c == b'=' || c.is_ascii_whitespace() {
+        if c == b'=' {
+            // Padding ends a quantum (RFC 2045): its 1 or 2 bytes are complete, even when
+            // more base64 follows (`NA=` then `Mg==` is "42").
+            if carry.len() >= 2 {
+                b64_finish(carry, out);
+            }
+            continue;
+        }
+        if c.is_ascii_whitespace() {
             continue;
         }
         let Some(v) = b64_value(c) else {
@@ -1175,5 +1183,15 @@ PAYLOAD\r\n--B--\r\n.\r\n";
         assert_eq!(out, b"a=b");
         let mut out = Vec::new();
         assert_eq!(qp_decode(b"bad=ZZ", &mut out), (false, false));
+    }
+
+    #[test]
+    fn base64_padding_ends_a_quantum() {
+        let (mut carry, mut out) = (Vec::new(), Vec::new());
+        for line in [&b"NA="[..], b"=Mg", b"=="] {
+            b64_decode(&mut carry, line, &mut out);
+        }
+        b64_finish(&mut carry, &mut out);
+        assert_eq!(out, b"42");
     }
 }
