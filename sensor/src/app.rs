@@ -516,14 +516,16 @@ mod tests {
         feed(&mut a, 1, b"220 2.0.0 Ready to start TLS\r\n", &mut out);
         assert_eq!(a.proto, Some(AppProto::Tls));
         assert_eq!(a.eve_orig_name(), Some("smtp"));
-        // A minimal TLS 1.2 ClientHello: record (handshake, 3.1, len 45), ClientHello
-        // (len 41): version 3.3, 32-byte random, no session id, one suite (0x002f), null
-        // compression, no extensions.
+        // A minimal TLS 1.2 ClientHello: record (handshake, 3.1, len 51), ClientHello
+        // (len 47): version 3.3, 32-byte random, no session id, one suite (0x002f), null
+        // compression, an empty session_ticket extension (a resumable session: Suricata
+        // logs it without the server's certificate).
         let mut hello = vec![
-            0x16, 0x03, 0x01, 0x00, 0x2d, 0x01, 0x00, 0x00, 0x29, 0x03, 0x03,
+            0x16, 0x03, 0x01, 0x00, 0x33, 0x01, 0x00, 0x00, 0x2f, 0x03, 0x03,
         ];
         hello.extend_from_slice(&[7; 32]);
         hello.extend_from_slice(&[0x00, 0x00, 0x02, 0x00, 0x2f, 0x01, 0x00]);
+        hello.extend_from_slice(&[0x00, 0x04, 0x00, 0x23, 0x00, 0x00]);
         feed(&mut a, 0, &hello, &mut out);
         a.close(1, &mut out);
         let kinds: Vec<_> = out
