@@ -963,6 +963,15 @@ impl RangeFile {
             return None;
         }
         bytes.truncate(usize::try_from(end - at).ok()?);
+        if self.have.iter().any(|&(s, e)| s <= at && end <= e) {
+            return None; // nothing new
+        }
+        // Overlapping parts may repeat bytes: past twice the file, start over (bounded).
+        let kept: u64 = self.parts.iter().map(|(_, b)| b.len() as u64).sum();
+        if kept + (end - at) > 2 * self.size {
+            self.parts.clear();
+            self.have.clear();
+        }
         self.parts.push((at, bytes));
         self.have.push((at, end));
         self.have.sort_unstable();
@@ -2722,6 +2731,19 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
         let f = files(&ev);
         let sizes: Vec<u64> = f.iter().map(|f| f.size).collect();
         assert_eq!(sizes, [5, 5, 10]);
+        // The same part again and again keeps at most twice the file.
+        let mut r = RangeFile {
+            key: Vec::new(),
+            name: Vec::new(),
+            size: 10,
+            parts: Vec::new(),
+            have: Vec::new(),
+        };
+        for _ in 0..100 {
+            assert!(r.add(2, b"23456".to_vec()).is_none());
+            assert!(r.add(1, b"1234".to_vec()).is_none());
+        }
+        assert!(r.parts.iter().map(|(_, b)| b.len()).sum::<usize>() <= 20);
         assert_eq!(f[2].filename, b"/f");
         assert_eq!(f[2].state, FileState::Closed);
         assert_eq!(f[2].tx_id, 1, "logged with the response that completed it");
