@@ -82,6 +82,35 @@ pub struct AlertCtx<'a> {
     pub payload_gaps: &'a [(usize, u64)],
 }
 
+impl<'a> AlertCtx<'a> {
+    /// An alert on a transaction or one of its files: the flow (id, counters) and its
+    /// client → server tuple, no packet or payload.
+    pub fn transaction(
+        ts: i64,
+        (flow_id, flow): (u64, AlertFlow),
+        pcap_cnt: Option<u64>,
+        tuple: &'a Tuple,
+        app_proto: &'a str,
+        src: PktSrc,
+        sections: &'a [(u64, Vec<u8>)],
+    ) -> AlertCtx<'a> {
+        AlertCtx {
+            ts,
+            flow_id: Some(flow_id),
+            pcap_cnt,
+            tuple: Some(tuple),
+            tx_tuple: true,
+            app_proto: Some(app_proto),
+            src,
+            payload: &[],
+            packet: None,
+            flow: Some(flow),
+            sections,
+            payload_gaps: &[],
+        }
+    }
+}
+
 /// The `flow` section of an alert: the flow's counters so far and its client → server
 /// tuple.
 #[derive(Clone, Copy)]

@@ -1021,23 +1021,16 @@ impl Engine {
                             } else {
                                 vec![(tx.tx_id(), crate::detect::tx_section(&tx))]
                             };
-                            let n = dt.write(
-                                e,
-                                &AlertCtx {
-                                    ts,
-                                    flow_id: Some(f.id),
-                                    pcap_cnt,
-                                    tuple: Some(&fwd),
-                                    tx_tuple: true,
-                                    app_proto: Some(app_name),
-                                    src,
-                                    payload: &[],
-                                    packet: None,
-                                    flow: Some(Self::alert_flow(f)),
-                                    sections: &sections,
-                                    payload_gaps: &[],
-                                },
+                            let ctx = AlertCtx::transaction(
+                                ts,
+                                (f.id, Self::alert_flow(f)),
+                                pcap_cnt,
+                                &fwd,
+                                app_name,
+                                src,
+                                &sections,
                             );
+                            let n = dt.write(e, &ctx);
                             alerted |= n > 0;
                         }
                         let t = tuple(tx.direction());
@@ -1075,23 +1068,16 @@ impl Engine {
                                 }
                                 _ => Vec::new(),
                             };
-                            let n = dt.write(
-                                e,
-                                &AlertCtx {
-                                    ts,
-                                    flow_id: Some(f.id),
-                                    pcap_cnt,
-                                    tuple: Some(&fwd),
-                                    tx_tuple: true,
-                                    app_proto: Some(app_name),
-                                    src,
-                                    payload: &[],
-                                    packet: None,
-                                    flow: Some(Self::alert_flow(f)),
-                                    sections: &sections,
-                                    payload_gaps: &[],
-                                },
+                            let ctx = AlertCtx::transaction(
+                                ts,
+                                (f.id, Self::alert_flow(f)),
+                                pcap_cnt,
+                                &fwd,
+                                app_name,
+                                src,
+                                &sections,
                             );
+                            let n = dt.write(e, &ctx);
                             alerted |= n > 0;
                         }
                         if let Some(fi) = self.files.as_mut() {
