@@ -101,16 +101,20 @@ impl AddrM {
         }
     }
 
-    /// Whether the set is small enough to index signatures by (at most 65,536 IPv4 and
-    /// 2^64 IPv6 addresses): host lists and small networks, not `any` or `$HOME_NET`.
-    pub(crate) fn is_narrow(&self) -> bool {
+    /// How many addresses the set holds, when it is narrow enough to index signatures
+    /// by: at most 2^28 IPv4 addresses (a sixteenth of the space) and 2^64 IPv6 ones.
+    /// Host lists, the IP reputation lists (hundreds of networks up to /12) and
+    /// `$HOME_NET` are; `any` and `$EXTERNAL_NET` (`!$HOME_NET`) are not. An indexed
+    /// signature is a candidate only for packets with an address in its set, instead of
+    /// for every packet.
+    pub(crate) fn narrow_size(&self) -> Option<u128> {
         let n4: u64 = self.v4.iter().map(|&(l, h)| u64::from(h - l) + 1).sum();
         let n6: u128 = self
             .v6
             .iter()
             .map(|&(l, h)| (h - l).saturating_add(1))
             .fold(0, u128::saturating_add);
-        n4 <= 1 << 16 && n6 <= 1 << 64
+        (n4 <= 1 << 28 && n6 <= 1 << 64).then(|| u128::from(n4) + n6)
     }
 
     pub(crate) fn matches(&self, a: IpAddr) -> bool {
@@ -1722,7 +1726,7 @@ mod tests {
         assert!(!m.matches(ip("192.168.1.6")));
         assert!(m.matches(ip("2001:db8::1")));
         assert!(!m.matches(ip("2001:db9::1")));
-        assert!(!m.is_narrow());
+        assert!(m.narrow_size().is_none());
         let neg = addr(&parse("!192.168.0.0/16"));
         assert!(neg.matches(ip("8.8.8.8")));
         assert!(neg.matches(ip("::1")));
@@ -1735,7 +1739,17 @@ mod tests {
         let edge = addr(&parse("[0.0.0.0/32,255.255.255.255,1.2.3.4-1.2.3.9]"));
         assert!(edge.matches(ip("0.0.0.0")) && edge.matches(ip("255.255.255.255")));
         assert!(edge.matches(ip("1.2.3.9")) && !edge.matches(ip("1.2.3.10")));
-        assert!(edge.is_narrow());
+        assert_eq!(edge.narrow_size(), Some(8));
+        // An IP reputation list (Spamhaus DROP: networks up to /12) is narrow; `any`
+        // and the complement of a /16 are not.
+        let drop = addr(&parse(
+            "[27.146.0.0/16,36.0.8.0/21,101.134.0.0/15,100.64.0.0/12]",
+        ));
+        assert_eq!(
+            drop.narrow_size(),
+            Some((1 << 16) + (1 << 11) + (1 << 17) + (1 << 20))
+        );
+        assert!(any.narrow_size().is_none() && neg.narrow_size().is_none());
     }
 
     #[test]

@@ -30,7 +30,7 @@ const HS_MIN_PATTERNS: usize = 64;
 pub(crate) struct Group {
     /// Signatures without a usable fast pattern or narrow address set: always evaluated.
     always: Vec<u32>,
-    /// Signatures without a fast pattern, by their narrow source (else destination)
+    /// Signatures without a fast pattern, by the narrower of their source and destination
     /// address set (IP reputation rules): candidates only for packets from (to) it.
     by_src: AddrIndex,
     by_dst: AddrIndex,
@@ -136,9 +136,14 @@ impl Group {
             };
             let Some((bi, pat)) = &s.fast else {
                 let uni = !s.bidirectional;
-                if uni && by.addrs && s.src.is_narrow() {
+                let (src, dst) = if uni && by.addrs {
+                    (s.src.narrow_size(), s.dst.narrow_size())
+                } else {
+                    (None, None)
+                };
+                if src.is_some() && dst.is_none_or(|d| src <= Some(d)) {
                     by_src.push((i, &s.src));
-                } else if uni && by.addrs && s.dst.is_narrow() {
+                } else if dst.is_some() {
                     by_dst.push((i, &s.dst));
                 } else if uni && by.ports && s.dp.is_narrow() {
                     by_dp.push((i, &s.dp));
