@@ -1752,6 +1752,47 @@ mod tests {
         assert!(any.narrow_size().is_none() && neg.narrow_size().is_none());
     }
 
+    /// Rules without a fast pattern are candidates only for packets their narrowest
+    /// index admits: a /16 or smaller address set, else a port list, else `$HOME_NET`
+    /// or a large reputation list.
+    #[test]
+    fn rules_without_fast_pattern_are_indexed_by_their_narrowest_set() {
+        let mut rs = khien_rules::Ruleset::new(Default::default());
+        rs.add_file(
+            "t.rules",
+            "alert tcp $EXTERNAL_NET any -> $HOME_NET 22 (flags:S; sid:1;)\n\
+             alert ip [27.146.0.0/16,101.134.0.0/15] any -> $HOME_NET any (sid:2;)\n\
+             alert tcp 198.51.100.7 any -> $HOME_NET 22 (sid:3;)\n\
+             alert ip $HOME_NET any -> $EXTERNAL_NET any (ip_proto:41; sid:4;)\n\
+             alert tcp any any -> any any (flags:S; sid:5;)\n",
+        );
+        let (e, rep) = crate::Engine::compile(&rs, &CompileOptions::default());
+        assert!(rep.unsupported.is_empty() && rep.errors.is_empty());
+        let sid = |i: &u32| e.sigs[*i as usize].meta.sid;
+        let cands = |src: &str, sp: u16, dst: &str, dp: u16| {
+            let mut out = Vec::new();
+            let key = crate::inspect::PktKey {
+                src: ip(src),
+                dst: ip(dst),
+                sp,
+                dp,
+            };
+            let mut st = crate::inspect::PrefilterState::default();
+            e.packet_groups[0].candidates(Some(key), |_| Vec::new(), &mut out, &mut st);
+            let mut sids: Vec<u32> = out.iter().map(sid).collect();
+            sids.sort_unstable();
+            sids.dedup();
+            sids
+        };
+        // Ordinary traffic inside $HOME_NET: the rule on any address and the
+        // `$HOME_NET` source rule.
+        assert_eq!(cands("10.0.0.1", 40000, "10.0.0.2", 443), vec![4, 5]);
+        // Port 22 brings the SSH scan rule in, from any address.
+        assert_eq!(cands("10.0.0.1", 40000, "10.0.0.2", 22), vec![1, 4, 5]);
+        assert_eq!(cands("198.51.100.7", 40000, "10.0.0.2", 22), vec![1, 3, 5]);
+        assert_eq!(cands("101.135.1.1", 40000, "10.0.0.2", 80), vec![2, 5]);
+    }
+
     #[test]
     fn port_sets_and_index() {
         let r = khien_rules::parse_rule(

@@ -141,16 +141,24 @@ impl Group {
                 } else {
                     (None, None)
                 };
-                if src.is_some() && dst.is_none_or(|d| src <= Some(d)) {
-                    by_src.push((i, &s.src));
-                } else if dst.is_some() {
-                    by_dst.push((i, &s.dst));
-                } else if uni && by.ports && s.dp.is_narrow() {
-                    by_dp.push((i, &s.dp));
-                } else if uni && by.ports && s.sp.is_narrow() {
-                    by_sp.push((i, &s.sp));
-                } else {
-                    always.push(i);
+                // The narrower address set when it holds at most a /16; else a narrow
+                // port set; else an address set up to a /4 (`$HOME_NET`, large
+                // reputation lists), which traffic hits more often than a port list.
+                let addr = match (src, dst) {
+                    (Some(a), Some(b)) => Some((a <= b, a.min(b))),
+                    (Some(a), None) => Some((true, a)),
+                    (None, Some(b)) => Some((false, b)),
+                    (None, None) => None,
+                };
+                let port = uni && by.ports;
+                match addr {
+                    Some((true, n)) if n <= 1 << 16 => by_src.push((i, &s.src)),
+                    Some((false, n)) if n <= 1 << 16 => by_dst.push((i, &s.dst)),
+                    _ if port && s.dp.is_narrow() => by_dp.push((i, &s.dp)),
+                    _ if port && s.sp.is_narrow() => by_sp.push((i, &s.sp)),
+                    Some((true, _)) => by_src.push((i, &s.src)),
+                    Some((false, _)) => by_dst.push((i, &s.dst)),
+                    None => always.push(i),
                 }
                 continue;
             };
