@@ -37,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
         to_server: true,
         established: true,
         app_proto: None,
+        encrypted: false,
     });
     // The payload also stands for the IP and TCP headers (ipopts, *.hdr buffers).
     p.ip_hdr = payload;

@@ -398,6 +398,11 @@ impl AppState {
         (self.proto == Some(AppProto::Smb)).then_some(u64::MAX)
     }
 
+    /// The flow's data is encrypted from here on: its payload is no longer inspected.
+    pub fn encrypted(&self) -> bool {
+        self.parser.as_ref().is_some_and(|p| p.encrypted())
+    }
+
     /// EVE flow `app_proto`, when detection ran.
     pub fn eve_name(&self) -> Option<&'static str> {
         self.proto.map(AppProto::as_str)

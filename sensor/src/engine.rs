@@ -506,6 +506,7 @@ impl Engine {
             to_server: dir == 0,
             established: f.state != FlowState::New,
             app_proto: f.app.eve_name(),
+            encrypted: f.app.encrypted(),
         };
         dt.stream(d, &tuple, f.id, info, chunk, new_from, at, ts);
         if !dt.alerts.is_empty() {
@@ -586,6 +587,7 @@ impl Engine {
             to_server: f.dir(src_lo) == 0,
             established: f.state != FlowState::New,
             app_proto: f.app.eve_name(),
+            encrypted: f.app.encrypted(),
         });
         let sizes = f.and_then(|f| f.tcp.as_ref()).map(|s| s.seq_sizes());
         dt.packet(d, sev, f.map(|f| f.id), info, ts, stream_added, sizes);
@@ -1014,6 +1016,7 @@ impl Engine {
                                 to_server: true,
                                 established: true,
                                 app_proto: Some(app_name),
+                                encrypted: false,
                             };
                             dt.tx(&fwd, f.id, info, &tx, ts);
                             let sections = if dt.alerts.is_empty() {
@@ -1060,6 +1063,7 @@ impl Engine {
                                 to_server: true,
                                 established: true,
                                 app_proto: Some(app_name),
+                                encrypted: false,
                             };
                             dt.file(&fwd, f.id, fi, &file, ts);
                             let sections: Vec<(u64, Vec<u8>)> = match &section {
@@ -1125,6 +1129,7 @@ impl Engine {
                                 to_server: true,
                                 established: true,
                                 app_proto: Some(app_name),
+                                encrypted: false,
                             };
                             dt.request(&fwd, f.id, info, &tx, ts);
                         }

@@ -262,6 +262,11 @@ pub trait Parser: Send {
     fn gap(&mut self, dir: Direction, len: u64, out: &mut Vec<AppEvent>);
     /// End of flow: flush incomplete transactions and files (Suricata logs them too).
     fn close(&mut self, ts: i64, out: &mut Vec<AppEvent>);
+    /// The rest of the flow is encrypted (TLS once application data flows): the sensor
+    /// stops inspecting its payload, as Suricata does by default.
+    fn encrypted(&self) -> bool {
+        false
+    }
 }
 
 /// What a parser emits. The sensor wraps each in an EVE record with the common fields.

@@ -460,6 +460,9 @@ pub(crate) struct TlsParser {
     /// ServerHello says otherwise (an alert-only answer is logged with it).
     record_version: Option<u16>,
     logged: bool,
+    /// An application data record was seen (after the ServerHello: TLS 1.3 0-RTT data
+    /// before it does not count): the session is encrypted from here on.
+    app_data: bool,
     /// The server sent a CertificateRequest: the session is logged once the client's
     /// Certificate (or its ChangeCipherSpec) follows, so its certificates are part of it.
     cert_requested: bool,
@@ -486,6 +489,7 @@ impl TlsParser {
             server_version: None,
             record_version: None,
             logged: false,
+            app_data: false,
             cert_requested: false,
             failed: false,
             max_buffer: cfg.max_buffer,
@@ -658,8 +662,12 @@ impl TlsParser {
                     self.emit(out);
                 }
             }
-            REC_APPDATA if self.server_version.is_some() => self.emit(out),
-            REC_HEARTBEAT => out.push(anomaly("HEARTBEAT_MESSAGE")),
+            REC_APPDATA if self.server_version.is_some() => {
+                self.app_data = true;
+                self.emit(out);
+            }
+            // A heartbeat in the clear (Suricata 7 does not report encrypted ones).
+            REC_HEARTBEAT if !self.dirs[d].encrypted => out.push(anomaly("HEARTBEAT_MESSAGE")),
             _ => {}
         }
     }
@@ -690,7 +698,8 @@ impl Parser for TlsParser {
 
     fn parse(&mut self, dir: Direction, mut data: &[u8], _ts: i64, out: &mut Vec<AppEvent>) {
         let d = dir.idx();
-        while !data.is_empty() && !self.dirs[d].broken && !self.logged {
+        // Records are framed until the session is logged and encrypted.
+        while !data.is_empty() && !self.dirs[d].broken && !(self.logged && self.app_data) {
             let st = &mut self.dirs[d];
             if st.skip > 0 {
                 let n = st.skip.min(data.len());
@@ -795,6 +804,10 @@ impl Parser for TlsParser {
 
     fn close(&mut self, _ts: i64, out: &mut Vec<AppEvent>) {
         self.emit(out);
+    }
+
+    fn encrypted(&self) -> bool {
+        self.app_data
     }
 }
 
@@ -956,6 +969,34 @@ mod tests {
             p.close(0, &mut out);
             assert_eq!(txs(&out).len(), 1, "logged once");
         }
+    }
+
+    #[test]
+    fn encrypted_once_application_data_follows_the_handshake() {
+        let mut p = TlsParser::new(&AppConfig::default());
+        let mut out = Vec::new();
+        // Application data before any ServerHello (TLS 1.3 0-RTT) does not count.
+        p.parse(Direction::ToServer, &unhex(CLIENT_HELLO), 0, &mut out);
+        p.parse(
+            Direction::ToServer,
+            &[23, 3, 3, 0, 2, 0xaa, 0xbb],
+            0,
+            &mut out,
+        );
+        assert!(!p.encrypted());
+        p.parse(Direction::ToClient, &unhex(SERVER_FLIGHT), 0, &mut out);
+        p.parse(Direction::ToServer, CCS, 0, &mut out);
+        p.parse(Direction::ToClient, CCS, 0, &mut out);
+        assert_eq!(txs(&out).len(), 1);
+        assert!(!p.encrypted(), "handshake only so far");
+        // The encrypted Finished, then a heartbeat (encrypted: no anomaly), then data.
+        out.clear();
+        p.parse(Direction::ToClient, &[22, 3, 3, 0, 3, 1, 2, 3], 0, &mut out);
+        p.parse(Direction::ToClient, &[24, 3, 3, 0, 1, 9], 0, &mut out);
+        assert!(!p.encrypted());
+        p.parse(Direction::ToClient, &[23, 3, 3, 0, 4, 1, 2], 0, &mut out);
+        assert!(p.encrypted());
+        assert!(out.is_empty(), "{out:?}");
     }
 
     #[test]

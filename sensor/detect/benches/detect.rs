@@ -54,6 +54,7 @@ fn bench(c: &mut Criterion) {
                 to_server: true,
                 established: true,
                 app_proto: Some("http"),
+                encrypted: false,
             });
             let mut st = DetectState::default();
             let mut out = Vec::new();

@@ -686,7 +686,7 @@ pub(crate) fn packet_buffer<'a>(p: &PacketInfo<'a>, name: &str) -> Option<&'a [u
     let v6 = p.src.is_ipv6();
     let some = |b: &'a [u8]| (!b.is_empty()).then_some(b);
     match name {
-        "pkt_data" => Some(p.payload),
+        "pkt_data" => (!p.flow.is_some_and(|f| f.encrypted)).then_some(p.payload),
         "ipv4.hdr" if !v6 => some(p.ip_hdr),
         "ipv6.hdr" if v6 => some(p.ip_hdr),
         "tcp.hdr" if p.proto == 6 => some(p.l4_hdr),

@@ -73,6 +73,11 @@ pub struct FlowInfo {
     pub established: bool,
     /// Detected application protocol (`http`, `dns`, `tls`, …), Suricata's names.
     pub app_proto: Option<&'static str>,
+    /// The flow's data is encrypted from here on (TLS application data seen): as with
+    /// Suricata's default `encryption-handling`, its payload (`pkt_data`, the raw
+    /// stream) is no longer inspected; header-only and app-layer (`tls.*`) signatures
+    /// still are.
+    pub encrypted: bool,
 }
 
 /// One packet as the engine sees it. Header fields the sensor does not know stay `None`.
@@ -555,7 +560,7 @@ impl Engine {
         state: &mut DetectState,
         out: &mut Vec<Alert>,
     ) {
-        if vars.pass || self.stream_group.is_empty() {
+        if vars.pass || self.stream_group.is_empty() || p.flow.is_some_and(|f| f.encrypted) {
             return;
         }
         self.prepare(state);

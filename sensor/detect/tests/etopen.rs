@@ -124,6 +124,7 @@ fn alerts(e: &Engine, pays: &[Vec<u8>]) -> Vec<(usize, u32, bool)> {
                     to_server,
                     established: true,
                     app_proto: None,
+                    encrypted: false,
                 });
                 let p = if to_server { p.clone() } else { p.reversed() };
                 let mut out: Vec<Alert> = Vec::new();
@@ -138,6 +139,7 @@ fn alerts(e: &Engine, pays: &[Vec<u8>]) -> Vec<(usize, u32, bool)> {
                 to_server: true,
                 established: true,
                 app_proto: Some(proto),
+                encrypted: false,
             });
             let tx = SameBytes { proto, bytes: pay };
             let mut out: Vec<Alert> = Vec::new();

@@ -39,6 +39,7 @@ fn pkt(payload: &[u8]) -> PacketInfo<'_> {
         to_server: true,
         established: true,
         app_proto: None,
+        encrypted: false,
     });
     p
 }
@@ -374,6 +375,7 @@ fn app_layer_buffers() {
         to_server: true,
         established: true,
         app_proto: Some("http"),
+        encrypted: false,
     });
     let tx = Http {
         uri: b"/admin/x",
@@ -413,6 +415,7 @@ fn app_layer_buffers() {
         to_server: true,
         established: true,
         app_proto: Some("dns"),
+        encrypted: false,
     });
     let mut out = Vec::new();
     e.inspect_tx(
@@ -590,6 +593,7 @@ fn app_protocol_payload_rules_need_the_flow_protocol() {
         to_server: true,
         established: true,
         app_proto: Some("smb"),
+        encrypted: false,
     });
     assert_eq!(sids(&e, &p), [1]);
 }
@@ -787,6 +791,7 @@ fn pkt_data_mixed_with_app_buffers_needs_both_parts() {
         to_server: true,
         established: true,
         app_proto: Some("http"),
+        encrypted: false,
     });
     let mut vars = FlowVars::default();
     let mut st = DetectState::default();
@@ -811,6 +816,7 @@ fn pkt_data_mixed_with_app_buffers_needs_both_parts() {
         to_server: false,
         established: true,
         app_proto: Some("http"),
+        encrypted: false,
     });
     e.inspect_packet(&resp, &mut vars, &mut st, &mut out);
     assert!(sids(&mut out).is_empty());
@@ -852,6 +858,7 @@ fn filesize_on_closed_files() {
         to_server: true,
         established: true,
         app_proto: Some("smb"),
+        encrypted: false,
     });
     let run = |f: File| {
         let mut out = Vec::new();
@@ -890,4 +897,45 @@ fn filesize_on_closed_files() {
     let (e, rep) = Engine::compile(&rs, &CompileOptions::default());
     assert!(e.is_empty());
     assert_eq!(rep.unsupported[0].keyword, "filesize with buffers");
+}
+
+/// Once a flow is encrypted, its payload is not inspected (Suricata's default TLS
+/// `encryption-handling`): content and negated-content rules stay silent in packets and
+/// in the raw stream; header-only and `dsize` rules still match.
+#[test]
+fn encrypted_flows_skip_payload_inspection() {
+    let e = engine(
+        "alert tcp any any -> any any (content:\"abc\"; sid:1;)\n\
+         alert tcp any any -> any any (content:!\"zzz\"; sid:2;)\n\
+         alert tcp any any -> any any (flags:PA; sid:3;)\n\
+         alert tcp any any -> any any (dsize:>3; sid:4;)\n\
+         alert tcp any any -> any any (content:\"abc\"; depth:3; sid:5;)\n",
+    );
+    let mut p = pkt(b"abcabc");
+    let mut all = sids(&e, &p);
+    all.sort_unstable();
+    assert_eq!(all, [1, 2, 3, 4, 5]);
+    if let Some(f) = p.flow.as_mut() {
+        f.encrypted = true;
+    }
+    let mut left = sids(&e, &p);
+    left.sort_unstable();
+    assert_eq!(left, [3, 4]);
+    let stream = |p: &PacketInfo<'_>| {
+        let mut out: Vec<Alert> = Vec::new();
+        e.inspect_stream(
+            p,
+            0,
+            false,
+            &mut FlowVars::default(),
+            &mut DetectState::default(),
+            &mut out,
+        );
+        out.len()
+    };
+    assert_eq!(stream(&p), 0);
+    if let Some(f) = p.flow.as_mut() {
+        f.encrypted = false;
+    }
+    assert!(stream(&p) > 0, "the raw stream is inspected otherwise");
 }
