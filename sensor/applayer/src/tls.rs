@@ -699,7 +699,8 @@ impl Parser for TlsParser {
     fn parse(&mut self, dir: Direction, mut data: &[u8], _ts: i64, out: &mut Vec<AppEvent>) {
         let d = dir.idx();
         // Records are framed until the session is logged and encrypted.
-        while !data.is_empty() && !self.dirs[d].broken && !(self.logged && self.app_data) {
+        let done = |p: &Self| p.logged && p.app_data;
+        while !data.is_empty() && !self.dirs[d].broken && !done(self) {
             let st = &mut self.dirs[d];
             if st.skip > 0 {
                 let n = st.skip.min(data.len());
