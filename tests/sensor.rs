@@ -291,6 +291,44 @@ fn stream_event_anomalies() {
         "{a}"
     );
     assert!(a.contains("\"pcap_cnt\":5"), "{a}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// Once a TLS session's application data flows, its payload is not inspected (Suricata's
+/// default `encryption-handling`): no alert on the records' `17 03 03` headers, in packets
+/// or in the raw stream, while `tls.sni` still matches. Suricata 7.0.10 on this pcap
+/// alerts sid 2 twice and nothing else.
+#[test]
+fn encrypted_tls_payload_is_not_inspected() {
+    let pcap = data_dir().join("suricata-verify/tests/tls/tls-bypass-missing-event/tor_bl.pcap");
+    let out = outdir("tls-encrypted");
+    let rules = out.join("enc.rules");
+    std::fs::write(
+        &rules,
+        "alert tcp any any -> any any (msg:\"record\"; content:\"|17 03 03|\"; sid:1;)\n\
+         alert tls any any -> any any (msg:\"sni\"; tls.sni; content:\".\"; sid:2;)\n\
+         alert tcp any any -> any any (msg:\"pkt\"; content:\"|17 03 03|\"; startswith; sid:3;)\n",
+    )
+    .unwrap();
+    let o = out.to_str().unwrap();
+    sensor_ok(&[
+        "-r",
+        pcap.to_str().unwrap(),
+        "-l",
+        o,
+        "-k",
+        "none",
+        "-S",
+        rules.to_str().unwrap(),
+    ]);
+    let sids: Vec<&str> = eve(&out)
+        .iter()
+        .filter(|(t, _)| t == "alert")
+        .filter_map(|(_, l)| l.split("\"signature_id\":").nth(1)?.split(',').next())
+        .map(|s| if s == "2" { "2" } else { "other" })
+        .collect();
+    assert_eq!(sids, ["2", "2"]);
+    std::fs::remove_dir_all(&out).unwrap();
 }
 
 #[test]

@@ -87,6 +87,10 @@ pub struct AppState {
     nomatch: [bool; 2],
     /// Bytes seen in each direction.
     pub seen: [u64; 2],
+    /// Stream offsets, per direction, of the data before the delivery after which the
+    /// parser said the flow is encrypted (the data that made it so, e.g. the first TLS
+    /// application data record, is not in the clear part).
+    pub encrypted_at: Option<[u64; 2]>,
     /// A reassembly gap stopped parsing (Suricata's parsers for these protocols do not
     /// accept gaps: the flow's app layer stops at the first one; HTTP does accept them).
     pub gapped: bool,
@@ -143,6 +147,11 @@ impl AppState {
         if let Some(p) = self.parser.as_mut() {
             let before = out.len();
             p.parse(direction(dir), data, ts, out);
+            if self.encrypted_at.is_none() && p.encrypted() {
+                let mut at = self.seen;
+                at[dir] -= data.len() as u64;
+                self.encrypted_at = Some(at);
+            }
             self.upgrade(t, before, ts, cfg, out);
             return;
         }
@@ -400,7 +409,7 @@ impl AppState {
 
     /// The flow's data is encrypted from here on: its payload is no longer inspected.
     pub fn encrypted(&self) -> bool {
-        self.parser.as_ref().is_some_and(|p| p.encrypted())
+        self.encrypted_at.is_some()
     }
 
     /// EVE flow `app_proto`, when detection ran.

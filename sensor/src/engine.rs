@@ -506,9 +506,18 @@ impl Engine {
             to_server: dir == 0,
             established: f.state != FlowState::New,
             app_proto: f.app.eve_name(),
-            encrypted: f.app.encrypted(),
+            encrypted: false,
         };
-        dt.stream(d, &tuple, f.id, info, chunk, new_from, at, ts);
+        // Of an encrypted flow, only the bytes from before it turned encrypted (raw data
+        // queued until then is still inspected, as Suricata 7.0.7 does).
+        let clear = match f.app.encrypted_at {
+            Some(e) => usize::try_from(e[dir].saturating_sub(at)).map_or(len, |n| n.min(len)),
+            None => len,
+        };
+        let chunk = &chunk[..clear];
+        if clear > new_from {
+            dt.stream(d, &tuple, f.id, info, chunk, new_from, at, ts);
+        }
         if !dt.alerts.is_empty() {
             let src = if d.is_some() {
                 PktSrc::Wire
