@@ -475,7 +475,8 @@ fn port(p: &PortSpec) -> PortM {
 /// One payload keyword of a buffer program.
 #[derive(Debug)]
 pub(crate) enum Op {
-    Content(Content),
+    /// A content and its searcher, built once.
+    Content(Content, Searcher),
     Pcre(PcreOp),
     ByteTest(ByteTest),
     ByteJump(ByteJump),
@@ -485,10 +486,59 @@ pub(crate) enum Op {
     Bsize(Cmp),
 }
 
+/// How a content's pattern is looked for in a buffer: each occurrence of its
+/// rarest-looking byte (in either case when `nocase`), at offset `at` in the pattern, is
+/// a candidate start, checked whole. Built once per content.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Searcher {
+    pub at: usize,
+    pub lo: u8,
+    pub up: u8,
+    pub nocase: bool,
+}
+
+impl Searcher {
+    pub(crate) fn new(pattern: &[u8], nocase: bool) -> Searcher {
+        let at = (0..pattern.len())
+            .min_by_key(|&i| commonness(pattern[i]))
+            .unwrap_or(0);
+        let b = pattern.get(at).copied().unwrap_or(0);
+        let (lo, up) = if nocase {
+            (b.to_ascii_lowercase(), b.to_ascii_uppercase())
+        } else {
+            (b, b)
+        };
+        Searcher { at, lo, up, nocase }
+    }
+}
+
+/// A rough rank of how common a byte is in traffic (higher: more common), to pick the
+/// byte a case-insensitive search jumps to: NUL, space and 0xff, then frequent letters,
+/// digits and CR/LF, other letters, other bytes, and punctuation last.
+fn commonness(b: u8) -> u8 {
+    const LETTERS: &[u8] = b"etaoinsrhldcumfpgwybvkxjqz";
+    match b.to_ascii_lowercase() {
+        0 | b' ' | 0xff => 255,
+        l @ b'a'..=b'z' => {
+            let i = LETTERS.iter().position(|&x| x == l).unwrap_or(0) as u8;
+            200 - 4 * i
+        }
+        b'0'..=b'9' | b'\r' | b'\n' => 150,
+        0x21..=0x7e => 40,
+        _ => 90,
+    }
+}
+
 impl Op {
+    /// A content op with its searcher.
+    pub(crate) fn content(c: Content) -> Op {
+        let s = Searcher::new(&c.pattern, c.nocase);
+        Op::Content(c, s)
+    }
+
     pub(crate) fn is_relative(&self) -> bool {
         match self {
-            Op::Content(c) => c.is_relative(),
+            Op::Content(c, _) => c.is_relative(),
             Op::Pcre(p) => p.relative,
             Op::ByteTest(b) => b.relative,
             Op::ByteJump(b) => b.relative,
@@ -1096,7 +1146,7 @@ fn compile_rule(
                         return Err(Reject::Error(format!("unknown variable {v}")));
                     }
                 }
-                push_op(&mut bufs, b, Op::Content(c.clone()))?;
+                push_op(&mut bufs, b, Op::content(c.clone()))?;
             }
             OptionKind::Pcre(b, p) => {
                 let op =
@@ -1292,7 +1342,7 @@ fn compile_rule(
                     name,
                     transforms: Vec::new(),
                 };
-                push_op(&mut bufs, &b, Op::Content(c))?;
+                push_op(&mut bufs, &b, Op::content(c))?;
             }
             OptionKind::Generic("requires", _) => {}
             OptionKind::Generic("prefilter", _) => {}
@@ -1475,7 +1525,7 @@ fn compile_rule(
         .any(|c| matches!(c, PktCheck::StreamSize(..)))
         || bufs.iter().filter(|b| b.name == "pkt_data").any(|b| {
             b.ops.iter().any(|o| {
-                matches!(o, Op::Content(c) if c.depth.is_some() || c.offset.is_some() || c.startswith)
+                matches!(o, Op::Content(c, _) if c.depth.is_some() || c.offset.is_some() || c.startswith)
             })
         })
     {
@@ -1659,7 +1709,7 @@ fn choose_fast(bufs: &[BufProg]) -> Option<(usize, Vec<u8>)> {
     let mut best: Option<(usize, &Content, (u8, usize, usize))> = None;
     for (bi, b) in bufs.iter().enumerate() {
         for op in &b.ops {
-            let Op::Content(c) = op else { continue };
+            let Op::Content(c, _) = op else { continue };
             if c.fast_pattern.is_some() {
                 if c.negated {
                     return None;

@@ -12,7 +12,9 @@ use khien_rules::{
     TcpFlags, Transform, VarScope,
 };
 
-use crate::compile::{AddrIndex, BufProg, FlowAct, FlowCond, Op, PktCheck, PortIndex, Sig};
+use crate::compile::{
+    AddrIndex, BufProg, FlowAct, FlowCond, Op, PktCheck, PortIndex, Searcher, Sig,
+};
 use crate::hs;
 use crate::{Dir, FlowVars, PacketInfo, Prefilter, TxBuffers};
 
@@ -878,30 +880,27 @@ struct Ctx<'s, 'r> {
     stream_start: i64,
 }
 
-fn find(hay: &[u8], pat: &[u8], nocase: bool) -> Option<usize> {
+fn find(hay: &[u8], pat: &[u8], sr: &Searcher) -> Option<usize> {
     if pat.is_empty() || pat.len() > hay.len() {
         return None;
     }
-    if !nocase {
-        return memchr::memmem::find(hay, pat);
-    }
-    // Case-insensitive: jump to each occurrence of the first byte (either case) with
-    // memchr, then compare the rest.
-    let first = *pat.first()?;
-    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
-    let starts = hay.get(..=hay.len() - pat.len())?;
+    // Jump to each occurrence of the chosen byte, then compare the whole pattern.
+    let Searcher { at, lo, up, nocase } = *sr;
+    let last = hay.len() - pat.len();
     let mut i = 0;
-    while let Some(rest) = starts.get(i..) {
+    while i <= last {
+        let window = hay.get(i + at..=last + at)?;
         let rel = if lo == up {
-            memchr::memchr(lo, rest)
+            memchr::memchr(lo, window)
         } else {
-            memchr::memchr2(lo, up, rest)
+            memchr::memchr2(lo, up, window)
         }?;
-        i += rel;
-        if hay.get(i..i + pat.len())?.eq_ignore_ascii_case(pat) {
-            return Some(i);
+        let start = i + rel;
+        let w = hay.get(start..start + pat.len())?;
+        if (nocase && w.eq_ignore_ascii_case(pat)) || w == pat {
+            return Some(start);
         }
-        i += 1;
+        i = start + 1;
     }
     None
 }
@@ -982,7 +981,7 @@ impl Ctx<'_, '_> {
         };
         let next_relative = ops.get(i + 1).is_some_and(Op::is_relative);
         match op {
-            Op::Content(c) => self.content(ops, i, c, buf, prev, next_relative),
+            Op::Content(c, sr) => self.content(ops, i, c, sr, buf, prev, next_relative),
             Op::Pcre(p) if !p.caps.is_empty() && !p.negated => {
                 self.pcre_capture(ops, i, p, buf, prev)
             }
@@ -1078,11 +1077,13 @@ impl Ctx<'_, '_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // reason: the op, its searcher and the position
     fn content(
         &mut self,
         ops: &[Op],
         i: usize,
         c: &Content,
+        sr: &Searcher,
         buf: &[u8],
         prev: usize,
         next_relative: bool,
@@ -1151,7 +1152,7 @@ impl Ctx<'_, '_> {
                 }
             } else {
                 buf.get(f..e)
-                    .and_then(|h| find(h, &c.pattern, c.nocase))
+                    .and_then(|h| find(h, &c.pattern, sr))
                     .map(|p| p + f)
             };
             let Some(pos) = pos else {
@@ -1336,5 +1337,55 @@ impl Ctx<'_, '_> {
         };
         self.set_var(&m.result, res);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `find` with a prebuilt searcher agrees with a naive search, case-sensitive and not,
+    /// wherever the searcher's jump byte lies in the pattern.
+    #[test]
+    fn find_agrees_with_a_naive_search() {
+        let naive = |hay: &[u8], pat: &[u8], nocase: bool| {
+            hay.windows(pat.len()).position(|w| {
+                if nocase {
+                    w.eq_ignore_ascii_case(pat)
+                } else {
+                    w == pat
+                }
+            })
+        };
+        let hays: [&[u8]; 5] = [
+            b"GET /index.PHP?x=1 HTTP/1.1\r\nUser-Agent: Mozilla\r\n",
+            b"\x00\x00\x01\x00user-AGENT:\x00",
+            b"",
+            b"aaaaaaaaaaaaaaaaaaaaaaaaaaaab",
+            b"x-y-z-X-Y-Z",
+        ];
+        let pats: [&[u8]; 9] = [
+            b"user-agent:",
+            b"PHP?",
+            b"\x00\x01",
+            b"ab",
+            b"aab",
+            b"Z",
+            b"-z-x",
+            b"http/1.1\r\n",
+            b"zz",
+        ];
+        for hay in hays {
+            for pat in pats {
+                for nocase in [false, true] {
+                    let sr = Searcher::new(pat, nocase);
+                    assert_eq!(
+                        find(hay, pat, &sr),
+                        naive(hay, pat, nocase),
+                        "{pat:?} in {hay:?}, nocase {nocase}"
+                    );
+                }
+            }
+        }
     }
 }
