@@ -28,10 +28,47 @@ pub struct Managed {
     ports: Ports,
 }
 
-fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(io_err("127.0.0.1:0"))?;
-    let port = l.local_addr().map_err(io_err("127.0.0.1:0"))?.port();
-    Ok(port)
+/// Two distinct free loopback ports for the server, chosen below the kernel's ephemeral
+/// range: a port from `bind(0)` lies in that range, where every outgoing connection on
+/// the machine (ours, other tests' servers and clients) takes its local port, so it could
+/// be taken between choosing it and the server binding it (the server then exits with
+/// "Address already in use"). Both are held while choosing, so they differ.
+fn free_ports() -> Result<Ports> {
+    let ephemeral_lo = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    const FLOOR: u16 = 10_000;
+    let mut held = Vec::new();
+    if ephemeral_lo > FLOOR + 1_000 {
+        let span = u64::from(ephemeral_lo - FLOOR);
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ (u64::from(std::process::id()) << 20);
+        for i in 0..span {
+            if held.len() == 2 {
+                break;
+            }
+            let port = FLOOR + ((seed.wrapping_add(i.wrapping_mul(7_919))) % span) as u16;
+            if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                held.push(l);
+            }
+        }
+    }
+    // No room below the ephemeral range: let the kernel choose.
+    while held.len() < 2 {
+        held.push(std::net::TcpListener::bind("127.0.0.1:0").map_err(io_err("127.0.0.1:0"))?);
+    }
+    let port = |l: &std::net::TcpListener| {
+        l.local_addr()
+            .map(|a| a.port())
+            .map_err(io_err("127.0.0.1"))
+    };
+    Ok(Ports {
+        http: port(&held[0])?,
+        tcp: port(&held[1])?,
+    })
 }
 
 /// The `clickhouse-server` executable: `$KHIEN_CLICKHOUSE_SERVER`, else from `PATH`, else
@@ -99,10 +136,7 @@ impl Managed {
                 reason: e.to_string(),
             })?,
             Err(_) => {
-                let ports = Ports {
-                    http: free_port()?,
-                    tcp: free_port()?,
-                };
+                let ports = free_ports()?;
                 let json = serde_json::to_vec(&ports).unwrap_or_default();
                 write_atomic(&ports_file, &json)?;
                 ports
@@ -282,4 +316,25 @@ pub fn client_for(url: &str) -> clickhouse::Client {
     clickhouse::Client::default()
         .with_url(url)
         .with_validation(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_ports_are_distinct_bindable_and_outside_the_ephemeral_range() {
+        let lo: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(32768);
+        for _ in 0..20 {
+            let p = free_ports().expect("ports");
+            assert_ne!(p.http, p.tcp);
+            for port in [p.http, p.tcp] {
+                assert!(lo <= 11_000 || (10_000..lo).contains(&port), "{port}");
+                drop(std::net::TcpListener::bind(("127.0.0.1", port)).expect("free"));
+            }
+        }
+    }
 }
