@@ -87,9 +87,8 @@ pub struct AppState {
     nomatch: [bool; 2],
     /// Bytes seen in each direction.
     pub seen: [u64; 2],
-    /// Stream offsets, per direction, of the data before the delivery after which the
-    /// parser said the flow is encrypted (the data that made it so, e.g. the first TLS
-    /// application data record, is not in the clear part).
+    /// Stream offsets, per direction, where the clear part of a flow the parser says is
+    /// encrypted ends: before the delivery that showed it (TLS) or after it (SSH).
     pub encrypted_at: Option<[u64; 2]>,
     /// A reassembly gap stopped parsing (Suricata's parsers for these protocols do not
     /// accept gaps: the flow's app layer stops at the first one; HTTP does accept them).
@@ -147,10 +146,14 @@ impl AppState {
         if let Some(p) = self.parser.as_mut() {
             let before = out.len();
             p.parse(direction(dir), data, ts, out);
-            if self.encrypted_at.is_none() && p.encrypted() {
-                let mut at = self.seen;
-                at[dir] -= data.len() as u64;
-                self.encrypted_at = Some(at);
+            if self.encrypted_at.is_none() {
+                if let Some(clear) = p.encrypted() {
+                    let mut at = self.seen;
+                    if clear == al::ClearUntil::Before {
+                        at[dir] -= data.len() as u64;
+                    }
+                    self.encrypted_at = Some(at);
+                }
             }
             self.upgrade(t, before, ts, cfg, out);
             return;

@@ -262,11 +262,22 @@ pub trait Parser: Send {
     fn gap(&mut self, dir: Direction, len: u64, out: &mut Vec<AppEvent>);
     /// End of flow: flush incomplete transactions and files (Suricata logs them too).
     fn close(&mut self, ts: i64, out: &mut Vec<AppEvent>);
-    /// The rest of the flow is encrypted (TLS once application data flows): the sensor
-    /// stops inspecting its payload, as Suricata does by default.
-    fn encrypted(&self) -> bool {
-        false
+    /// The rest of the flow is encrypted (TLS once application data flows, SSH after both
+    /// sides' NEWKEYS): the sensor stops inspecting its payload, as Suricata 7 does by
+    /// default. Says where the clear part ends relative to the data just parsed.
+    fn encrypted(&self) -> Option<ClearUntil> {
+        None
     }
+}
+
+/// Where the clear part of a flow that turned encrypted ends, relative to the data whose
+/// parsing showed it (as Suricata 7 inspects them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClearUntil {
+    /// Before that data: TLS's first application data record is ciphertext.
+    Before,
+    /// After it: the packet with SSH's last NEWKEYS is still inspected.
+    After,
 }
 
 /// What a parser emits. The sensor wraps each in an EVE record with the common fields.

@@ -1,4 +1,6 @@
-//! SSH: the identification banners of both sides (RFC 4253 section 4.2).
+//! SSH: the identification banners of both sides (RFC 4253 section 4.2), then the
+//! unencrypted binary packets' framing (section 6) until each side's SSH_MSG_NEWKEYS,
+//! after which the flow is encrypted.
 
 use serde_json::{json, Value};
 
@@ -64,11 +66,56 @@ pub(crate) fn parse_banner(line: &[u8]) -> Option<SshEndpoint> {
     })
 }
 
+/// SSH_MSG_NEWKEYS: the sender's next packets are encrypted.
+const MSG_NEWKEYS: u8 = 21;
+/// Largest binary packet framed (RFC 4253 6.1 asks for 35,000 bytes at least).
+const MAX_PACKET: usize = 256 * 1024;
+
 #[derive(Debug, Default)]
 struct Side {
     buf: StreamBuf,
+    /// The banner phase is over (banner read, or given up).
     done: bool,
     lines: usize,
+    /// Binary packets are framed (an SSH 2 banner was read) until NEWKEYS or an error.
+    framing: bool,
+    /// Packet length, padding length and message code of the packet being read.
+    hdr: Vec<u8>,
+    /// Bytes of the current packet still to skip.
+    skip: usize,
+    newkeys: bool,
+}
+
+impl Side {
+    /// Frames unencrypted binary packets in `data` until this side's NEWKEYS.
+    fn frame(&mut self, mut data: &[u8]) {
+        while self.framing && !data.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(data.len());
+                self.skip -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (6 - self.hdr.len()).min(data.len());
+            self.hdr.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            let [a, b, c, d, _pad, msg] = self.hdr[..] else {
+                continue;
+            };
+            self.hdr.clear();
+            let len = u32::from_be_bytes([a, b, c, d]) as usize;
+            if !(2..=MAX_PACKET).contains(&len) {
+                // Not SSH framing: stop looking.
+                self.framing = false;
+            } else if msg == MSG_NEWKEYS {
+                self.newkeys = true;
+                self.framing = false;
+            } else {
+                // The length counts the padding length byte, payload and padding.
+                self.skip = len - 2;
+            }
+        }
+    }
 }
 
 pub(crate) struct SshParser {
@@ -108,6 +155,7 @@ impl Parser for SshParser {
         };
         let side = &mut self.sides[dir.idx()];
         if side.done {
+            side.frame(data);
             return;
         }
         let mut data = data;
@@ -132,10 +180,13 @@ impl Parser for SshParser {
                     out.push(anomaly("long_banner"));
                 }
                 match parse_banner(line) {
-                    Some(e) => match dir {
-                        Direction::ToServer => self.tx.client = Some(e),
-                        Direction::ToClient => self.tx.server = Some(e),
-                    },
+                    Some(e) => {
+                        side.framing = matches!(e.proto_version.as_slice(), b"2.0" | b"1.99");
+                        match dir {
+                            Direction::ToServer => self.tx.client = Some(e),
+                            Direction::ToClient => self.tx.server = Some(e),
+                        }
+                    }
                     None => out.push(anomaly("invalid_banner")),
                 }
             } else {
@@ -147,6 +198,8 @@ impl Parser for SshParser {
                 }
             }
         }
+        // The bytes after the banner line are binary packets.
+        side.frame(data);
         if self.sides.iter().all(|s| s.done) {
             self.emit(out);
         }
@@ -156,10 +209,19 @@ impl Parser for SshParser {
         let side = &mut self.sides[dir.idx()];
         side.buf.clear();
         side.done = true;
+        side.framing = false;
     }
 
     fn close(&mut self, _ts: i64, out: &mut Vec<AppEvent>) {
         self.emit(out);
+    }
+
+    /// Both sides sent NEWKEYS (Suricata 7 stops inspecting the flow there).
+    fn encrypted(&self) -> Option<crate::ClearUntil> {
+        self.sides
+            .iter()
+            .all(|s| s.newkeys)
+            .then_some(crate::ClearUntil::After)
     }
 }
 
@@ -200,6 +262,62 @@ mod tests {
         let mut out = Vec::new();
         p.close(0, &mut out);
         assert!(out.is_empty(), "logged once");
+    }
+
+    /// Binary packet framing (RFC 4253 6): KEXINIT, then NEWKEYS from each side, split
+    /// anywhere; the flow is encrypted once both sides sent NEWKEYS.
+    #[test]
+    fn encrypted_after_both_newkeys_any_split() {
+        let pkt = |msg: u8, payload: usize| {
+            let pad = 4usize;
+            let len = 1 + 1 + payload + pad;
+            let mut v = (len as u32).to_be_bytes().to_vec();
+            v.push(pad as u8);
+            v.push(msg);
+            v.extend(std::iter::repeat_n(0xAA, payload + pad));
+            v
+        };
+        let mut client = b"SSH-2.0-OpenSSH_9.0\r\n".to_vec();
+        client.extend(pkt(20, 300)); // KEXINIT
+        client.extend(pkt(30, 40)); // KEX_ECDH_INIT
+        client.extend(pkt(21, 0)); // NEWKEYS
+        client.extend([0x5Au8; 64]); // encrypted from here
+        let mut server = b"SSH-2.0-OpenSSH_8.4\r\n".to_vec();
+        server.extend(pkt(20, 280));
+        server.extend(pkt(31, 500));
+        server.extend(pkt(21, 0));
+        for split in [1, 5, 6, 7, 33, 200, 100_000] {
+            let mut p = SshParser::new(&AppConfig::default());
+            for c in client.chunks(split) {
+                feed(&mut p, Direction::ToServer, c);
+            }
+            assert!(
+                p.encrypted().is_none(),
+                "server has not sent NEWKEYS: {split}"
+            );
+            // All but NEWKEYS's message code and padding.
+            let (head, tail) = server.split_at(server.len() - 5);
+            for c in head.chunks(split) {
+                feed(&mut p, Direction::ToClient, c);
+            }
+            assert!(p.encrypted().is_none(), "NEWKEYS incomplete: {split}");
+            feed(&mut p, Direction::ToClient, tail);
+            assert_eq!(
+                p.encrypted(),
+                Some(crate::ClearUntil::After),
+                "split {split}"
+            );
+        }
+        // SSH 1, or a length that is not SSH framing: never encrypted.
+        let mut p = SshParser::new(&AppConfig::default());
+        let mut c1 = b"SSH-1.5-old\r\n".to_vec();
+        c1.extend(pkt(21, 0));
+        feed(&mut p, Direction::ToServer, &c1);
+        let mut s2 = b"SSH-2.0-x\r\n".to_vec();
+        s2.extend([0xff, 0xff, 0xff, 0xff, 4, 21]);
+        s2.extend(pkt(21, 0));
+        feed(&mut p, Direction::ToClient, &s2);
+        assert!(p.encrypted().is_none());
     }
 
     #[test]

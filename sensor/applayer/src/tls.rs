@@ -807,8 +807,8 @@ impl Parser for TlsParser {
         self.emit(out);
     }
 
-    fn encrypted(&self) -> bool {
-        self.app_data
+    fn encrypted(&self) -> Option<crate::ClearUntil> {
+        self.app_data.then_some(crate::ClearUntil::Before)
     }
 }
 
@@ -984,19 +984,19 @@ mod tests {
             0,
             &mut out,
         );
-        assert!(!p.encrypted());
+        assert!(p.encrypted().is_none());
         p.parse(Direction::ToClient, &unhex(SERVER_FLIGHT), 0, &mut out);
         p.parse(Direction::ToServer, CCS, 0, &mut out);
         p.parse(Direction::ToClient, CCS, 0, &mut out);
         assert_eq!(txs(&out).len(), 1);
-        assert!(!p.encrypted(), "handshake only so far");
+        assert!(p.encrypted().is_none(), "handshake only so far");
         // The encrypted Finished, then a heartbeat (encrypted: no anomaly), then data.
         out.clear();
         p.parse(Direction::ToClient, &[22, 3, 3, 0, 3, 1, 2, 3], 0, &mut out);
         p.parse(Direction::ToClient, &[24, 3, 3, 0, 1, 9], 0, &mut out);
-        assert!(!p.encrypted());
+        assert!(p.encrypted().is_none());
         p.parse(Direction::ToClient, &[23, 3, 3, 0, 4, 1, 2], 0, &mut out);
-        assert!(p.encrypted());
+        assert_eq!(p.encrypted(), Some(crate::ClearUntil::Before));
         assert!(out.is_empty(), "{out:?}");
     }
 
