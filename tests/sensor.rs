@@ -294,6 +294,34 @@ fn stream_event_anomalies() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+/// The signature ids of the alerts `khien sensor -S <rules>` writes on `pcap`, sorted.
+fn alert_sids(name: &str, pcap: &Path, rules: &str) -> Vec<String> {
+    let out = outdir(name);
+    let file = out.join("test.rules");
+    std::fs::write(&file, rules).unwrap();
+    sensor_ok(&[
+        "-r",
+        pcap.to_str().unwrap(),
+        "-l",
+        out.to_str().unwrap(),
+        "-k",
+        "none",
+        "-S",
+        file.to_str().unwrap(),
+    ]);
+    let mut sids: Vec<String> = eve(&out)
+        .iter()
+        .filter(|(t, _)| t == "alert")
+        .filter_map(|(_, l)| {
+            let rest = l.split("\"signature_id\":").nth(1)?;
+            Some(rest.split(',').next()?.to_string())
+        })
+        .collect();
+    sids.sort();
+    std::fs::remove_dir_all(&out).unwrap();
+    sids
+}
+
 /// Once a TLS session's application data flows, its payload is not inspected (Suricata's
 /// default `encryption-handling`): no alert on the records' `17 03 03` headers, in packets
 /// or in the raw stream, while `tls.sni` still matches. Suricata 7.0.10 on this pcap
@@ -301,34 +329,14 @@ fn stream_event_anomalies() {
 #[test]
 fn encrypted_tls_payload_is_not_inspected() {
     let pcap = data_dir().join("suricata-verify/tests/tls/tls-bypass-missing-event/tor_bl.pcap");
-    let out = outdir("tls-encrypted");
-    let rules = out.join("enc.rules");
-    std::fs::write(
-        &rules,
+    let sids = alert_sids(
+        "tls-encrypted",
+        &pcap,
         "alert tcp any any -> any any (msg:\"record\"; content:\"|17 03 03|\"; sid:1;)\n\
          alert tls any any -> any any (msg:\"sni\"; tls.sni; content:\".\"; sid:2;)\n\
          alert tcp any any -> any any (msg:\"pkt\"; content:\"|17 03 03|\"; startswith; sid:3;)\n",
-    )
-    .unwrap();
-    let o = out.to_str().unwrap();
-    sensor_ok(&[
-        "-r",
-        pcap.to_str().unwrap(),
-        "-l",
-        o,
-        "-k",
-        "none",
-        "-S",
-        rules.to_str().unwrap(),
-    ]);
-    let sids: Vec<&str> = eve(&out)
-        .iter()
-        .filter(|(t, _)| t == "alert")
-        .filter_map(|(_, l)| l.split("\"signature_id\":").nth(1)?.split(',').next())
-        .map(|s| if s == "2" { "2" } else { "other" })
-        .collect();
+    );
     assert_eq!(sids, ["2", "2"]);
-    std::fs::remove_dir_all(&out).unwrap();
 }
 
 /// SSH payload is not inspected after both sides' NEWKEYS (Suricata 7 stops inspecting
@@ -337,44 +345,15 @@ fn encrypted_tls_payload_is_not_inspected() {
 /// before this: 3 and 6 for sids 4 and 5).
 #[test]
 fn encrypted_ssh_payload_is_not_inspected() {
-    let out = outdir("ssh-encrypted");
-    let rules = out.join("ssh.rules");
-    std::fs::write(
-        &rules,
+    let sids = alert_sids(
+        "ssh-encrypted",
+        &pcap("ndpi-corpus-merged.pcap"),
         "alert tcp any any -> any 22 (msg:\"c\"; content:\"|00 00 00|\"; sid:1;)\n\
          alert tcp any 22 -> any any (msg:\"s\"; content:\"|00 00 00|\"; sid:2;)\n\
          alert tcp any any -> any 22 (msg:\"c2\"; content:\"|aa|\"; sid:4;)\n\
          alert tcp any 22 -> any any (msg:\"s2\"; content:\"|aa|\"; sid:5;)\n",
-    )
-    .unwrap();
-    let p = pcap("ndpi-corpus-merged.pcap");
-    let o = out.to_str().unwrap();
-    sensor_ok(&[
-        "-r",
-        p.to_str().unwrap(),
-        "-l",
-        o,
-        "-k",
-        "none",
-        "-S",
-        rules.to_str().unwrap(),
-    ]);
-    let mut sids: Vec<String> = eve(&out)
-        .iter()
-        .filter(|(t, _)| t == "alert")
-        .filter_map(|(_, l)| {
-            Some(
-                l.split("\"signature_id\":")
-                    .nth(1)?
-                    .split(',')
-                    .next()?
-                    .to_string(),
-            )
-        })
-        .collect();
-    sids.sort();
+    );
     assert_eq!(sids, ["1", "1", "2", "2", "4", "5", "5"]);
-    std::fs::remove_dir_all(&out).unwrap();
 }
 
 #[test]
