@@ -337,6 +337,15 @@ fn metrics_equal_the_final_merged_stats_record() {
         ("flow.mgr.flows_evicted_forced", "khien_flows_evicted_total"),
         ("tcp.sessions", "khien_tcp_sessions_total"),
         ("tcp.reassembly_gap", "khien_tcp_reassembly_gaps_total"),
+        ("tcp.overlap_diff_data", "khien_tcp_overlap_diff_data_total"),
+        (
+            "tcp.pkt_out_of_window",
+            "khien_tcp_ignored_packets_total{reason=\"out_of_window\"}",
+        ),
+        (
+            "tcp.pkt_invalid_ack",
+            "khien_tcp_ignored_packets_total{reason=\"invalid_ack\"}",
+        ),
         (
             "app_layer.flow.http",
             "khien_app_layer_flows_total{app_proto=\"http\"}",
@@ -373,6 +382,9 @@ fn metrics_equal_the_final_merged_stats_record() {
     assert!(eve_u64(s, "app_layer.tx.dns") > 100, "{s}");
     // The zeek pcap's SMB sessions have counters of their own.
     assert!(eve_u64(s, "app_layer.flow.smb") > 0, "{s}");
+    // And packets the stream engine ignored (173 and 16 on this pcap).
+    assert!(eve_u64(s, "tcp.pkt_out_of_window") > 0, "{s}");
+    assert!(eve_u64(s, "tcp.pkt_invalid_ack") > 0, "{s}");
     assert_eq!(eve_u64(s, "flow.active"), 0, "{s}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -233,6 +233,9 @@ impl Sensor {
         set(C::TcpRetrans, s.retransmissions);
         set(C::TcpOoo, s.out_of_order);
         set(C::TcpDepth, s.depth_reached);
+        set(C::TcpOverlapDiff, s.overlaps_diff);
+        set(C::TcpOutOfWindow, s.out_of_window);
+        set(C::TcpInvalidAck, s.invalid_ack);
         set(C::DefragFragments, g.fragments);
         set(C::DefragReassembled, g.reassembled);
         set(C::DefragTimeouts, g.timeouts);

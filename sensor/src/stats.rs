@@ -107,6 +107,11 @@ counters! {
     TcpOoo: "tcp.out_of_order", "khien_tcp_out_of_order_total", "", Counter, "Out-of-order segments.";
     TcpDepth: "tcp.depth_reached", "khien_tcp_depth_reached_total", "", Counter,
         "Streams that reached the reassembly depth.";
+    TcpOverlapDiff: "tcp.overlap_diff_data", "khien_tcp_overlap_diff_data_total", "", Counter,
+        "Overlapping segments whose data differed from what was held.";
+    TcpOutOfWindow: "tcp.pkt_out_of_window", "khien_tcp_ignored_packets_total", "reason=\"out_of_window\"", Counter,
+        "TCP packets the stream engine ignored: data past the receiver's window, or an invalid acknowledgement (any state).";
+    TcpInvalidAck: "tcp.pkt_invalid_ack", "khien_tcp_ignored_packets_total", "reason=\"invalid_ack\"", Counter, "";
     DefragFragments: "defrag.ipv4_ipv6_fragments", "khien_defrag_fragments_total", "", Counter,
         "IP fragments seen.";
     DefragReassembled: "defrag.reassembled", "khien_defrag_reassembled_total", "", Counter,
