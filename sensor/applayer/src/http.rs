@@ -99,6 +99,17 @@ impl HttpTx {
         if let Some(ct) = &self.content_type {
             m.insert("http_content_type".into(), json_str(ct).into());
         }
+        if let Some(cr) = self.response_header("content-range") {
+            let mut o = Map::new();
+            o.insert("raw".into(), json_str(cr).into());
+            let (start, end, size) = content_range_fields(cr);
+            for (k, v) in [("start", start), ("end", end), ("size", size)] {
+                if let Some(v) = v {
+                    o.insert(k.into(), json!(v));
+                }
+            }
+            m.insert("content_range".into(), Value::Object(o));
+        }
         if let Some(r) = &self.referer {
             m.insert("http_refer".into(), json_str(r).into());
         }
@@ -931,6 +942,51 @@ struct RangeFile {
 const RANGE_MAX: u64 = 1 << 20;
 /// Range containers kept per flow (the oldest is dropped).
 const RANGE_FILES: usize = 4;
+
+/// The parts of a Content-Range value for EVE, as Suricata 7 logs them: `bytes
+/// FIRST-LAST/SIZE`, `bytes FIRST-LAST/*` (no size) or `bytes */SIZE` (size only); nothing
+/// for any other form.
+fn content_range_fields(v: &[u8]) -> (Option<u64>, Option<u64>, Option<u64>) {
+    let none = (None, None, None);
+    let v = trim(v);
+    let Some(rest) = v
+        .get(..5)
+        .filter(|p| p.eq_ignore_ascii_case(b"bytes"))
+        .map(|_| trim(&v[5..]))
+    else {
+        return none;
+    };
+    let num = |b: &[u8]| -> Option<u64> {
+        (!b.is_empty() && b.iter().all(u8::is_ascii_digit))
+            .then(|| std::str::from_utf8(b).ok()?.parse().ok())
+            .flatten()
+    };
+    let Some(slash) = rest.iter().position(|&c| c == b'/') else {
+        return none;
+    };
+    let (range, size) = (&rest[..slash], &rest[slash + 1..]);
+    let size = match size {
+        b"*" => None,
+        s => match num(s) {
+            Some(n) => Some(n),
+            None => return none,
+        },
+    };
+    if range == b"*" {
+        return if size.is_some() {
+            (None, None, size)
+        } else {
+            none
+        };
+    }
+    let Some(dash) = range.iter().position(|&c| c == b'-') else {
+        return none;
+    };
+    match (num(&range[..dash]), num(&range[dash + 1..])) {
+        (Some(a), Some(b)) => (Some(a), Some(b), size),
+        _ => none,
+    }
+}
 
 /// `bytes FIRST-LAST/SIZE` of a Content-Range value: (first, size), size known, for a
 /// range that is part of a file.
@@ -2705,6 +2761,24 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
 
     #[test]
     fn byte_ranges_of_a_file_make_the_whole_file() {
+        assert_eq!(
+            content_range_fields(b"bytes 500-1000/146515"),
+            (Some(500), Some(1000), Some(146515))
+        );
+        assert_eq!(
+            content_range_fields(b"bytes 0-4/*"),
+            (Some(0), Some(4), None)
+        );
+        assert_eq!(content_range_fields(b"bytes */33"), (None, None, Some(33)));
+        for bad in [
+            &b"bytes */*"[..],
+            b"items 0-4/33",
+            b"bytes 0-x/33",
+            b"bytes 0-4",
+            b"",
+        ] {
+            assert_eq!(content_range_fields(bad), (None, None, None), "{bad:?}");
+        }
         assert_eq!(parse_content_range(b"bytes 9-25/34"), Some((9, 34)));
         assert_eq!(parse_content_range(b"Bytes 0-4/33"), Some((0, 33)));
         assert_eq!(
