@@ -513,7 +513,7 @@ impl Searcher {
 }
 
 /// A rough rank of how common a byte is in traffic (higher: more common), to pick the
-/// byte a case-insensitive search jumps to: NUL, space and 0xff, then frequent letters,
+/// byte a content search jumps to: NUL, space and 0xff, then frequent letters,
 /// digits and CR/LF, other letters, other bytes, and punctuation last.
 fn commonness(b: u8) -> u8 {
     const LETTERS: &[u8] = b"etaoinsrhldcumfpgwybvkxjqz";
