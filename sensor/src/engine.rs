@@ -1021,12 +1021,7 @@ impl Engine {
                             self.stats.app_tx_by[i] += 1;
                         }
                         if let Some(dt) = self.detect.as_mut() {
-                            let info = khien_detect::FlowInfo {
-                                to_server: true,
-                                established: true,
-                                app_proto: Some(app_name),
-                                encrypted: false,
-                            };
+                            let info = khien_detect::FlowInfo::transaction(app_name);
                             dt.tx(&fwd, f.id, info, &tx, ts);
                             let sections = if dt.alerts.is_empty() {
                                 Vec::new()
@@ -1068,12 +1063,7 @@ impl Engine {
                         self.stats.app_files += 1;
                         let (mut info, section) = file.eve();
                         if let Some(dt) = self.detect.as_mut() {
-                            let fi = khien_detect::FlowInfo {
-                                to_server: true,
-                                established: true,
-                                app_proto: Some(app_name),
-                                encrypted: false,
-                            };
+                            let fi = khien_detect::FlowInfo::transaction(app_name);
                             dt.file(&fwd, f.id, fi, &file, ts);
                             let sections: Vec<(u64, Vec<u8>)> = match &section {
                                 Some((k, v)) if !dt.alerts.is_empty() => {
@@ -1134,12 +1124,7 @@ impl Engine {
                     AppEvent::Expect(spec) => self.expect.add(&f.key, f.id, spec, ts),
                     AppEvent::Request(tx) => {
                         if let Some(dt) = self.detect.as_mut() {
-                            let info = khien_detect::FlowInfo {
-                                to_server: true,
-                                established: true,
-                                app_proto: Some(app_name),
-                                encrypted: false,
-                            };
+                            let info = khien_detect::FlowInfo::transaction(app_name);
                             dt.request(&fwd, f.id, info, &tx, ts);
                         }
                     }

@@ -1198,16 +1198,21 @@ mod tests {
         fn syn(cfg: StreamConfig, syn: &TcpInfo, data: &[u8]) -> Self {
             let mut st = StreamStats::default();
             let s = TcpSession::start(syn, &cfg, &mut st).unwrap();
-            let mut r = Run {
+            let mut r = Run::of(s, cfg, st);
+            r.seg(0, syn, data);
+            r
+        }
+
+        /// A run of session `s`, nothing delivered yet.
+        fn of(s: TcpSession, cfg: StreamConfig, st: StreamStats) -> Self {
+            Run {
                 s,
                 cfg,
                 st,
                 got: Default::default(),
                 gaps: vec![],
                 win: [65535; 2],
-            };
-            r.seg(0, syn, data);
-            r
+            }
         }
         fn new(cfg: StreamConfig) -> Self {
             // Handshake: client ISN 1000, server ISN 5000.
@@ -1623,14 +1628,7 @@ mod tests {
         assert!(TcpSession::start(&seg(5001, 1001, ACK), &cfg, &mut st).is_none());
         let mut s = TcpSession::start(&synack, &cfg, &mut st).unwrap();
         s.reverse();
-        let mut r = Run {
-            s,
-            cfg,
-            st,
-            got: Default::default(),
-            gaps: vec![],
-            win: [65535; 2],
-        };
+        let mut r = Run::of(s, cfg, st);
         // The server's bytes go through without the client's acknowledgement.
         r.pkt(1, 5001, 1001, PSH | ACK, b"HTTP/1.1 200 OK\r\n");
         assert_eq!(r.got[1], b"HTTP/1.1 200 OK\r\n");

@@ -957,6 +957,7 @@ fn content_range_fields(v: &[u8]) -> (Option<u64>, Option<u64>, Option<u64>) {
         return none;
     };
     let num = |b: &[u8]| -> Option<u64> {
+        let b = trim(b);
         (!b.is_empty() && b.iter().all(u8::is_ascii_digit))
             .then(|| std::str::from_utf8(b).ok()?.parse().ok())
             .flatten()
@@ -964,7 +965,7 @@ fn content_range_fields(v: &[u8]) -> (Option<u64>, Option<u64>, Option<u64>) {
     let Some(slash) = rest.iter().position(|&c| c == b'/') else {
         return none;
     };
-    let (range, size) = (&rest[..slash], &rest[slash + 1..]);
+    let (range, size) = (trim(&rest[..slash]), trim(&rest[slash + 1..]));
     let size = match size {
         b"*" => None,
         s => match num(s) {
@@ -991,22 +992,9 @@ fn content_range_fields(v: &[u8]) -> (Option<u64>, Option<u64>, Option<u64>) {
 /// `bytes FIRST-LAST/SIZE` of a Content-Range value: (first, size), size known, for a
 /// range that is part of a file.
 fn parse_content_range(v: &[u8]) -> Option<(u64, u64)> {
-    let v = trim(v);
-    if !v.get(..5)?.eq_ignore_ascii_case(b"bytes") {
+    let (Some(first), Some(last), Some(size)) = content_range_fields(v) else {
         return None;
-    }
-    let rest = trim(&v[5..]);
-    let dash = rest.iter().position(|&c| c == b'-')?;
-    let slash = rest.iter().position(|&c| c == b'/')?;
-    let num = |b: &[u8]| -> Option<u64> {
-        let b = trim(b);
-        (!b.is_empty() && b.iter().all(u8::is_ascii_digit))
-            .then(|| std::str::from_utf8(b).ok()?.parse().ok())
-            .flatten()
     };
-    let first = num(rest.get(..dash)?)?;
-    let last = num(rest.get(dash + 1..slash)?)?;
-    let size = num(rest.get(slash + 1..)?)?;
     // A range that is the whole file has nothing to reassemble.
     (first <= last && last < size && !(first == 0 && last + 1 == size)).then_some((first, size))
 }
@@ -2821,8 +2809,7 @@ HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
         assert_eq!(f[2].filename, b"/f");
         assert_eq!(f[2].state, FileState::Closed);
         assert_eq!(f[2].tx_id, 1, "logged with the response that completed it");
-        let whole = FileTracker::new(Vec::new(), 0);
-        let mut whole = whole;
+        let mut whole = FileTracker::new(Vec::new(), 0);
         whole.write(b"0123456789");
         let want = whole.finish(
             AppProto::Http,

@@ -80,6 +80,18 @@ pub struct FlowInfo {
     pub encrypted: bool,
 }
 
+impl FlowInfo {
+    /// A transaction (or file) of an established flow of `app_proto`, client to server.
+    pub fn transaction(app_proto: &'static str) -> FlowInfo {
+        FlowInfo {
+            to_server: true,
+            established: true,
+            app_proto: Some(app_proto),
+            encrypted: false,
+        }
+    }
+}
+
 /// One packet as the engine sees it. Header fields the sensor does not know stay `None`.
 #[derive(Clone, Debug)]
 pub struct PacketInfo<'a> {
